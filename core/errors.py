@@ -1,0 +1,24 @@
+"""Exceptions raised for bad input; the CLI prints each as one line."""
+
+
+class BayesgenError(Exception):
+    """Base class for every error the user can fix."""
+
+
+class UnknownPluginError(BayesgenError, KeyError):
+    """A process, backbone or sampler name that no installed plugin provides."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DataError(BayesgenError, ValueError):
+    """Event data that cannot be used (non-finite values, wrong shape)."""
+
+
+class RunError(BayesgenError):
+    """A run directory or checkpoint that cannot be used."""
+
+
+class ConfigError(BayesgenError, ValueError):
+    """An option with an invalid value."""

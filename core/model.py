@@ -1,0 +1,68 @@
+"""Assemble a sampler from its plugins, and load a trained one from a run directory."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from bayesgen.core import registry
+from bayesgen.core.checkpoint import load_checkpoint
+from bayesgen.core.config import TrainConfig
+from bayesgen.core.device import resolve_device
+from bayesgen.core.errors import ConfigError, RunError
+from bayesgen.core.preprocessing import Preprocessor
+from bayesgen.core.process import Process
+from bayesgen.core.sampler import Sampler
+
+
+def _instantiate(kind: str, factory, *args, **options):
+    try:
+        return factory(*args, **options)
+    except TypeError as error:
+        raise ConfigError(f"bad {kind} options {options}: {error}") from None
+
+
+def build_process(config: TrainConfig) -> Process:
+    return _instantiate("process", registry.registry().get("processes", config.process),
+                        **config.process_options)
+
+
+def build_sampler(config: TrainConfig, n_features: int) -> Sampler:
+    """The sampler named in ``config`` around a fresh backbone of the configured size."""
+    network = _instantiate("backbone", registry.get_backbone(config.backbone), n_features,
+                           **config.backbone_options)
+    return _instantiate("sampler", registry.get_sampler(config.sampler), network, n_features,
+                        **config.sampler_options)
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@dataclass
+class TrainedModel:
+    """Everything needed to generate events from a finished (or interrupted) training run."""
+
+    config: TrainConfig
+    process: Process
+    preprocessor: Preprocessor
+    sampler: Sampler
+    step: int
+
+    @classmethod
+    def load(cls, run_dir: str | Path, device: str = "auto") -> "TrainedModel":
+        """Rebuild the run's sampler with its EMA weights on ``device``, in eval mode."""
+        torch_device = resolve_device(device)
+        state = load_checkpoint(run_dir)
+        config = TrainConfig(**state["config"])
+        process = build_process(config)
+        preprocessor = Preprocessor.from_state_dict(process, state["preprocessing"])
+        sampler = build_sampler(config, process.n_features)
+        try:
+            sampler.load_state_dict(state["ema"])
+        except RuntimeError as error:
+            raise RunError(f"checkpoint in {run_dir} does not match the {config.sampler}/"
+                           f"{config.backbone} model it names: {str(error).splitlines()[0]}") from None
+        sampler.to(torch_device).eval()
+        return cls(config, process, preprocessor, sampler, state["step"])

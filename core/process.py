@@ -1,0 +1,62 @@
+"""The interface every process plugin implements.
+
+An *event array* is a float array of shape ``(n_events, len(quantities))`` holding physical
+quantities in GeV and radians (φ wrapped to (-π, π]); its columns become the branches of
+generated ROOT files. A *raw feature array* ``(n_events, n_features)`` is what the network sees
+before standardisation, which core applies on top (see :mod:`bayesgen.core.preprocessing`).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Binning:
+    """Regular binning of one observable: ``bins`` bins from ``low`` to ``high``."""
+
+    low: float
+    high: float
+    bins: int
+    label: str = ""
+
+    @property
+    def edges(self) -> np.ndarray:
+        return np.linspace(self.low, self.high, self.bins + 1)
+
+
+class Process(ABC):
+    """A physics process: where its events come from and how the network sees them.
+
+    Subclasses set ``name``, ``description`` (one line), ``quantities`` (event-array column
+    names), ``feature_names`` and ``binnings`` (observable name → :class:`Binning`).
+    """
+
+    name: str
+    description: str
+    quantities: tuple[str, ...]
+    feature_names: tuple[str, ...]
+    binnings: dict[str, Binning]
+
+    @abstractmethod
+    def sample(self, n: int, seed: int) -> np.ndarray:
+        """Draw ``n`` events ``(n, len(quantities))``, reproducibly for a given ``seed``."""
+
+    @abstractmethod
+    def to_features(self, events: np.ndarray) -> np.ndarray:
+        """Event array → raw feature array ``(n, len(feature_names))``."""
+
+    @abstractmethod
+    def from_features(self, features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Raw feature array → event array; ``rng`` restores symmetries removed by
+        :meth:`to_features` (e.g. a global φ rotation)."""
+
+    @abstractmethod
+    def observables(self, events: np.ndarray) -> dict[str, np.ndarray]:
+        """Event array → observable name → values ``(n,)``; keys match :attr:`binnings`."""
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)

@@ -1,0 +1,166 @@
+"""The training loop: device-agnostic, AMP on GPU, EMA weights, atomic checkpoints, resume.
+
+A run is reproducible step by step: the batch and the noise of step ``k`` are drawn from
+streams seeded by ``(seed, k)``, so a run resumed from a checkpoint ends where an
+uninterrupted run with the same seed ends.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from bayesgen.core.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from bayesgen.core.config import TrainConfig
+from bayesgen.core.device import resolve_device
+from bayesgen.core.errors import ConfigError, RunError
+from bayesgen.core.io import write_json
+from bayesgen.core.model import build_process, build_sampler
+from bayesgen.core.preprocessing import Preprocessor
+from bayesgen.core.seeding import derive_seed, torch_generator
+
+RESUMABLE_CHANGES = {"steps", "checkpoint_every", "device", "out", "resume"}
+
+
+class ExponentialMovingAverage:
+    """``θ̄ ← d θ̄ + (1 − d) θ`` with warm-up ``d = min(decay, (1 + k)/(10 + k))`` at step ``k``."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.model = copy.deepcopy(model).requires_grad_(False)
+        self.decay = decay
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        ema = list(self.model.state_dict().values())
+        live = list(model.state_dict().values())
+        floats = [(e, p) for e, p in zip(ema, live) if e.is_floating_point()]
+        torch._foreach_lerp_([e for e, _ in floats], [p for _, p in floats], 1.0 - decay)
+
+
+class BatchStream:
+    """Shuffled mini-batches, a fresh permutation per epoch, addressable by step number."""
+
+    def __init__(self, n_events: int, batch_size: int, seed: int, device: torch.device):
+        if batch_size > n_events:
+            raise ConfigError(f"--batch-size {batch_size} exceeds the {n_events} training events")
+        self.n_events, self.batch_size, self.seed, self.device = n_events, batch_size, seed, device
+        self.steps_per_epoch = n_events // batch_size
+        self._epoch, self._permutation = -1, None
+
+    def indices(self, step: int) -> torch.Tensor:
+        epoch, position = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            generator = torch_generator(derive_seed(self.seed, "epoch", epoch))
+            self._epoch = epoch
+            self._permutation = torch.randperm(self.n_events, generator=generator).to(self.device)
+        start = position * self.batch_size
+        return self._permutation[start:start + self.batch_size]
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warm-up over ``warmup_steps``, then cosine decay to zero at ``steps``."""
+    warmup = min(config.warmup_steps, config.steps // 10)
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, config.steps - warmup)
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _load_resume_state(config: TrainConfig) -> tuple[TrainConfig, dict]:
+    """The saved run's config, with ``steps`` (to extend a run), ``device`` and ``out`` from
+    ``config``; any other option set away from its default must match the saved run."""
+    state = load_checkpoint(config.out)
+    saved, defaults = TrainConfig(**state["config"]), TrainConfig()
+    conflicts = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in RESUMABLE_CHANGES
+                 and getattr(config, f.name) not in (getattr(defaults, f.name), getattr(saved, f.name))]
+    if conflicts:
+        raise ConfigError(f"cannot resume {config.out} with a different {', '.join(conflicts)}")
+    steps = saved.steps if config.steps == defaults.steps else config.steps
+    return dataclasses.replace(saved, steps=steps, device=config.device, out=config.out, resume=True), state
+
+
+def train(config: TrainConfig, progress: bool = True) -> Path:
+    """Train the configured model into ``config.out``; return the run directory."""
+    run_dir = Path(config.out)
+    state = None
+    if config.resume:
+        config, state = _load_resume_state(config)
+    elif checkpoint_path(run_dir).exists():
+        raise RunError(f"{run_dir} already holds a trained run; pass --resume to continue it "
+                       "or choose another --out")
+    device = resolve_device(config.device)
+    process = build_process(config)
+
+    events = process.sample(config.events, seed=derive_seed(config.seed, "train-data"))
+    preprocessor = Preprocessor.fit(process, events)
+    features = torch.from_numpy(preprocessor.forward(events)).to(device)
+    del events
+
+    torch.manual_seed(derive_seed(config.seed, "init"))
+    sampler = build_sampler(config, process.n_features).to(device)
+    ema = ExponentialMovingAverage(sampler, config.ema_decay)
+    optimizer = torch.optim.AdamW(sampler.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    history: dict[str, list[float]] = {"step": [], "loss": []}
+    start = 0
+    if state is not None:
+        sampler.load_state_dict(state["model"])
+        ema.model.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, start = state["history"], state["step"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    def checkpoint(step: int) -> None:
+        save_checkpoint(run_dir, {
+            "config": dataclasses.asdict(config), "step": step, "model": sampler.state_dict(),
+            "ema": ema.model.state_dict(), "optimizer": optimizer.state_dict(),
+            "preprocessing": preprocessor.state_dict(), "history": history})
+
+    batches = BatchStream(len(features), config.batch_size, config.seed, device)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext())
+    log_every = max(1, min(50, config.steps // 100))
+    bar = tqdm(total=config.steps, initial=start, disable=not progress, unit="step", mininterval=1.0,
+               dynamic_ncols=True, desc=f"{config.sampler}/{config.backbone} on {config.process}")
+    running, tick, tick_step = torch.zeros((), device=device), time.perf_counter(), start
+    sampler.train()
+    for step in range(start, config.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, step)
+        generator = torch_generator(derive_seed(config.seed, "noise", step), device)
+        with autocast:
+            loss = sampler.loss(features[batches.indices(step)], generator=generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(sampler.parameters(), 1.0)
+        optimizer.step()
+        ema.update(sampler, step)
+        running += loss.detach()
+        done = step + 1
+        if done % log_every == 0 or done == config.steps:
+            mean_loss = running.item() / (done - tick_step)
+            if not np.isfinite(mean_loss):
+                raise RunError(f"training diverged at step {done} (loss {mean_loss}); lower --lr "
+                               f"or resume from the last checkpoint in {run_dir}")
+            now = time.perf_counter()
+            rate = (done - tick_step) * config.batch_size / (now - tick)
+            history["step"].append(done)
+            history["loss"].append(mean_loss)
+            bar.set_postfix(loss=f"{mean_loss:.4f}", events_per_s=f"{rate:,.0f}", refresh=False)
+            running.zero_()
+            tick, tick_step = now, done
+        bar.update(1)
+        if done % config.checkpoint_every == 0 or done == config.steps:
+            checkpoint(done)
+    bar.close()
+    if start >= config.steps:
+        checkpoint(start)
+    write_json(run_dir / "config.json", dataclasses.asdict(config))
+    return run_dir

@@ -1,0 +1,166 @@
+"""Denoising diffusion (DDPM) with ancestral and DDIM sampling.
+
+Forward process, ``t = 0 … T−1``:  ``x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε``,  ``ᾱ_t = ∏_{s≤t} (1 − β_s)``.
+The network sees ``(x_t, (t+1)/T)`` and predicts either ``ε`` or ``v = √ᾱ_t ε − √(1−ᾱ_t) x₀``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from bayesgen.core.errors import ConfigError
+from bayesgen.core.hooks import hookimpl
+from bayesgen.core.sampler import Sampler
+
+SCHEDULES = ("linear", "cosine")
+PREDICTIONS = ("eps", "v")
+SOLVERS = ("ancestral", "ddim")
+
+
+def beta_schedule(name: str, timesteps: int) -> np.ndarray:
+    """β_t for ``linear`` (1e-4 → 0.02 at T = 1000, scaled by 1000/T) or ``cosine`` (Nichol &
+    Dhariwal) schedules; β ≤ 0.999 so that ᾱ stays positive for short schedules."""
+    if name == "linear":
+        scale = 1000.0 / timesteps
+        return np.clip(np.linspace(scale * 1e-4, scale * 0.02, timesteps, dtype=np.float64), 0.0, 0.999)
+    if name == "cosine":
+        s = 0.008
+        steps = np.arange(timesteps + 1, dtype=np.float64) / timesteps
+        alpha_bar = np.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
+        return np.clip(1.0 - alpha_bar[1:] / alpha_bar[:-1], 0.0, 0.999)
+    raise ConfigError(f"unknown noise schedule {name!r}; known: {', '.join(SCHEDULES)}")
+
+
+class GaussianDiffusion(nn.Module):
+    """Owns the noise schedule and every diffusion formula; networks know nothing of it."""
+
+    def __init__(self, timesteps: int = 1000, schedule: str = "linear", prediction: str = "eps"):
+        super().__init__()
+        if prediction not in PREDICTIONS:
+            raise ConfigError(f"unknown prediction {prediction!r}; known: {', '.join(PREDICTIONS)}")
+        if timesteps < 2:
+            raise ConfigError(f"timesteps must be at least 2, got {timesteps}")
+        self.timesteps, self.schedule, self.prediction = timesteps, schedule, prediction
+        betas = beta_schedule(schedule, timesteps)
+        alpha_bar = np.cumprod(1.0 - betas)
+        alpha_bar_prev = np.append(1.0, alpha_bar[:-1])
+        # Posterior q(x_{t−1} | x_t, x₀) = N(c₀ x₀ + c_t x_t, β̃_t), β̃_t = β_t (1−ᾱ_{t−1})/(1−ᾱ_t).
+        posterior_var = betas * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar)
+        tables = {
+            "alpha_bar": alpha_bar,
+            "posterior_c0": betas * np.sqrt(alpha_bar_prev) / (1.0 - alpha_bar),
+            "posterior_ct": (1.0 - alpha_bar_prev) * np.sqrt(1.0 - betas) / (1.0 - alpha_bar),
+            "posterior_log_var": np.log(np.append(posterior_var[1], posterior_var[1:])),
+        }
+        for name, table in tables.items():
+            self.register_buffer(name, torch.tensor(table, dtype=torch.float32), persistent=False)
+
+    def network_time(self, t: torch.Tensor) -> torch.Tensor:
+        """Integer step ``t`` → the network's time input ``(t+1)/T`` in (0, 1]."""
+        return (t.float() + 1.0) / self.timesteps
+
+    def _coefficients(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        alpha_bar = self.alpha_bar[t][:, None]
+        return alpha_bar.sqrt(), (1.0 - alpha_bar).sqrt()
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """``x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε``."""
+        a, s = self._coefficients(t)
+        return a * x0 + s * noise
+
+    def target(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """What the network regresses: ``ε`` or ``v = √ᾱ ε − √(1−ᾱ) x₀``."""
+        if self.prediction == "eps":
+            return noise
+        a, s = self._coefficients(t)
+        return a * noise - s * x0
+
+    def split(self, x_t: torch.Tensor, t: torch.Tensor, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Network output → ``(x̂₀, ε̂)``."""
+        a, s = self._coefficients(t)
+        if self.prediction == "eps":
+            return (x_t - s * output) / a, output
+        return a * x_t - s * output, s * x_t + a * output
+
+    def ancestral_step(self, x_t: torch.Tensor, t: torch.Tensor, output: torch.Tensor,
+                       noise: torch.Tensor) -> torch.Tensor:
+        """Draw ``x_{t−1} ~ q(x_{t−1} | x_t, x̂₀)``; no noise is added at ``t = 0``."""
+        x0, _ = self.split(x_t, t, output)
+        mean = self.posterior_c0[t][:, None] * x0 + self.posterior_ct[t][:, None] * x_t
+        std = (0.5 * self.posterior_log_var[t][:, None]).exp() * (t > 0).float()[:, None]
+        return mean + std * noise
+
+    def ddim_step(self, x_t: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor, output: torch.Tensor,
+                  noise: torch.Tensor | None = None, eta: float = 0.0) -> torch.Tensor:
+        """DDIM update to ``t_prev`` (``−1`` means the data): ``√ᾱ' x̂₀ + √(1−ᾱ'−σ²) ε̂ + σ z``."""
+        x0, eps = self.split(x_t, t, output)
+        alpha_bar = self.alpha_bar[t][:, None]
+        alpha_bar_prev = torch.where(t_prev[:, None] >= 0, self.alpha_bar[t_prev.clamp(min=0)][:, None],
+                                     torch.ones_like(alpha_bar))
+        sigma = eta * ((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev)).sqrt()
+        x_prev = alpha_bar_prev.sqrt() * x0 + (1 - alpha_bar_prev - sigma**2).clamp(min=0).sqrt() * eps
+        return x_prev + sigma * noise if noise is not None and eta > 0 else x_prev
+
+    def ddim_timesteps(self, steps: int) -> list[int]:
+        """``steps`` integer times from ``T−1`` down to ``0``, evenly spaced."""
+        if not 1 <= steps <= self.timesteps:
+            raise ConfigError(f"DDIM steps must be between 1 and {self.timesteps}, got {steps}")
+        return sorted({int(round(v)) for v in np.linspace(0, self.timesteps - 1, steps)}, reverse=True)
+
+
+class DDPM(Sampler):
+    """Denoising diffusion: linear/cosine schedule, ε/v prediction, ancestral or DDIM sampling."""
+
+    def __init__(self, network: nn.Module, n_features: int, timesteps: int = 1000,
+                 schedule: str = "linear", prediction: str = "eps", ddim_eta: float = 0.0):
+        super().__init__(network, n_features)
+        self.diffusion = GaussianDiffusion(timesteps, schedule, prediction)
+        self.ddim_eta = ddim_eta
+
+    def loss(self, x, cond=None, generator=None):
+        t = torch.randint(0, self.diffusion.timesteps, (x.shape[0],), device=x.device, generator=generator)
+        noise = torch.randn(x.shape, device=x.device, generator=generator, dtype=x.dtype)
+        x_t = self.diffusion.q_sample(x, t, noise)
+        output = self.network(x_t, self.diffusion.network_time(t), cond)
+        return (output.float() - self.diffusion.target(x, t, noise)).square().mean()
+
+    def _solver(self, steps: int | None, solver: str | None) -> tuple[str, int]:
+        steps = steps or self.diffusion.timesteps
+        solver = solver or ("ancestral" if steps == self.diffusion.timesteps else "ddim")
+        if solver not in SOLVERS:
+            raise ConfigError(f"unknown ddpm solver {solver!r}; known: {', '.join(SOLVERS)}")
+        if solver == "ancestral" and steps != self.diffusion.timesteps:
+            raise ConfigError(f"ancestral sampling takes all {self.diffusion.timesteps} steps; "
+                              f"use --solver ddim for {steps}")
+        return solver, steps
+
+    @torch.no_grad()
+    def sample(self, n, cond=None, steps=None, solver=None, generator=None):
+        solver, steps = self._solver(steps, solver)
+        device = self.device
+        x = torch.randn((n, self.n_features), device=device, generator=generator)
+        times = (list(range(self.diffusion.timesteps - 1, -1, -1)) if solver == "ancestral"
+                 else self.diffusion.ddim_timesteps(steps))
+        for i, step in enumerate(times):
+            t = torch.full((n,), step, device=device, dtype=torch.long)
+            output = self.network(x, self.diffusion.network_time(t), cond).float()
+            if solver == "ancestral":
+                noise = torch.randn(x.shape, device=device, generator=generator)
+                x = self.diffusion.ancestral_step(x, t, output, noise)
+            else:
+                t_prev = torch.full_like(t, times[i + 1] if i + 1 < len(times) else -1)
+                noise = torch.randn(x.shape, device=device, generator=generator) if self.ddim_eta > 0 else None
+                x = self.diffusion.ddim_step(x, t, t_prev, output, noise, self.ddim_eta)
+        return x
+
+    def evaluations_per_event(self, steps=None, solver=None):
+        solver, steps = self._solver(steps, solver)
+        return self.diffusion.timesteps if solver == "ancestral" else len(self.diffusion.ddim_timesteps(steps))
+
+
+@hookimpl
+def bayesgen_samplers():
+    return {"ddpm": DDPM}

@@ -1,0 +1,185 @@
+"""Weighted 1D histograms for validation, NumPy only.
+
+:class:`Histogram` is one filled sample (truth or a single generator draw) with its Poisson
+error; :class:`BandHistogram` is the per-bin mean and spread of the densities of several
+generator draws (the ensemble of a Bayesian model). Both expose ``edges``, ``centers``,
+``widths``, ``density`` and ``density_error`` so plotting code can treat them alike.
+
+Normalisation: ``fraction = counts / total`` where ``total`` is the sum of *all* weights,
+under- and overflow included, so fractions of a histogram whose range cuts away part of the
+sample sum to less than one, and ``density = fraction / width`` integrates to the in-range
+fraction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from bayesgen.core.errors import DataError
+
+__all__ = ["Histogram", "BandHistogram", "check_edges"]
+
+
+def check_edges(edges) -> np.ndarray:
+    """Return ``edges`` as a float array, or raise :class:`ValueError` if they are not a 1D,
+    finite, strictly increasing array of at least two values."""
+    edges = np.asarray(edges, dtype=float)
+    if edges.ndim != 1 or edges.size < 2:
+        raise ValueError(f"histogram edges must be a 1D array of at least 2 values, got shape {edges.shape}")
+    if not np.all(np.isfinite(edges)):
+        raise ValueError("histogram edges must be finite")
+    if not np.all(np.diff(edges) > 0):
+        raise ValueError("histogram edges must be strictly increasing")
+    return edges
+
+
+def _safe_divide(num: np.ndarray, den) -> np.ndarray:
+    """``num / den`` elementwise, NaN where ``den`` is zero, without a RuntimeWarning."""
+    num = np.asarray(num, dtype=float)
+    den = np.broadcast_to(np.asarray(den, dtype=float), num.shape)
+    out = np.full(num.shape, np.nan)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+def _first_bad(name: str, array: np.ndarray, bad: np.ndarray, what: str) -> DataError:
+    first = int(np.flatnonzero(bad)[0])
+    return DataError(
+        f"{name} contain {int(bad.sum())} {what} value(s) out of {array.size}; first at index {first}"
+    )
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """A filled, weighted 1D histogram.
+
+    Attributes:
+        edges: bin edges ``(bins + 1,)``.
+        counts: sum of weights per bin ``(bins,)``, values inside ``[edges[0], edges[-1]]`` only
+            (the last bin includes its right edge, as in :func:`numpy.histogram`).
+        sumw2: sum of squared weights per bin ``(bins,)``, the Poisson variance of ``counts``.
+        total: sum of all weights, under- and overflow included; the normalisation.
+    """
+
+    edges: np.ndarray
+    counts: np.ndarray
+    sumw2: np.ndarray
+    total: float
+
+    @classmethod
+    def fill(cls, values, edges, weights=None) -> "Histogram":
+        """Histogram the 1D array ``values`` (optionally weighted) into ``edges``.
+
+        Raises :class:`~bayesgen.core.errors.DataError` (a :class:`ValueError`) for NaN values
+        or non-finite weights, naming how many and the first index. ±inf values are legal and
+        count as under-/overflow.
+        """
+        edges = check_edges(edges)
+        values = np.asarray(values, dtype=float)
+        if values.ndim != 1:
+            raise ValueError(f"histogram values must be a 1D array, got shape {values.shape}")
+        nan = np.isnan(values)
+        if nan.any():
+            raise _first_bad("histogram values", values, nan, "NaN")
+        if weights is None:
+            w = np.ones_like(values)
+        else:
+            w = np.asarray(weights, dtype=float)
+            if w.shape != values.shape:
+                raise ValueError(f"weights shape {w.shape} does not match values shape {values.shape}")
+            bad = ~np.isfinite(w)
+            if bad.any():
+                raise _first_bad("histogram weights", w, bad, "non-finite")
+        counts, _ = np.histogram(values, bins=edges, weights=w)
+        sumw2, _ = np.histogram(values, bins=edges, weights=w * w)
+        return cls(edges=edges, counts=counts.astype(float), sumw2=sumw2.astype(float), total=float(w.sum()))
+
+    @property
+    def bins(self) -> int:
+        return len(self.edges) - 1
+
+    @property
+    def widths(self) -> np.ndarray:
+        return np.diff(self.edges)
+
+    @property
+    def centers(self) -> np.ndarray:
+        return 0.5 * (self.edges[:-1] + self.edges[1:])
+
+    @property
+    def fraction(self) -> np.ndarray:
+        """``counts / total`` (NaN everywhere if ``total`` is zero)."""
+        return _safe_divide(self.counts, self.total)
+
+    @property
+    def fraction_error(self) -> np.ndarray:
+        """Poisson error of :attr:`fraction`: ``sqrt(sumw2) / total``."""
+        return _safe_divide(np.sqrt(self.sumw2), self.total)
+
+    @property
+    def density(self) -> np.ndarray:
+        """``fraction / width``; integrates to the in-range fraction of the sample."""
+        return self.fraction / self.widths
+
+    @property
+    def density_error(self) -> np.ndarray:
+        """Poisson error of :attr:`density`: ``sqrt(sumw2) / (total * width)``."""
+        return self.fraction_error / self.widths
+
+
+@dataclass(frozen=True)
+class BandHistogram:
+    """Per-bin mean and standard deviation of the densities of several histograms (one per
+    generator draw of an ensemble), on common edges.
+
+    Attributes:
+        edges: bin edges ``(bins + 1,)``.
+        mean: per-bin mean of the draws' :attr:`Histogram.density` ``(bins,)``.
+        std: per-bin sample standard deviation (``ddof=1``) of those densities; zeros for a
+            single draw.
+        n_draws: number of histograms combined.
+    """
+
+    edges: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    n_draws: int
+
+    @classmethod
+    def from_histograms(cls, histograms: Sequence[Histogram]) -> "BandHistogram":
+        histograms = list(histograms)
+        if not histograms:
+            raise ValueError("BandHistogram.from_histograms needs at least one histogram")
+        edges = histograms[0].edges
+        for i, h in enumerate(histograms[1:], start=1):
+            if h.edges.shape != edges.shape or not np.allclose(h.edges, edges):
+                raise ValueError(f"histogram {i} has different edges from histogram 0")
+        densities = np.stack([h.density for h in histograms])
+        n = len(histograms)
+        std = densities.std(axis=0, ddof=1) if n > 1 else np.zeros(densities.shape[1])
+        return cls(edges=np.asarray(edges, dtype=float), mean=densities.mean(axis=0), std=std, n_draws=n)
+
+    @property
+    def bins(self) -> int:
+        return len(self.edges) - 1
+
+    @property
+    def widths(self) -> np.ndarray:
+        return np.diff(self.edges)
+
+    @property
+    def centers(self) -> np.ndarray:
+        return 0.5 * (self.edges[:-1] + self.edges[1:])
+
+    @property
+    def density(self) -> np.ndarray:
+        """Alias of :attr:`mean`, so a band can stand where a :class:`Histogram` is plotted."""
+        return self.mean
+
+    @property
+    def density_error(self) -> np.ndarray:
+        """Alias of :attr:`std` (the ensemble spread, not a Poisson error)."""
+        return self.std

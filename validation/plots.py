@@ -1,0 +1,156 @@
+"""Validation plots: one observable, truth vs generated, with a ratio panel.
+
+Uses :class:`matplotlib.figure.Figure` with the Agg canvas directly (no pyplot), so importing
+this module never changes the backend of a user's interactive session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.legend_handler import HandlerTuple
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from bayesgen.core.process import Binning
+from bayesgen.validation.histogram import BandHistogram, Histogram
+
+__all__ = ["plot_observable"]
+
+_COLORS = ["C0", "C3", "C2", "C1", "C4", "C5", "C6", "C8", "C9"]  # no grey/black: truth is black
+_RATIO_DEFAULT = (0.8, 1.2)
+_RATIO_LIMIT = (0.0, 2.0)  # the ratio panel never zooms out further than this
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den``, NaN where ``den`` is zero or not finite (no RuntimeWarning)."""
+    num = np.asarray(num, dtype=float)
+    den = np.asarray(den, dtype=float)
+    out = np.full(num.shape, np.nan)
+    np.divide(num, den, out=out, where=np.isfinite(den) & (den != 0))
+    return out
+
+
+def _runs(ok: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, stop)`` index ranges of the consecutive True entries of ``ok``."""
+    padded = np.concatenate([[False], ok, [False]])
+    starts = np.flatnonzero(~padded[:-1] & padded[1:])
+    stops = np.flatnonzero(padded[:-1] & ~padded[1:])
+    return list(zip(starts, stops))
+
+
+def _stairs_line(ax, edges, values, **kwargs) -> None:
+    """Step line without side edges; bins with NaN values are left blank."""
+    for a, b in _runs(np.isfinite(values)):
+        ax.stairs(values[a:b], edges[a:b + 1], baseline=None, **kwargs)
+
+
+def _stairs_band(ax, edges, low, high, **kwargs) -> None:
+    """Shaded step band between ``low`` and ``high``; bins where either is NaN are left blank."""
+    for a, b in _runs(np.isfinite(low) & np.isfinite(high)):
+        ax.stairs(high[a:b], edges[a:b + 1], baseline=low[a:b], fill=True, **kwargs)
+
+
+def plot_observable(
+    path,
+    binning: Binning,
+    truth: Histogram,
+    generated: Mapping[str, Histogram | BandHistogram],
+    title: str = "",
+    *,
+    logy: bool = False,
+) -> Path:
+    """Plot the density of one observable, truth vs each generated entry, with a ratio panel.
+
+    Main panel: truth as black points with Poisson error bars; each :class:`Histogram` entry a
+    coloured step line; each :class:`BandHistogram` entry the step of its mean with a shaded
+    ±std band. Ratio panel: generated / truth, the truth's relative statistical error as a grey
+    band (and each band's ±std / truth shaded), y-range [0.8, 1.2] widened as the ratios need,
+    at most to [0, 2]; bins with an empty truth are left blank.
+
+    The figure is written atomically (temporary file in the same directory, then
+    :func:`os.replace`); the format follows the suffix of ``path`` (PNG without one).
+    Returns ``path`` as a :class:`~pathlib.Path`.
+    """
+    path = Path(path)
+    edges = np.asarray(truth.edges, dtype=float)
+    for name, h in generated.items():
+        if h.edges.shape != edges.shape or not np.allclose(h.edges, edges):
+            raise ValueError(f"generated histogram {name!r} has different edges from the truth")
+
+    fig = Figure(figsize=(6.4, 5.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax, rax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+
+    t_dens = truth.density
+    t_err = truth.density_error
+    centers = truth.centers
+    handles, labels = [], []
+
+    # Truth: grey relative-error band in the ratio panel, points in the main panel.
+    t_rel = _ratio(t_err, t_dens)
+    _stairs_band(rax, edges, 1.0 - t_rel, 1.0 + t_rel, color="0.8", lw=0, zorder=1)
+    filled = t_dens > 0
+    ax.errorbar(centers[filled], t_dens[filled], yerr=t_err[filled], fmt="o", color="black",
+                ms=3.5, lw=1.0, capsize=0, zorder=5)
+    handles.append((Patch(facecolor="0.8", edgecolor="none"),
+                    Line2D([], [], marker="o", ms=3.5, color="black", lw=1.0)))
+    labels.append("truth (stat. error)")
+
+    ratio_values = []
+    for i, (name, h) in enumerate(generated.items()):
+        color = _COLORS[i % len(_COLORS)]
+        mean = np.asarray(h.density, dtype=float)
+        ax.stairs(mean, edges, color=color, lw=1.5, zorder=4)
+        r = _ratio(mean, t_dens)
+        ratio_values.append(r)
+        _stairs_line(rax, edges, r, color=color, lw=1.5, zorder=4)
+        line = Line2D([], [], color=color, lw=1.5)
+        if isinstance(h, BandHistogram):
+            std = np.asarray(h.std, dtype=float)
+            _stairs_band(ax, edges, mean - std, mean + std, color=color, alpha=0.3, lw=0, zorder=3)
+            _stairs_band(rax, edges, _ratio(mean - std, t_dens), _ratio(mean + std, t_dens),
+                         color=color, alpha=0.3, lw=0, zorder=3)
+            handles.append((Patch(facecolor=color, alpha=0.3, edgecolor="none"), line))
+            labels.append(f"{name} (mean ± std, {h.n_draws} draws)")
+        else:
+            handles.append(line)
+            labels.append(name)
+
+    # Ratio panel range: [0.8, 1.2] unless the central ratios need more, capped at [0, 2].
+    lo, hi = _RATIO_DEFAULT
+    finite = np.concatenate([r[np.isfinite(r)] for r in ratio_values]) if ratio_values else np.array([])
+    if finite.size:
+        lo = max(_RATIO_LIMIT[0], min(lo, finite.min() - 0.05))
+        hi = min(_RATIO_LIMIT[1], max(hi, finite.max() + 0.05))
+    rax.set_ylim(lo, hi)
+    rax.axhline(1.0, color="black", ls="--", lw=0.8, zorder=2)
+
+    ax.set_xlim(edges[0], edges[-1])
+    if logy:
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(0.0, 1.3 * ax.get_ylim()[1])  # headroom for the legend
+    ax.set_ylabel("normalised density")
+    if title:
+        ax.set_title(title)
+    ax.legend(handles, labels, handler_map={tuple: HandlerTuple(ndivide=1)}, frameon=False, fontsize="small")
+    rax.set_ylabel("gen. / truth")
+    rax.set_xlabel(binning.label or title)
+    ax.tick_params(labelbottom=False)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix or ".png"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+    try:
+        fig.savefig(tmp, format=suffix[1:], dpi=120)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
