@@ -20,8 +20,8 @@ def generate(run: str | Path, progress: bool = True, **options: Any) -> Generati
     return _generate(run, build(GenerateConfig, options), progress=progress)
 
 
-def validate(run: str | Path, progress: bool = True, **options: Any) -> dict[str, Any]:
+def validate(run: str | Path, **options: Any) -> dict[str, Any]:
     """Validate ``run`` (options as :class:`ValidateConfig`); return the metrics dictionary."""
     from bayesgen.validation.report import validate as _validate
 
-    return _validate(run, build(ValidateConfig, options), progress=progress)
+    return _validate(run, build(ValidateConfig, options))

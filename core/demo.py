@@ -9,9 +9,10 @@ from bayesgen.core.generation import generate
 from bayesgen.core.training import train
 from bayesgen.validation.report import report_dir, validate
 
-DEMO_TRAINING = dict(process="z_mumu", sampler="ddpm", backbone="mlp", steps=3000, batch_size=1024,
+DEMO_TRAINING = dict(process="z_mumu", sampler="ddpm", backbone="mlp", steps=10_000, batch_size=1024,
                      lr=2e-3, events=100_000, checkpoint_every=1000,
-                     backbone_options={"width": 128, "depth": 3})
+                     backbone_options={"width": 128, "depth": 3}, sampler_options={"schedule": "cosine", "prediction": "v"})
+SAMPLE_STEPS = 200
 
 
 def demo(out: str | Path, progress: bool = True) -> dict:
@@ -22,13 +23,13 @@ def demo(out: str | Path, progress: bool = True) -> dict:
     print(f"1/3 training ddpm on z_mumu ({DEMO_TRAINING['steps']} steps, CPU-sized network)")
     run = train(TrainConfig(**DEMO_TRAINING, out=str(out / "run"), resume=(out / "run" / "checkpoint.pt").exists()),
                 progress=progress)
-    print("2/3 generating 20,000 events with 50 DDIM steps")
+    print(f"2/3 generating 20,000 events with {SAMPLE_STEPS} DDIM steps")
     events_file = out / "events.root"
-    stats = generate(run, GenerateConfig(events=20_000, sample_steps=50, out=str(events_file)), progress=progress)
+    stats = generate(run, GenerateConfig(events=20_000, sample_steps=SAMPLE_STEPS, out=str(events_file)), progress=progress)
     print(f"    {events_file} ({stats.events_per_second:,.0f} events/s)")
     print("3/3 validating against 50,000 fresh truth events")
-    config = ValidateConfig(events=50_000, sample_steps=50, out=str(out / "report"))
-    report = validate(run, config, progress=progress)
+    config = ValidateConfig(events=50_000, sample_steps=SAMPLE_STEPS, out=str(out / "report"))
+    report = validate(run, config)
     for name in ("m_mumu", "mu1_pt"):
         m = report["observables"][name]
         print(f"    {name:<8} W1 = {m['w1']:.3g} ± {m['w1_std']:.2g}   max bulk deviation = "

@@ -36,5 +36,6 @@ def bayesgen_backbones() -> Mapping[str, Callable]:
 
 @hookspec
 def bayesgen_samplers() -> Mapping[str, Callable]:
-    """Samplers: name → ``factory(network, n_features, **options)`` returning a
-    :class:`bayesgen.core.sampler.Sampler`."""
+    """Samplers: name → ``factory(make_network, n_features, **options)`` returning a
+    :class:`bayesgen.core.sampler.Sampler`; ``make_network(in_features, out_features=None)``
+    builds the configured backbone, as often as the sampler needs one."""

@@ -29,10 +29,13 @@ def build_process(config: TrainConfig) -> Process:
 
 
 def build_sampler(config: TrainConfig, n_features: int) -> Sampler:
-    """The sampler named in ``config`` around a fresh backbone of the configured size."""
-    network = _instantiate("backbone", registry.get_backbone(config.backbone), n_features,
-                           **config.backbone_options)
-    return _instantiate("sampler", registry.get_sampler(config.sampler), network, n_features,
+    """The sampler named in ``config``, building its backbones with the configured options."""
+    backbone = registry.get_backbone(config.backbone)
+
+    def make_network(in_features: int, out_features: int | None = None) -> torch.nn.Module:
+        return _instantiate("backbone", backbone, in_features, out_features, **config.backbone_options)
+
+    return _instantiate("sampler", registry.get_sampler(config.sampler), make_network, n_features,
                         **config.sampler_options)
 
 

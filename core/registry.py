@@ -25,7 +25,7 @@ class PluginFailure:
 def describe(factory: Callable) -> str:
     """One-line description of a plugin factory."""
     text = getattr(factory, "description", None) or (factory.__doc__ or "").strip()
-    return text.splitlines()[0] if text else ""
+    return text.splitlines()[0].replace("``", "") if text else ""
 
 
 @dataclass

@@ -1,11 +1,13 @@
 """The interface every sampler plugin implements.
 
-A sampler owns a network ``f(x, t, cond)`` (``x``: ``(batch, n_features)``, ``t``: ``(batch,)``
-in [0, 1]) together with a training loss and a sampling procedure. Core trains and samples
+A sampler owns its networks ``f(x, t, cond)`` (``x``: ``(batch, n_features)``, ``t``: ``(batch,)``
+in [0, 1]), built by the ``make_network`` callable core hands to its factory, together with a
+training loss and a sampling procedure. Core trains and samples
 through this interface alone and never branches on a sampler's name.
 """
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 
 import torch
@@ -16,6 +18,7 @@ class Sampler(nn.Module, ABC):
     """A generative model over standardised features ``(n, n_features)``."""
 
     def __init__(self, network: nn.Module, n_features: int):
+        """``network`` holds every trainable network of the sampler (a module or ModuleList)."""
         super().__init__()
         self.network = network
         self.n_features = n_features
@@ -32,9 +35,19 @@ class Sampler(nn.Module, ABC):
         ``solver`` default to the sampler's own choice."""
 
     @abstractmethod
-    def evaluations_per_event(self, steps: int | None = None, solver: str | None = None) -> int:
-        """Network evaluations needed to generate one event with these settings."""
+    def evaluations_per_event(self, steps: int | None = None, solver: str | None = None) -> int | None:
+        """Network evaluations per event with these settings (for adaptive solvers: those of
+        the last :meth:`sample` call, ``None`` before one); raises on invalid settings."""
+
+    def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None, **options) -> torch.Tensor:
+        """``log p(x)`` per event ``(n,)`` in feature space, where the sampler can compute it."""
+        raise NotImplementedError(f"the {type(self).__name__} sampler has no log-likelihood")
 
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+
+def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
+    """``log N(z; 0, I)`` summed over features: ``(n, d) → (n,)``."""
+    return -0.5 * (z.square().sum(-1) + z.shape[-1] * math.log(2 * math.pi))

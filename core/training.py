@@ -25,6 +25,7 @@ from bayesgen.core.errors import ConfigError, RunError
 from bayesgen.core.io import write_json
 from bayesgen.core.model import build_process, build_sampler
 from bayesgen.core.preprocessing import Preprocessor
+from bayesgen.core.registry import get_backbone, get_sampler
 from bayesgen.core.seeding import derive_seed, torch_generator
 
 RESUMABLE_CHANGES = {"steps", "checkpoint_every", "device", "out", "resume"}
@@ -98,6 +99,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         raise RunError(f"{run_dir} already holds a trained run; pass --resume to continue it "
                        "or choose another --out")
     device = resolve_device(config.device)
+    get_backbone(config.backbone), get_sampler(config.sampler)  # unknown names fail before any work
     process = build_process(config)
 
     events = process.sample(config.events, seed=derive_seed(config.seed, "train-data"))

@@ -88,5 +88,6 @@ def tiny_config():
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
-    """A tiny ddpm run on z_mumu, trained once per session."""
-    return train(_tiny_config(tmp_path_factory.mktemp("runs") / "tiny"), progress=False)
+    """A small ddpm run on z_mumu (a few seconds), trained once per session."""
+    return train(_tiny_config(tmp_path_factory.mktemp("runs") / "tiny", steps=300, checkpoint_every=100,
+                              backbone_options={"width": 64, "depth": 2}), progress=False)

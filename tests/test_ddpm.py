@@ -30,7 +30,7 @@ class ExactDenoiser(nn.Module):
 
 
 def make(prediction, schedule, timesteps=1000):
-    ddpm = DDPM(nn.Identity(), n_features=2, timesteps=timesteps, schedule=schedule, prediction=prediction)
+    ddpm = DDPM(lambda n: nn.Identity(), n_features=2, timesteps=timesteps, schedule=schedule, prediction=prediction)
     ddpm.network = ExactDenoiser(ddpm.diffusion)
     return ddpm
 
@@ -111,7 +111,7 @@ def test_loss_is_mse_to_target_and_backpropagates():
             return super().forward(x)
 
     network = Linear(3, 3)
-    ddpm = DDPM(network, n_features=3, timesteps=10)
+    ddpm = DDPM(lambda n: network, n_features=3, timesteps=10)
     loss = ddpm.loss(torch.randn(32, 3), generator=torch.Generator().manual_seed(0))
     assert loss.ndim == 0 and math.isfinite(loss.item())
     loss.backward()

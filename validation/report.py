@@ -47,10 +47,10 @@ def report_dir(run_dir: str | Path, config: ValidateConfig) -> Path:
     return Path(config.out) if config.out else Path(run_dir) / "report"
 
 
-def validate(run_dir: str | Path, config: ValidateConfig, progress: bool = True) -> dict[str, Any]:
+def validate(run_dir: str | Path, config: ValidateConfig) -> dict[str, Any]:
     """Write ``metrics.json`` and the plots for ``run_dir``; return the metrics."""
-    out = check_output_path(report_dir(run_dir, config))
     model = TrainedModel.load(run_dir, config.device)
+    out = check_output_path(report_dir(run_dir, config))
     events, stats = generate_events(model, config.events, config.batch_size,
                                     derive_seed(config.seed, "generate"), config.sample_steps, config.solver)
     truth_events = model.process.sample(config.events, seed=derive_seed(config.seed, "truth"))

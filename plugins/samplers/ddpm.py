@@ -6,6 +6,7 @@ The network sees ``(x_t, (t+1)/T)`` and predicts either ``ε`` or ``v = √ᾱ_t
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 import torch
@@ -114,9 +115,9 @@ class GaussianDiffusion(nn.Module):
 class DDPM(Sampler):
     """Denoising diffusion: linear/cosine schedule, ε/v prediction, ancestral or DDIM sampling."""
 
-    def __init__(self, network: nn.Module, n_features: int, timesteps: int = 1000,
+    def __init__(self, make_network: Callable[..., nn.Module], n_features: int, timesteps: int = 1000,
                  schedule: str = "linear", prediction: str = "eps", ddim_eta: float = 0.0):
-        super().__init__(network, n_features)
+        super().__init__(make_network(n_features), n_features)
         self.diffusion = GaussianDiffusion(timesteps, schedule, prediction)
         self.ddim_eta = ddim_eta
 
