@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bayesgen.core.config import GenerateConfig, TrainConfig, ValidateConfig, build
+from bayesgen.core.config import CompareConfig, GenerateConfig, TrainConfig, ValidateConfig, build
 from bayesgen.core.generation import GenerationStats
 from bayesgen.core.generation import generate as _generate
 from bayesgen.core.training import train as _train
@@ -18,6 +18,13 @@ def train(progress: bool = True, **options: Any) -> Path:
 def generate(run: str | Path, progress: bool = True, **options: Any) -> GenerationStats:
     """Write generated events of ``run`` to ``out`` (options as :class:`GenerateConfig`)."""
     return _generate(run, build(GenerateConfig, options), progress=progress)
+
+
+def compare(progress: bool = True, **options: Any) -> dict[str, Any]:
+    """Compare samplers side by side (options as :class:`CompareConfig`); return compare.json's content."""
+    from bayesgen.validation.compare import compare as _compare
+
+    return _compare(build(CompareConfig, options), progress=progress)
 
 
 def validate(run: str | Path, **options: Any) -> dict[str, Any]:

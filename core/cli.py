@@ -11,7 +11,8 @@ import os
 import sys
 from typing import Any, Sequence
 
-from bayesgen.core.config import GenerateConfig, TrainConfig, ValidateConfig, build, read_toml
+from bayesgen.core.config import (CompareConfig, GenerateConfig, TrainConfig, ValidateConfig, build,
+                                  read_toml)
 
 # flag → (type or action, help); the same meaning in every subcommand that has it.
 FLAGS: dict[str, tuple[Any, str]] = {
@@ -28,6 +29,9 @@ FLAGS: dict[str, tuple[Any, str]] = {
     "resume": ("store_true", "continue training from the run's last checkpoint"),
     "sample_steps": (int, "sampler steps per event (sampler's default if unset)"),
     "solver": (str, "sampling procedure, e.g. ancestral or ddim for ddpm"),
+    "samplers": (str, "comma-separated sampler names"),
+    "train_events": (int, "training events per model"),
+    "runs": ("list", "existing run directories to compare instead of training"),
 }
 
 
@@ -40,6 +44,8 @@ def _add_flags(parser: argparse.ArgumentParser, config_class: type, names: Seque
         help_text = f"{text} (default: {default})" if default not in (None, False) else text
         if kind == "store_true":
             parser.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=help_text)
+        elif kind == "list":
+            parser.add_argument(flag, nargs="+", default=argparse.SUPPRESS, help=help_text, metavar="RUN")
         else:
             parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_text,
                                 metavar=name.upper())
@@ -72,6 +78,11 @@ def parser() -> argparse.ArgumentParser:
     validate.add_argument("run", help="run directory written by `bayesgen train`")
     _add_flags(validate, ValidateConfig, ["events", "sample_steps", "solver", "batch_size", "seed",
                                           "device", "out"])
+
+    compare = commands.add_parser("compare", help="several samplers on one process, side by side")
+    _add_flags(compare, CompareConfig, ["process", "samplers", "backbone", "steps", "batch_size", "lr",
+                                        "train_events", "events", "sample_steps", "seed", "device", "runs",
+                                        "out"])
 
     demo = commands.add_parser("demo", help="the two-minute CPU tour: train, generate, validate")
     demo.add_argument("--out", default="bayesgen-demo", help="demo directory (default: bayesgen-demo)")
@@ -112,6 +123,13 @@ def dispatch(args: argparse.Namespace) -> int:
         config = _config(args, ValidateConfig, "validate")
         report = validate(args.run, config)
         print(f"wrote {report_dir(args.run, config)}/metrics.json and {len(report['observables'])} plots")
+    elif args.command == "compare":
+        from bayesgen.validation.compare import compare
+
+        config = _config(args, CompareConfig, "compare")
+        result = compare(config)
+        print(f"compared {', '.join(result['samplers'])}: {config.out}/compare.md, compare.json and "
+              f"{len(next(iter(result['samplers'].values()))['observables'])} plots")
     elif args.command == "demo":
         from bayesgen.core.demo import demo
 

@@ -87,6 +87,38 @@ class ValidateConfig:
         _positive(self, "events", "sample_steps", "batch_size")
 
 
+@dataclass
+class CompareConfig:
+    """How to compare several samplers on one process on identical footing: the same data,
+    backbone, optimiser budget and number of generated events (or existing ``runs``)."""
+
+    process: str = TrainConfig.process
+    samplers: str = "ddpm,cfm,inn"
+    backbone: str = TrainConfig.backbone
+    steps: int = TrainConfig.steps
+    batch_size: int = TrainConfig.batch_size
+    lr: float = TrainConfig.lr
+    train_events: int = TrainConfig.events
+    events: int = ValidateConfig.events
+    sample_steps: int | None = None
+    seed: int = TrainConfig.seed
+    device: str = "auto"
+    out: str = "compare"
+    runs: list = field(default_factory=list)
+    backbone_options: dict = field(default_factory=dict)
+    sampler_options: dict = field(default_factory=dict)  # sampler name → its options
+
+    def __post_init__(self):
+        _positive(self, "steps", "batch_size", "lr", "train_events", "events", "sample_steps")
+
+    @property
+    def sampler_names(self) -> list[str]:
+        names = [name.strip() for name in self.samplers.split(",") if name.strip()]
+        if not names and not self.runs:
+            raise ConfigError("--samplers names no sampler")
+        return names
+
+
 C = TypeVar("C")
 
 

@@ -41,16 +41,21 @@ def temporary_sibling(path: Path) -> Path:
     return Path(name)
 
 
-def write_json(path: str | Path, payload: Any) -> Path:
-    """Write ``payload`` as indented JSON, atomically."""
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
     path = Path(path)
     temporary = temporary_sibling(path)
     try:
-        temporary.write_text(json.dumps(payload, indent=2) + "\n")
+        temporary.write_text(text)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
     return path
+
+
+def write_json(path: str | Path, payload: Any) -> Path:
+    """Write ``payload`` as indented JSON, atomically."""
+    return write_text(path, json.dumps(payload, indent=2) + "\n")
 
 
 class EventWriter(ABC):

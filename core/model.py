@@ -52,6 +52,7 @@ class TrainedModel:
     preprocessor: Preprocessor
     sampler: Sampler
     step: int
+    train_seconds: float
 
     @classmethod
     def load(cls, run_dir: str | Path, device: str = "auto") -> "TrainedModel":
@@ -68,4 +69,4 @@ class TrainedModel:
             raise RunError(f"checkpoint in {run_dir} does not match the {config.sampler}/"
                            f"{config.backbone} model it names: {str(error).splitlines()[0]}") from None
         sampler.to(torch_device).eval()
-        return cls(config, process, preprocessor, sampler, state["step"])
+        return cls(config, process, preprocessor, sampler, state["step"], state["train_seconds"])

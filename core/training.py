@@ -112,19 +112,20 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     ema = ExponentialMovingAverage(sampler, config.ema_decay)
     optimizer = torch.optim.AdamW(sampler.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history: dict[str, list[float]] = {"step": [], "loss": []}
-    start = 0
+    start, seconds_before = 0, 0.0
     if state is not None:
         sampler.load_state_dict(state["model"])
         ema.model.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
-        history, start = state["history"], state["step"]
+        history, start, seconds_before = state["history"], state["step"], state["train_seconds"]
     run_dir.mkdir(parents=True, exist_ok=True)
 
     def checkpoint(step: int) -> None:
         save_checkpoint(run_dir, {
             "config": dataclasses.asdict(config), "step": step, "model": sampler.state_dict(),
             "ema": ema.model.state_dict(), "optimizer": optimizer.state_dict(),
-            "preprocessing": preprocessor.state_dict(), "history": history})
+            "preprocessing": preprocessor.state_dict(), "history": history,
+            "train_seconds": seconds_before + time.perf_counter() - loop_start})
 
     batches = BatchStream(len(features), config.batch_size, config.seed, device)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext())
@@ -132,6 +133,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     bar = tqdm(total=config.steps, initial=start, disable=not progress, unit="step", mininterval=1.0,
                dynamic_ncols=True, desc=f"{config.sampler}/{config.backbone} on {config.process}")
     running, tick, tick_step = torch.zeros((), device=device), time.perf_counter(), start
+    loop_start = tick
     sampler.train()
     for step in range(start, config.steps):
         for group in optimizer.param_groups:

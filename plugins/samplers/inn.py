@@ -44,6 +44,12 @@ class SplineCoupling(nn.Module):
         return torch.cat([y_a, self._transform(y_a, cond).inv(y_b)], dim=-1)
 
 
+def full_precision_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` outside any autocast region (a rotation in bf16 would break invertibility)."""
+    with torch.autocast(a.device.type, enabled=False):
+        return a @ b.to(a.dtype)
+
+
 def random_rotation(n: int, generator: torch.Generator) -> torch.Tensor:
     """A Haar-random orthogonal ``(n, n)`` matrix (QR of a Gaussian matrix, signs fixed)."""
     q, r = torch.linalg.qr(torch.randn(n, n, generator=generator, dtype=torch.float64))
@@ -66,16 +72,17 @@ class CouplingINN(Sampler):
                                                        for _ in range(blocks)]))
 
     def to_latent(self, x: torch.Tensor, cond=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(z, log |det ∂z/∂x|)``."""
+        """``(z, log |det ∂z/∂x|)``; only the conditioners follow an enclosing autocast, the
+        rotations and splines run in the input's precision."""
         logdet = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
         for rotation, coupling in zip(self.rotations, self.couplings):
-            x, ladj = coupling(x @ rotation.T, cond)
+            x, ladj = coupling(full_precision_matmul(x, rotation.T), cond)
             logdet = logdet + ladj
         return x, logdet
 
     def from_latent(self, z: torch.Tensor, cond=None) -> torch.Tensor:
         for rotation, coupling in zip(reversed(self.rotations), reversed(self.couplings)):
-            z = coupling.inverse(z, cond) @ rotation
+            z = full_precision_matmul(coupling.inverse(z, cond), rotation)
         return z
 
     def log_prob(self, x: torch.Tensor, cond=None, **_) -> torch.Tensor:

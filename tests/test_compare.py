@@ -1,0 +1,78 @@
+"""The classifier two-sample test and `bayesgen compare`."""
+import json
+
+import numpy as np
+import pytest
+
+from bayesgen.core.cli import main
+from bayesgen.validation.classifier import auc_standard_error, classifier_two_sample_test, roc_auc
+
+
+def test_roc_auc_counts_pairs_and_ties():
+    assert roc_auc(np.array([1.0, 2.0, 3.0]), np.array([0.0, 0.5, 1.0])) == pytest.approx(8.5 / 9)
+    assert roc_auc(np.array([5.0, 6.0]), np.array([1.0, 2.0])) == 1.0
+    assert roc_auc(np.array([1.0, 2.0]), np.array([5.0, 6.0])) == 0.0
+    assert 0 < auc_standard_error(0.7, 1000, 1000) < 0.02
+
+
+def test_classifier_cannot_tell_identical_distributions_apart():
+    rng = np.random.default_rng(0)
+    result = classifier_two_sample_test(rng.normal(size=(20_000, 4)), rng.normal(size=(20_000, 4)))
+    assert abs(result["auc"] - 0.5) < 4 * result["auc_std"] + 0.01
+    assert result["n_test"] == 20_000
+
+
+def test_classifier_finds_a_correlation_the_marginals_hide():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(20_000, 2))
+    b = a.copy()
+    b[:, 1] = 0.8 * b[:, 0] + 0.6 * rng.normal(size=20_000)  # same marginals, correlated
+    assert classifier_two_sample_test(a, b)["auc"] > 0.6
+
+
+def test_classifier_drops_non_finite_rows_and_needs_events():
+    rng = np.random.default_rng(2)
+    b = rng.normal(size=(1000, 2))
+    b[:10] = np.nan
+    assert classifier_two_sample_test(rng.normal(size=(1000, 2)), b)["n_test"] == 990
+    with pytest.raises(ValueError, match="at least 20 finite events"):
+        classifier_two_sample_test(np.zeros((5, 2)), np.zeros((5, 2)))
+
+
+def test_compare_trains_each_sampler_on_identical_footing(tmp_path):
+    out = tmp_path / "cmp"
+    config = tmp_path / "c.toml"
+    config.write_text('[compare.backbone_options]\nwidth = 16\ndepth = 1\n'
+                      '[compare.sampler_options.ddpm]\ntimesteps = 20\nschedule = "cosine"\nprediction = "v"\n'
+                      '[compare.sampler_options.inn]\nblocks = 2\n')
+    assert main(["compare", "--samplers", "ddpm,cfm,inn", "--steps", "10", "--train-events", "1024",
+                 "--batch-size", "256", "--events", "1000", "--sample-steps", "4", "--out", str(out),
+                 "--config", str(config)]) == 0
+    result = json.loads((out / "compare.json").read_text())
+    assert list(result["samplers"]) == ["ddpm", "cfm", "inn"]
+    for name, summary in result["samplers"].items():
+        assert summary["training_steps"] == 10 and summary["n_events"] == 1000
+        assert summary["parameters"] > 0 and summary["generation_events_per_s"] > 0
+        assert summary["training_seconds"] > 0
+        assert 0.0 <= summary["classifier"]["auc"] <= 1.0
+        assert {"m_mumu", "mu1_pt"} <= set(summary["observables"])
+    calls = {name: s["evaluations_per_event"] for name, s in result["samplers"].items()}
+    assert calls == {"ddpm": 4, "cfm": 8, "inn": 2}  # DDIM 4 steps, midpoint 4 steps, 2 blocks
+    configs = [json.loads((out / "runs" / n / "config.json").read_text()) for n in ("ddpm", "cfm", "inn")]
+    assert {(c["steps"], c["events"], c["seed"], json.dumps(c["backbone_options"])) for c in configs} == {
+        (10, 1024, 0, '{"width": 16, "depth": 1}')}
+    table = (out / "compare.md").read_text()
+    assert "| ddpm |" in table and "| inn |" in table and "| m_mumu |" in table
+    assert {p.stem for p in out.glob("*.png")} == set(result["samplers"]["ddpm"]["observables"])
+
+    # existing runs can be compared again without training
+    again = tmp_path / "again"
+    assert main(["compare", "--runs", str(out / "runs" / "cfm"), str(out / "runs" / "inn"),
+                 "--events", "500", "--sample-steps", "2", "--out", str(again)]) == 0
+    assert list(json.loads((again / "compare.json").read_text())["samplers"]) == ["cfm", "inn"]
+
+
+def test_compare_rejects_unknown_sampler_before_training(tmp_path, capsys):
+    assert main(["compare", "--samplers", "ddpm,flow", "--out", str(tmp_path / "c")]) == 2
+    assert "unknown sampler 'flow'" in capsys.readouterr().err
+    assert not (tmp_path / "c" / "runs").exists()
