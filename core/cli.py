@@ -27,6 +27,8 @@ FLAGS: dict[str, tuple[Any, str]] = {
     "device": (str, "auto, cpu, cuda or cuda:N"),
     "out": (str, "output path"),
     "resume": ("store_true", "continue training from the run's last checkpoint"),
+    "bayesian": ("store_true", "variational weights: loss + KL/N_train; generate ensembles with --draws"),
+    "draws": (int, "ensemble members (weight draws) of a Bayesian run; 1 uses the posterior means"),
     "sample_steps": (int, "sampler steps per event (sampler's default if unset)"),
     "solver": (str, "sampling procedure, e.g. ancestral or ddim for ddpm"),
     "samplers": (str, "comma-separated sampler names"),
@@ -67,21 +69,22 @@ def parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train one model into a run directory")
     _add_flags(train, TrainConfig, ["process", "sampler", "backbone", "steps", "batch_size", "lr",
-                                    "events", "seed", "device", "out", "resume"])
+                                    "events", "bayesian", "seed", "device", "out", "resume"])
 
     generate = commands.add_parser("generate", help="write generated events to .root or .npz")
     generate.add_argument("run", help="run directory written by `bayesgen train`")
-    _add_flags(generate, GenerateConfig, ["events", "sample_steps", "solver", "batch_size", "seed",
+    _add_flags(generate, GenerateConfig, ["events", "draws", "sample_steps", "solver", "batch_size", "seed",
                                           "device", "out"])
 
     validate = commands.add_parser("validate", help="metrics.json and one PNG per observable")
     validate.add_argument("run", help="run directory written by `bayesgen train`")
-    _add_flags(validate, ValidateConfig, ["events", "sample_steps", "solver", "batch_size", "seed",
+    _add_flags(validate, ValidateConfig, ["events", "draws", "sample_steps", "solver", "batch_size", "seed",
                                           "device", "out"])
 
     compare = commands.add_parser("compare", help="several samplers on one process, side by side")
     _add_flags(compare, CompareConfig, ["process", "samplers", "backbone", "steps", "batch_size", "lr",
-                                        "train_events", "events", "sample_steps", "seed", "device", "runs",
+                                        "train_events", "events", "bayesian", "draws", "sample_steps",
+                                        "seed", "device", "runs",
                                         "out"])
 
     demo = commands.add_parser("demo", help="the two-minute CPU tour: train, generate, validate")

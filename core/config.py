@@ -37,6 +37,7 @@ class TrainConfig:
     batch_size: int = 1024
     lr: float = 1e-3
     events: int = 200_000
+    bayesian: bool = False
     seed: int = 0
     device: str = "auto"
     out: str = "runs/latest"
@@ -48,6 +49,7 @@ class TrainConfig:
     process_options: dict = field(default_factory=dict)
     backbone_options: dict = field(default_factory=dict)
     sampler_options: dict = field(default_factory=dict)
+    bayes_options: dict = field(default_factory=dict)  # prior_std, init_log_sigma, deterministic_layers
 
     def __post_init__(self):
         _positive(self, "steps", "batch_size", "lr", "events", "checkpoint_every")
@@ -60,6 +62,7 @@ class GenerateConfig:
     """How to generate events from a trained run."""
 
     events: int = 100_000
+    draws: int = 1
     sample_steps: int | None = None
     solver: str | None = None
     batch_size: int = 50_000
@@ -68,7 +71,7 @@ class GenerateConfig:
     out: str = "events.root"
 
     def __post_init__(self):
-        _positive(self, "events", "sample_steps", "batch_size")
+        _positive(self, "events", "draws", "sample_steps", "batch_size")
 
 
 @dataclass
@@ -76,6 +79,7 @@ class ValidateConfig:
     """How to validate a trained run against fresh truth events."""
 
     events: int = 100_000
+    draws: int = 1
     sample_steps: int | None = None
     solver: str | None = None
     batch_size: int = 50_000
@@ -84,7 +88,7 @@ class ValidateConfig:
     out: str | None = None
 
     def __post_init__(self):
-        _positive(self, "events", "sample_steps", "batch_size")
+        _positive(self, "events", "draws", "sample_steps", "batch_size")
 
 
 @dataclass
@@ -100,6 +104,8 @@ class CompareConfig:
     lr: float = TrainConfig.lr
     train_events: int = TrainConfig.events
     events: int = ValidateConfig.events
+    bayesian: bool = TrainConfig.bayesian
+    draws: int = ValidateConfig.draws
     sample_steps: int | None = None
     seed: int = TrainConfig.seed
     device: str = "auto"
@@ -107,9 +113,10 @@ class CompareConfig:
     runs: list = field(default_factory=list)
     backbone_options: dict = field(default_factory=dict)
     sampler_options: dict = field(default_factory=dict)  # sampler name → its options
+    bayes_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        _positive(self, "steps", "batch_size", "lr", "train_events", "events", "sample_steps")
+        _positive(self, "steps", "batch_size", "lr", "train_events", "events", "draws", "sample_steps")
 
     @property
     def sampler_names(self) -> list[str]:

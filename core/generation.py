@@ -2,12 +2,16 @@
 
 Chunk ``i`` draws its noise from the stream ``(seed, "generate", i)``, so a file's content
 depends on the seed and the batch size only, not on the device's memory or the run's history.
+A Bayesian model generates ``draws`` ensemble members at once: each chunk holds the same number
+of events from every member, evaluated as one batch (see :func:`bayesgen.bayes.weight_draws`);
+with ``draws = 1`` it uses the posterior means.
 """
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,64 +19,92 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from bayesgen.bayes import is_bayesian, weight_draws
 from bayesgen.core.config import GenerateConfig
-from bayesgen.core.io import check_output_path, open_writer, SUFFIXES
+from bayesgen.core.errors import ConfigError
+from bayesgen.core.io import SUFFIXES, check_output_path, open_writer
 from bayesgen.core.model import TrainedModel
 from bayesgen.core.seeding import derive_seed, torch_generator
 
 
 @dataclass
 class GenerationStats:
-    """What one generation call did."""
+    """What one generation call did; ``n_events`` counts every ensemble member's events."""
 
     n_events: int
     seconds: float
-    evaluations_per_event: int
+    evaluations_per_event: int | None
 
     @property
     def events_per_second(self) -> float:
         return self.n_events / self.seconds if self.seconds > 0 else float("nan")
 
 
+@dataclass
+class Chunk:
+    """Generated events ``(n, n_quantities)`` in physical units and their ensemble member ``(n,)``."""
+
+    events: np.ndarray
+    draw: np.ndarray
+
+
+def check_draws(model: TrainedModel, draws: int) -> None:
+    if draws > 1 and not is_bayesian(model.sampler):
+        raise ConfigError(f"--draws {draws} needs a Bayesian run (train with --bayesian); "
+                          f"{model.config.out} is deterministic")
+
+
 def event_chunks(model: TrainedModel, n_events: int, batch_size: int, seed: int,
-                 sample_steps: int | None = None, solver: str | None = None) -> Iterator[np.ndarray]:
-    """Yield event arrays ``(≤ batch_size, n_quantities)`` in physical units, ``n_events`` in all."""
+                 sample_steps: int | None = None, solver: str | None = None, draws: int = 1) -> Iterator[Chunk]:
+    """Yield chunks of ``n_events`` events per ensemble member, about ``batch_size`` rows each."""
+    check_draws(model, draws)
     device = model.sampler.device
-    for index in range(math.ceil(n_events / batch_size)):
-        n = min(batch_size, n_events - index * batch_size)
-        chunk_seed = derive_seed(seed, "generate", index)
-        features = model.sampler.sample(n, steps=sample_steps, solver=solver,
-                                        generator=torch_generator(chunk_seed, device))
-        rng = np.random.default_rng(derive_seed(chunk_seed, "inverse"))
-        yield model.preprocessor.inverse(features.float().cpu().numpy(), rng)
+    per_draw = max(1, batch_size // draws)
+    ensemble = weight_draws(model.sampler, draws, derive_seed(seed, "ensemble")) if draws > 1 else nullcontext()
+    with ensemble:
+        for index in range(math.ceil(n_events / per_draw)):
+            n = min(per_draw, n_events - index * per_draw)
+            chunk_seed = derive_seed(seed, "generate", index)
+            features = model.sampler.sample(n * draws, steps=sample_steps, solver=solver,
+                                            generator=torch_generator(chunk_seed, device))
+            rng = np.random.default_rng(derive_seed(chunk_seed, "inverse"))
+            events = model.preprocessor.inverse(features.float().cpu().numpy(), rng)
+            yield Chunk(events, np.repeat(np.arange(draws, dtype=np.int32), n))
 
 
 def generate_events(model: TrainedModel, n_events: int, batch_size: int, seed: int,
-                    sample_steps: int | None = None, solver: str | None = None
-                    ) -> tuple[np.ndarray, GenerationStats]:
-    """Generate ``n_events`` into memory: the event array and timing."""
+                    sample_steps: int | None = None, solver: str | None = None, draws: int = 1
+                    ) -> tuple[Chunk, GenerationStats]:
+    """Generate ``n_events`` per ensemble member into memory, with timing."""
     start = time.perf_counter()
-    events = np.concatenate(list(event_chunks(model, n_events, batch_size, seed, sample_steps, solver)))
+    chunks = list(event_chunks(model, n_events, batch_size, seed, sample_steps, solver, draws))
     _synchronize(model.sampler.device)
-    stats = GenerationStats(n_events, time.perf_counter() - start,
-                            model.sampler.evaluations_per_event(sample_steps, solver))
-    return events, stats
+    seconds = time.perf_counter() - start
+    result = Chunk(np.concatenate([c.events for c in chunks]), np.concatenate([c.draw for c in chunks]))
+    return result, GenerationStats(len(result.draw), seconds,
+                                   model.sampler.evaluations_per_event(sample_steps, solver))
 
 
 def generate(run_dir: str | Path, config: GenerateConfig, progress: bool = True) -> GenerationStats:
-    """Generate ``config.events`` events of a trained run into ``config.out`` (.root or .npz)."""
+    """Generate ``config.events`` events (per ensemble member) of a trained run into ``config.out``
+    (.root or .npz); a ``draw`` branch numbers the members when ``config.draws > 1``."""
     check_output_path(config.out, SUFFIXES)
     model = TrainedModel.load(run_dir, config.device)
     model.sampler.evaluations_per_event(config.sample_steps, config.solver)  # validates the settings
+    check_draws(model, config.draws)
     names = model.process.quantities
     start = time.perf_counter()
-    with open_writer(config.out) as writer, tqdm(total=config.events, disable=not progress, unit="event",
+    total = config.events * config.draws
+    with open_writer(config.out) as writer, tqdm(total=total, disable=not progress, unit="event",
                                                  unit_scale=True, desc="generating") as bar:
-        for events in event_chunks(model, config.events, config.batch_size, config.seed,
-                                   config.sample_steps, config.solver):
-            writer.write({name: events[:, i].astype(np.float32) for i, name in enumerate(names)})
-            bar.update(len(events))
-    return GenerationStats(config.events, time.perf_counter() - start,
+        for chunk in event_chunks(model, config.events, config.batch_size, config.seed,
+                                  config.sample_steps, config.solver, config.draws):
+            branches = {name: chunk.events[:, i].astype(np.float32) for i, name in enumerate(names)}
+            if config.draws > 1:
+                branches["draw"] = chunk.draw
+            writer.write(branches)
+            bar.update(len(chunk.draw))
+    return GenerationStats(total, time.perf_counter() - start,
                            model.sampler.evaluations_per_event(config.sample_steps, config.solver))
 
 

@@ -1,11 +1,13 @@
 """Assemble a sampler from its plugins, and load a trained one from a run directory."""
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from bayesgen.bayes import bayesianize
 from bayesgen.core import registry
 from bayesgen.core.checkpoint import load_checkpoint
 from bayesgen.core.config import TrainConfig
@@ -35,8 +37,14 @@ def build_sampler(config: TrainConfig, n_features: int) -> Sampler:
     def make_network(in_features: int, out_features: int | None = None) -> torch.nn.Module:
         return _instantiate("backbone", backbone, in_features, out_features, **config.backbone_options)
 
-    return _instantiate("sampler", registry.get_sampler(config.sampler), make_network, n_features,
-                        **config.sampler_options)
+    sampler = _instantiate("sampler", registry.get_sampler(config.sampler), make_network, n_features,
+                           **config.sampler_options)
+    if config.bayesian:
+        options = dict(config.bayes_options)
+        patterns = options.pop("deterministic_layers", [])
+        _instantiate("bayes", bayesianize, sampler.network, keep=lambda name, _: any(
+            fnmatch.fnmatch(name, p) for p in patterns), **options)
+    return sampler
 
 
 def count_parameters(module: torch.nn.Module) -> int:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from bayesgen.bayes import kl_divergence
 from bayesgen.core.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from bayesgen.core.config import TrainConfig
 from bayesgen.core.device import resolve_device
@@ -111,7 +112,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     sampler = build_sampler(config, process.n_features).to(device)
     ema = ExponentialMovingAverage(sampler, config.ema_decay)
     optimizer = torch.optim.AdamW(sampler.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    history: dict[str, list[float]] = {"step": [], "loss": []}
+    history: dict[str, list[float]] = {"step": [], "loss": [], "kl": []}
+    kl_weight = 1.0 / len(features)  # ELBO per training event: loss + KL / N_train
     start, seconds_before = 0, 0.0
     if state is not None:
         sampler.load_state_dict(state["model"])
@@ -133,14 +135,20 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     bar = tqdm(total=config.steps, initial=start, disable=not progress, unit="step", mininterval=1.0,
                dynamic_ncols=True, desc=f"{config.sampler}/{config.backbone} on {config.process}")
     running, tick, tick_step = torch.zeros((), device=device), time.perf_counter(), start
+    running_kl = torch.zeros((), device=device)
     loop_start = tick
     sampler.train()
     for step in range(start, config.steps):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         generator = torch_generator(derive_seed(config.seed, "noise", step), device)
+        torch.manual_seed(derive_seed(config.seed, "layer-noise", step))  # variational layers' ε
         with autocast:
             loss = sampler.loss(features[batches.indices(step)], generator=generator)
+        if config.bayesian:
+            kl = kl_divergence(sampler) * kl_weight
+            running_kl += kl.detach()
+            loss = loss + kl
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(sampler.parameters(), 1.0)
@@ -157,8 +165,13 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
             rate = (done - tick_step) * config.batch_size / (now - tick)
             history["step"].append(done)
             history["loss"].append(mean_loss)
-            bar.set_postfix(loss=f"{mean_loss:.4f}", events_per_s=f"{rate:,.0f}", refresh=False)
+            history["kl"].append(running_kl.item() / (done - tick_step))
+            postfix = {"loss": f"{mean_loss:.4f}", "events_per_s": f"{rate:,.0f}"}
+            if config.bayesian:
+                postfix["kl_per_event"] = f"{history['kl'][-1]:.4f}"
+            bar.set_postfix(postfix, refresh=False)
             running.zero_()
+            running_kl.zero_()
             tick, tick_step = now, done
         bar.update(1)
         if done % config.checkpoint_every == 0 or done == config.steps:

@@ -5,7 +5,7 @@ import uproot
 
 from bayesgen.core.config import GenerateConfig
 from bayesgen.core.errors import ConfigError
-from bayesgen.core.generation import event_chunks, generate
+from bayesgen.core.generation import Chunk, event_chunks, generate
 from bayesgen.core.io import NpzWriter, open_writer, read_events
 from bayesgen.core.model import TrainedModel
 
@@ -53,7 +53,7 @@ def test_seed_reproduces_and_changes_output(trained_run, tmp_path):
 
 def test_chunks_respect_batch_size(trained_run):
     model = TrainedModel.load(trained_run, "cpu")
-    sizes = [len(chunk) for chunk in event_chunks(model, 1050, 500, seed=0, sample_steps=5)]
+    sizes = [len(chunk.events) for chunk in event_chunks(model, 1050, 500, seed=0, sample_steps=5)]
     assert sizes == [500, 500, 50]
 
 
@@ -62,7 +62,7 @@ def test_failed_generation_keeps_existing_file_and_leaves_no_partial(trained_run
     target.write_bytes(b"the user's earlier file")
 
     def broken(*args, **kwargs):
-        yield np.zeros((10, 6))
+        yield Chunk(np.zeros((10, 6)), np.zeros(10, np.int32))
         raise RuntimeError("GPU fell over")
 
     monkeypatch.setattr("bayesgen.core.generation.event_chunks", broken)

@@ -23,6 +23,7 @@ def train_runs(config: CompareConfig, out: Path, progress: bool) -> list[Path]:
         runs.append(train(TrainConfig(
             process=config.process, sampler=name, backbone=config.backbone, steps=config.steps,
             batch_size=config.batch_size, lr=config.lr, events=config.train_events, seed=config.seed,
+            bayesian=config.bayesian, bayes_options=config.bayes_options,
             device=config.device, out=str(run_dir), resume=(run_dir / "checkpoint.pt").exists(),
             backbone_options=config.backbone_options, sampler_options=config.sampler_options.get(name, {})),
             progress=progress))
@@ -67,12 +68,12 @@ def compare(config: CompareConfig, progress: bool = True) -> dict[str, Any]:
     models = labelled_models(run_dirs, config.device)
     process = next(iter(models.values())).process
     truth = Truth.draw(process, config.events, config.seed)
-    validation = ValidateConfig(events=config.events, sample_steps=config.sample_steps, seed=config.seed,
-                                device=config.device)
+    validation = ValidateConfig(events=config.events, draws=config.draws, sample_steps=config.sample_steps,
+                                seed=config.seed, device=config.device)
     evaluations = {label: evaluate(model, truth, validation) for label, model in models.items()}
     result = {"process": process.name, "n_events": config.events,
               "samplers": {label: e.summary for label, e in evaluations.items()}}
-    plot_overlays(process, truth, {label: e.observables for label, e in evaluations.items()}, out)
+    plot_overlays(process, truth, evaluations, out)
     write_json(out / "compare.json", result)
     write_text(out / "compare.md", markdown_table(result))
     return result

@@ -10,7 +10,7 @@ import numpy as np
 import ot
 
 from bayesgen.core.errors import DataError
-from bayesgen.validation.histogram import Histogram
+from bayesgen.validation.histogram import BandHistogram, Histogram
 
 __all__ = ["wasserstein_1d", "max_rel_dev_bulk", "chi2_ndf", "observable_metrics"]
 
@@ -136,3 +136,22 @@ def observable_metrics(truth_values, generated_values, edges) -> dict[str, float
         "max_rel_dev_bulk": float(max_rel_dev_bulk(h_t, h_g)),
         "chi2_ndf": float(chi2_ndf(h_t, h_g)),
     }
+
+
+def band_metrics(truth: Histogram, band: BandHistogram, min_fraction: float = 0.01) -> dict[str, float]:
+    """Calibration of an ensemble band over the bulk bins (truth fraction ≥ ``min_fraction``):
+
+    * ``sigma_pred_rel_median`` — median of σ_pred / mean over those bins, σ_pred the ensemble's
+      per-bin standard deviation of the density;
+    * ``coverage_1sigma`` — fraction of those bins with |mean − truth| ≤ √(σ_pred² + σ_stat²),
+      σ_stat the truth's Poisson error.
+    """
+    _check_same_edges(truth, band)
+    bulk = truth.fraction >= min_fraction
+    if not bulk.any():
+        return {"sigma_pred_rel_median": float("nan"), "coverage_1sigma": float("nan")}
+    mean, sigma_pred = band.mean[bulk], band.std[bulk]
+    sigma_total = np.sqrt(sigma_pred**2 + truth.density_error[bulk] ** 2)
+    relative = np.divide(sigma_pred, mean, out=np.full_like(mean, np.nan), where=mean > 0)
+    return {"sigma_pred_rel_median": float(np.nanmedian(relative)),
+            "coverage_1sigma": float(np.mean(np.abs(mean - truth.density[bulk]) <= sigma_total))}

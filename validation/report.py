@@ -19,16 +19,16 @@ from bayesgen.core.model import TrainedModel, count_parameters
 from bayesgen.core.process import Process
 from bayesgen.core.seeding import derive_seed
 from bayesgen.validation.classifier import classifier_two_sample_test
-from bayesgen.validation.histogram import Histogram
-from bayesgen.validation.metrics import observable_metrics
+from bayesgen.validation.histogram import BandHistogram, Histogram
+from bayesgen.validation.metrics import band_metrics, observable_metrics
 from bayesgen.validation.plots import plot_observable
 
 
-def finite_observables(process: Process, events: np.ndarray) -> tuple[dict[str, np.ndarray], int]:
-    """Observables of the events whose every observable is finite, and how many were dropped."""
+def finite_observables(process: Process, events: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Observables of the events whose every observable is finite, and that mask ``(n,)``."""
     observables = process.observables(events)
     finite = np.logical_and.reduce([np.isfinite(v) for v in observables.values()])
-    return {name: values[finite] for name, values in observables.items()}, int((~finite).sum())
+    return {name: values[finite] for name, values in observables.items()}, finite
 
 
 def classifier_inputs(process: Process, events: np.ndarray) -> np.ndarray:
@@ -50,47 +50,71 @@ class Truth:
         events = process.sample(n_events, seed=derive_seed(seed, "truth"))
         return cls(events, finite_observables(process, events)[0])
 
+    def histogram(self, name: str, edges: np.ndarray) -> Histogram:
+        return Histogram.fill(self.observables[name], edges)
+
 
 @dataclass
 class Evaluation:
-    """One trained model measured against truth."""
+    """One trained model measured against truth: its finite generated observables, the ensemble
+    member of each event, and the summary written to ``metrics.json``."""
 
     observables: dict[str, np.ndarray]
+    draw: np.ndarray
     summary: dict[str, Any]
+
+    def histogram(self, name: str, edges: np.ndarray) -> Histogram | BandHistogram:
+        """All events in one histogram, or the ensemble band when there are several draws."""
+        draws = int(self.draw.max()) + 1
+        if draws == 1:
+            return Histogram.fill(self.observables[name], edges)
+        return BandHistogram.from_histograms(
+            [Histogram.fill(self.observables[name][self.draw == m], edges) for m in range(draws)])
 
 
 def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig) -> Evaluation:
-    """Generate ``config.events`` events and measure them: metrics per observable, the classifier
-    AUC, generation speed and the model's size."""
-    events, stats = generate_events(model, config.events, config.batch_size,
-                                    derive_seed(config.seed, "generate"), config.sample_steps, config.solver)
-    generated, n_dropped = finite_observables(model.process, events)
-    if n_dropped > config.events // 2:
-        raise DataError(f"the {model.config.sampler} model generated {n_dropped:,} of {config.events:,} events "
-                        "with non-finite observables; it needs more training before it can be validated")
+    """Generate ``config.events`` events per ensemble member and measure them: metrics per
+    observable (on all members' events pooled; with draws, the band's width and coverage too),
+    the classifier AUC, generation speed and the model's size."""
+    generated, stats = generate_events(model, config.events, config.batch_size, derive_seed(config.seed, "generate"),
+                                       config.sample_steps, config.solver, config.draws)
     process = model.process
-    summary = {
+    observables, finite = finite_observables(process, generated.events)
+    n_dropped = int((~finite).sum())
+    if n_dropped > len(finite) // 2:
+        raise DataError(f"the {model.config.sampler} model generated {n_dropped:,} of {len(finite):,} events "
+                        "with non-finite observables; it needs more training before it can be validated")
+    order = np.random.default_rng(derive_seed(config.seed, "pool")).permutation(int(finite.sum()))
+    evaluation = Evaluation({name: values[order] for name, values in observables.items()},
+                            generated.draw[finite][order], {})
+    per_observable = {}
+    for name, binning in process.binnings.items():
+        metrics = observable_metrics(truth.observables[name], evaluation.observables[name], binning.edges)
+        if config.draws > 1:
+            metrics.update(band_metrics(truth.histogram(name, binning.edges),
+                                        evaluation.histogram(name, binning.edges)))
+        per_observable[name] = metrics
+    evaluation.summary.update({
         "process": model.config.process, "sampler": model.config.sampler,
-        "backbone": model.config.backbone, "n_events": config.events,
-        "training_steps": model.step, "training_seconds": model.train_seconds,
+        "backbone": model.config.backbone, "bayesian": model.config.bayesian, "draws": config.draws,
+        "n_events": config.events, "training_steps": model.step, "training_seconds": model.train_seconds,
         "parameters": count_parameters(model.sampler),
         "sample_steps": config.sample_steps, "solver": config.solver,
         "evaluations_per_event": stats.evaluations_per_event,
         "generation_events_per_s": stats.events_per_second, "n_nonfinite_dropped": n_dropped,
         "classifier": classifier_two_sample_test(classifier_inputs(process, truth.events),
-                                                 classifier_inputs(process, events), seed=config.seed),
-        "observables": {name: observable_metrics(truth.observables[name], generated[name], binning.edges)
-                        for name, binning in process.binnings.items()},
-    }
-    return Evaluation(generated, summary)
+                                                 classifier_inputs(process, generated.events), seed=config.seed),
+        "observables": per_observable,
+    })
+    return evaluation
 
 
-def plot_overlays(process: Process, truth: Truth, generated: dict[str, dict[str, np.ndarray]], out: Path) -> None:
-    """One PNG per observable: truth and every labelled generator, with a ratio panel."""
+def plot_overlays(process: Process, truth: Truth, evaluations: dict[str, Evaluation], out: Path) -> None:
+    """One PNG per observable: truth and every labelled generator (with its band), ratio panel."""
     for name, binning in process.binnings.items():
         edges = binning.edges
-        plot_observable(out / f"{name}.png", binning, Histogram.fill(truth.observables[name], edges),
-                        {label: Histogram.fill(obs[name], edges) for label, obs in generated.items()},
+        plot_observable(out / f"{name}.png", binning, truth.histogram(name, edges),
+                        {label: e.histogram(name, edges) for label, e in evaluations.items()},
                         title=process.name)
 
 
@@ -106,7 +130,9 @@ def validate(run_dir: str | Path, config: ValidateConfig) -> dict[str, Any]:
     truth = Truth.draw(model.process, config.events, config.seed)
     evaluation = evaluate(model, truth, config)
     out.mkdir(exist_ok=True)
-    plot_overlays(model.process, truth, {f"{model.config.sampler} ({model.config.backbone})":
-                                         evaluation.observables}, out)
+    label = f"{model.config.sampler} ({model.config.backbone})"
+    if config.draws > 1:
+        label += f", {config.draws} draws"
+    plot_overlays(model.process, truth, {label: evaluation}, out)
     write_json(out / "metrics.json", evaluation.summary)
     return evaluation.summary

@@ -1,0 +1,106 @@
+"""Variational linear layer: mean-field Gaussian weights and biases.
+
+Posterior ``q(w) = N(μ, σ²)`` per weight with ``σ = exp(log_sigma)`` (log of the standard
+deviation, not of the variance); prior ``p(w) = N(0, prior_std²)``. Three ways to evaluate:
+
+* training — local reparameterisation: ``y = x μᵀ + b_μ + √(x² σ²ᵀ + σ_b²) ⊙ ε``, fresh ``ε``
+  per call and per row (Kingma et al. 2015);
+* ``mean`` — the posterior means, deterministic;
+* ``draws`` — ``M`` weight samples fixed until redrawn; rows of the input are split into ``M``
+  equal consecutive blocks, block ``m`` using sample ``m``, as one batched matmul. ``M = 1`` is
+  one ensemble member, reused for every call of a whole sampling trajectory.
+"""
+from __future__ import annotations
+
+import math
+
+import pyro.distributions as dist
+from pyro.distributions.kl import kl_divergence
+import torch
+from torch import nn
+
+LOG_SIGMA_RANGE = (-15.0, 2.0)
+
+
+class VariationalLinear(nn.Module):
+    """Drop-in replacement of :class:`torch.nn.Linear` with a Gaussian posterior over weights."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, prior_std: float = 1.0,
+                 init_log_sigma: float = -9.0):
+        super().__init__()
+        self.in_features, self.out_features, self.prior_std = in_features, out_features, prior_std
+        self.weight_mean = nn.Parameter(torch.empty(out_features, in_features))
+        self.weight_log_sigma = nn.Parameter(torch.full((out_features, in_features), init_log_sigma))
+        self.bias_mean = nn.Parameter(torch.zeros(out_features)) if bias else None
+        self.bias_log_sigma = nn.Parameter(torch.full((out_features,), init_log_sigma)) if bias else None
+        nn.init.kaiming_uniform_(self.weight_mean, a=math.sqrt(5))
+        self.mode = "mean"
+        self._weights: torch.Tensor | None = None  # (M, out, in) fixed draws
+        self._biases: torch.Tensor | None = None   # (M, out)
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, prior_std: float, init_log_sigma: float) -> "VariationalLinear":
+        """A variational layer whose posterior means are ``linear``'s weights."""
+        layer = cls(linear.in_features, linear.out_features, linear.bias is not None, prior_std, init_log_sigma)
+        with torch.no_grad():
+            layer.weight_mean.copy_(linear.weight)
+            if linear.bias is not None:
+                layer.bias_mean.copy_(linear.bias)
+        return layer.to(linear.weight.device)
+
+    def _sigma(self, log_sigma: torch.Tensor) -> torch.Tensor:
+        return log_sigma.clamp(*LOG_SIGMA_RANGE).exp()
+
+    def posteriors(self) -> list[dist.Normal]:
+        """The posterior distributions of the weights (and biases)."""
+        pairs = [(self.weight_mean, self.weight_log_sigma)]
+        if self.bias_mean is not None:
+            pairs.append((self.bias_mean, self.bias_log_sigma))
+        return [dist.Normal(mean, self._sigma(log_sigma)) for mean, log_sigma in pairs]
+
+    def kl_divergence(self) -> torch.Tensor:
+        """``Σ KL(q(w) ‖ p(w))`` over every weight and bias (summed, not averaged)."""
+        return sum(kl_divergence(q, dist.Normal(torch.zeros_like(q.loc), self.prior_std)).sum()
+                   for q in self.posteriors())
+
+    def draw(self, draws: int, generators: list[torch.Generator]) -> None:
+        """Fix ``draws`` weight samples, sample ``m`` from ``generators[m]``, and use them."""
+        device = self.weight_mean.device
+        weights, biases = [], []
+        for generator in generators[:draws]:
+            noise = torch.randn(self.weight_mean.shape, device=device, generator=generator)
+            weights.append(self.weight_mean + self._sigma(self.weight_log_sigma) * noise)
+            if self.bias_mean is not None:
+                noise = torch.randn(self.bias_mean.shape, device=device, generator=generator)
+                biases.append(self.bias_mean + self._sigma(self.bias_log_sigma) * noise)
+        self._weights = torch.stack(weights).detach()
+        self._biases = torch.stack(biases).detach() if biases else None
+        self.mode = "draws"
+
+    def use_mean(self) -> None:
+        self._weights = self._biases = None
+        self.mode = "mean"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            mean = nn.functional.linear(x, self.weight_mean, self.bias_mean)
+            variance = nn.functional.linear(
+                x.square(), self._sigma(self.weight_log_sigma).square(),
+                None if self.bias_log_sigma is None else self._sigma(self.bias_log_sigma).square())
+            return mean + variance.clamp(min=1e-30).sqrt() * torch.randn_like(mean)
+        if self.mode == "mean":
+            return nn.functional.linear(x, self.weight_mean, self.bias_mean)
+        draws = self._weights.shape[0]
+        if draws == 1:
+            return nn.functional.linear(x, self._weights[0], None if self._biases is None else self._biases[0])
+        if x.shape[0] % draws:
+            raise ValueError(f"a batch of {x.shape[0]} rows cannot be split over {draws} weight draws")
+        blocks = x.reshape(draws, -1, self.in_features)  # (M, rows per draw, in)
+        weights = self._weights.transpose(1, 2).to(x.dtype)
+        out = (torch.bmm(blocks, weights) if self._biases is None
+               else torch.baddbmm(self._biases[:, None, :].to(x.dtype), blocks, weights))
+        return out.reshape(*x.shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias_mean is not None}, prior_std={self.prior_std}, mode={self.mode}")

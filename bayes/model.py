@@ -1,0 +1,79 @@
+"""Make any network Bayesian, weigh its KL, and draw ensembles of frozen generators."""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from bayesgen.bayes.layers import VariationalLinear
+from bayesgen.core.seeding import derive_seed, torch_generator
+
+
+def bayesianize(module: nn.Module, prior_std: float = 1.0, init_log_sigma: float = -9.0,
+                keep: Callable[[str, nn.Linear], bool] | None = None, inplace: bool = True) -> nn.Module:
+    """Replace every :class:`nn.Linear` in ``module`` (recursively) by a :class:`VariationalLinear`
+    whose posterior means start at the layer's weights; ``keep(name, layer)`` → True leaves a layer
+    deterministic. Returns the module (a copy unless ``inplace``)."""
+    module = module if inplace else copy.deepcopy(module)
+    linears = [(name, layer) for name, layer in module.named_modules() if type(layer) is nn.Linear]
+    for name, layer in linears:
+        if keep is not None and keep(name, layer):
+            continue
+        parent_name, _, child = name.rpartition(".")
+        parent = module.get_submodule(parent_name) if parent_name else module
+        setattr(parent, child, VariationalLinear.from_linear(layer, prior_std, init_log_sigma))
+    return module
+
+
+def variational_layers(module: nn.Module) -> list[VariationalLinear]:
+    return [layer for layer in module.modules() if isinstance(layer, VariationalLinear)]
+
+
+def is_bayesian(module: nn.Module) -> bool:
+    return bool(variational_layers(module))
+
+
+def kl_divergence(module: nn.Module) -> torch.Tensor:
+    """Summed KL of every variational layer of ``module`` to its prior."""
+    layers = variational_layers(module)
+    if not layers:
+        raise ValueError("the module has no variational layers; call bayesianize first")
+    return sum(layer.kl_divergence() for layer in layers)
+
+
+def _draw(layers: list[VariationalLinear], members: range, seed: int) -> None:
+    """Fix the weights of ensemble ``members`` in every layer; member ``m`` of layer ``i`` is
+    drawn from the stream ``(seed, m, i)``, so it is the same draw in every mode."""
+    for index, layer in enumerate(layers):
+        device = layer.weight_mean.device
+        layer.draw(len(members), [torch_generator(derive_seed(seed, "weight-draw", m, index), device)
+                                  for m in members])
+
+
+@contextmanager
+def weight_draws(module: nn.Module, draws: int, seed: int = 0) -> Iterator[nn.Module]:
+    """Inside the block every variational layer holds ``draws`` fixed weight samples, evaluated
+    together: input rows form ``draws`` consecutive blocks, one per ensemble member."""
+    layers = variational_layers(module)
+    try:
+        _draw(layers, range(draws), seed)
+        yield module
+    finally:
+        for layer in layers:
+            layer.use_mean()
+
+
+def ensemble(module: nn.Module, draws: int, seed: int = 0) -> Iterator[nn.Module]:
+    """Yield ``module`` ``draws`` times, each time holding the weights of one frozen ensemble
+    member (the same members that :func:`weight_draws` evaluates together)."""
+    layers = variational_layers(module)
+    try:
+        for m in range(draws):
+            _draw(layers, range(m, m + 1), seed)
+            yield module
+    finally:
+        for layer in layers:
+            layer.use_mean()

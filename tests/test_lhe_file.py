@@ -1,0 +1,102 @@
+"""The ``lhe_file`` process on the POWHEG (Z→ee) and MadGraph (Z→ℓℓ + jets, gzipped) test files."""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pylhe
+import pytest
+
+from bayesgen.core.errors import ConfigError, DataError
+from bayesgen.plugins.processes import lhe_file
+from bayesgen.plugins.processes.lhe_file import LHEFileProcess
+
+DATA = Path(__file__).parents[1].parent / "shared" / "data"
+POWHEG = DATA / "pylhe-testfile-powheg-box-v2-Z.lhe"  # 100 events, Z → e+e- + 1 parton
+MADGRAPH = DATA / "pylhe-testfile-madgraph-2.2.1-Z-ckkwl.lhe.gz"  # 10k events, ee or μμ + 0–2
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared test data folder {DATA} is absent")
+
+
+def reference(path: Path, leptons: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Leading-lepton pT, parton count and weight of selected events, read event by event."""
+    lead, n_jets, weights, entry = [], [], [], []
+    for i, event in enumerate(pylhe.LHEFile.fromfile(path).events):
+        final = [p for p in event.particles if p.status == 1]
+        pts = {pid: [math.hypot(p.px, p.py) for p in final if p.id == pid] for pid in leptons}
+        if all(pts.values()):
+            lead.append(max(max(v) for v in pts.values()))
+            n_jets.append(sum(abs(p.id) <= 5 or p.id == 21 for p in final))
+            weights.append(event.eventinfo.weight)
+            entry.append(i)
+    return {"lead_pt": np.array(lead), "n_jets": np.array(n_jets), "weights": np.array(weights),
+            "entry": np.array(entry)}
+
+
+@pytest.fixture(scope="module")
+def madgraph() -> tuple[LHEFileProcess, dict[str, np.ndarray]]:
+    process = LHEFileProcess(MADGRAPH, like="z_mumu", leptons=[13, -13], chunk_size=4000)
+    return process, process.sample_arrays(5003, seed=0)
+
+
+def test_hook_registers_lhe_file():
+    assert lhe_file.bayesgen_processes() == {"lhe_file": LHEFileProcess}
+
+
+def test_madgraph_z_plus_jets(madgraph):
+    process, arrays = madgraph
+    events = arrays["events"]
+    ref = reference(MADGRAPH, (13, -13))
+    assert events.shape == (5003, 6) == (len(ref["entry"]), 6)
+    np.testing.assert_array_equal(arrays["entry"], ref["entry"])
+    np.testing.assert_allclose(events[:, 0], ref["lead_pt"], rtol=1e-9)
+    np.testing.assert_array_equal(arrays["n_jets"], ref["n_jets"])
+    np.testing.assert_allclose(arrays["weights"], ref["weights"])
+    # this file's merged samples hold 0, 1 or 2 extra final-state partons, all three present
+    counts = Counter(arrays["n_jets"].tolist())
+    assert set(counts) == {0, 1, 2} and min(counts.values()) > 100
+    mass = process.observables(events)["m_mumu"]
+    assert 89.0 < np.median(mass) < 93.0 and np.mean(np.abs(mass - 91.19) < 10.0) > 0.7
+    assert np.all(events[:, 0] >= events[:, 3])
+    assert np.all((events[:, [2, 5]] > -np.pi) & (events[:, [2, 5]] <= np.pi))
+
+
+def test_sample_sets_weights_and_multiplicity(madgraph):
+    process, arrays = madgraph
+    events = process.sample(1000, seed=7)
+    assert events.shape == (1000, 6) and process.weights.shape == (1000,)
+    assert process.n_jets.shape == (1000,) and np.all(np.isin(process.entry, arrays["entry"]))
+    np.testing.assert_array_equal(process.to_features(events), process.target.to_features(events))
+
+
+def test_powheg_z_to_ee_and_chunking():
+    process = LHEFileProcess(POWHEG, leptons=[11, -11])
+    chunked = LHEFileProcess(POWHEG, leptons=[11, -11], chunk_size=7)
+    a, b = process.sample_arrays(60, seed=2), chunked.sample_arrays(60, seed=2)
+    for key in ("events", "weights", "n_jets", "entry"):
+        np.testing.assert_array_equal(a[key], b[key])
+    events = process.sample(100, seed=0)
+    ref = reference(POWHEG, (11, -11))
+    np.testing.assert_allclose(events[:, 0], ref["lead_pt"], rtol=1e-9)
+    np.testing.assert_allclose(process.weights, 1223.55)
+    assert np.all(process.n_jets == 1)  # POWHEG: exactly one real-emission parton
+    assert abs(np.median(process.observables(events)["m_mumu"]) - 91.19) < 3.0
+
+
+def test_errors(tmp_path):
+    with pytest.raises(DataError, match=r"only 100 of 100 events pass.*asked for 200,000"):
+        LHEFileProcess(POWHEG, leptons=[11, -11]).sample(200_000, seed=0)
+    with pytest.raises(DataError, match=r"only 0 of 100 events pass"):
+        LHEFileProcess(POWHEG, leptons=[13, -13]).sample(1, seed=0)
+    with pytest.raises(DataError, match="LHE file not found"):
+        LHEFileProcess(tmp_path / "nope.lhe").sample(1, seed=0)
+    (tmp_path / "junk.lhe").write_text("<html>not LHE</html>\n")
+    with pytest.raises(DataError, match="not a readable LHE file"):
+        LHEFileProcess(tmp_path / "junk.lhe").sample(1, seed=0)
+    text = POWHEG.read_text()
+    (tmp_path / "cut.lhe").write_text(text[: text.index("<event>", len(text) // 2) + 40])
+    with pytest.raises(DataError, match="broken LHE file"):
+        LHEFileProcess(tmp_path / "cut.lhe", leptons=[11, -11]).sample(1, seed=0)
+    with pytest.raises(ConfigError, match="cannot be filled from 1 lepton"):
+        LHEFileProcess(POWHEG, leptons=[11])

@@ -1,0 +1,202 @@
+"""The ``root_file`` process: jagged (HZZ test file) and flat/NanoAOD trees written on the fly."""
+from __future__ import annotations
+
+import math
+import textwrap
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+from bayesgen.core.errors import ConfigError, DataError
+from bayesgen.plugins.processes import root_file
+from bayesgen.plugins.processes.root_file import RootFileProcess
+
+DATA = Path(__file__).parents[1].parent / "shared" / "data"
+HZZ = DATA / "uproot-HZZ.root"
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared test data folder {DATA} is absent")
+
+QUANTITIES = ("mu1_pt", "mu1_eta", "mu1_phi", "mu2_pt", "mu2_eta", "mu2_phi")
+HZZ_MAPPING = textwrap.dedent("""\
+    like = "z_mumu"
+    tree = "events"
+    weight = "EventWeight"
+
+    [collections.mu]
+    px = "Muon_Px"
+    py = "Muon_Py"
+    pz = "Muon_Pz"
+    E = "Muon_E"
+    charge = "Muon_Charge"
+    opposite_charge = true
+    """)
+
+
+def hzz_mapping(**muon) -> dict:
+    spec = {"px": "Muon_Px", "py": "Muon_Py", "pz": "Muon_Pz", "E": "Muon_E",
+            "charge": "Muon_Charge", "opposite_charge": True, **muon}
+    return {"like": "z_mumu", "tree": "events", "weight": "EventWeight",
+            "collections": {"mu": spec}}
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict[str, np.ndarray]:
+    """Leading opposite-charge muon pair per event, computed independently event by event."""
+    tree = uproot.open(HZZ)["events"]
+    a = tree.arrays(["Muon_Px", "Muon_Py", "Muon_Pz", "Muon_E", "Muon_Charge", "EventWeight"])
+    rows, entries, weights = [], [], []
+    for i, (px, py, pz, q, w) in enumerate(zip(a.Muon_Px.tolist(), a.Muon_Py.tolist(),
+                                               a.Muon_Pz.tolist(), a.Muon_Charge.tolist(),
+                                               a.EventWeight.tolist())):
+        pt = np.hypot(px, py)
+        order = np.argsort(-pt, kind="stable")
+        partners = [j for j in order[1:] if q[j] != q[order[0]]]
+        if len(order) < 2 or not partners:
+            continue
+        row = []
+        for j in (order[0], partners[0]):
+            row += [pt[j], math.asinh(pz[j] / pt[j]), math.atan2(py[j], px[j])]
+        rows.append(row)
+        entries.append(i)
+        weights.append(w)
+    return {"events": np.array(rows), "entry": np.array(entries), "weights": np.array(weights)}
+
+
+@pytest.fixture(scope="module")
+def hzz_all(tmp_path_factory) -> tuple[RootFileProcess, np.ndarray]:
+    mapping = tmp_path_factory.mktemp("mapping") / "dimuon.toml"
+    mapping.write_text(HZZ_MAPPING)
+    process = RootFileProcess(path=str(HZZ), mapping=str(mapping))
+    return process, process.sample(1406, seed=0)
+
+
+def test_hook_registers_root_file():
+    assert root_file.bayesgen_processes() == {"root_file": RootFileProcess}
+
+
+def test_reuses_target_process(hzz_all):
+    process, events = hzz_all
+    target = process.target
+    assert process.name == "root_file" and process.quantities == QUANTITIES
+    assert process.feature_names == target.feature_names and process.binnings == target.binnings
+    np.testing.assert_array_equal(process.to_features(events), target.to_features(events))
+    assert set(process.observables(events)) == set(target.binnings)
+
+
+def test_jagged_selection_matches_independent_computation(hzz_all, reference):
+    process, events = hzz_all
+    assert events.shape == (1406, 6) and events.dtype == np.float64
+    np.testing.assert_allclose(events, reference["events"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(process.weights, reference["weights"], rtol=1e-6)
+    assert np.all(events[:, 0] >= events[:, 3])
+    assert np.all((events[:, [2, 5]] > -np.pi) & (events[:, [2, 5]] <= np.pi))
+    mass = process.observables(events)["m_mumu"]
+    assert 85.0 < np.median(mass) < 95.0
+
+
+def test_chunked_reading_equals_one_shot(reference):
+    one_shot = RootFileProcess(HZZ, hzz_mapping(), step_size=10_000)
+    chunked = RootFileProcess(HZZ, hzz_mapping(), step_size=97)
+    a, b = one_shot.sample_arrays(500, seed=3), chunked.sample_arrays(500, seed=3)
+    np.testing.assert_array_equal(a["events"], b["events"])
+    np.testing.assert_array_equal(a["weights"], b["weights"])
+    # a subset of the selected events, in file order, different for another seed
+    assert np.all(np.diff(a["entry"]) > 0) and np.array_equal(a["entry"], b["entry"])
+    rows = np.flatnonzero(np.isin(reference["entry"], a["entry"]))
+    assert len(rows) == 500 and np.allclose(reference["events"][rows], a["events"], rtol=1e-5)
+    assert not np.array_equal(one_shot.sample(500, seed=4), a["events"])
+
+
+def test_too_few_events_is_a_clear_error():
+    process = RootFileProcess(HZZ, hzz_mapping(), step_size=10_000)
+    with pytest.raises(DataError, match=r"only 1,406 of 2,421 events pass.*asked for 200,000"):
+        process.sample(200_000, seed=0)
+    lenient = RootFileProcess(HZZ, hzz_mapping(), allow_fewer=True)
+    with pytest.warns(UserWarning, match="using all 1,406"):
+        assert len(lenient.sample(200_000, seed=0)) == 1406
+
+
+def test_cuts_reduce_the_selection(reference):
+    events = RootFileProcess(HZZ, hzz_mapping(pt_min=20.0, abs_eta_max=2.1),
+                             allow_fewer=True)
+    with pytest.warns(UserWarning):
+        out = events.sample(2000, seed=0)
+    assert 0 < len(out) < len(reference["events"])
+    assert out[:, [0, 3]].min() > 20.0 and np.abs(out[:, [1, 4]]).max() < 2.1
+
+
+def test_missing_branch_tree_and_file_are_named(tmp_path):
+    with pytest.raises(DataError, match=r"branch 'Muon_Pxx'.*did you mean Muon_Px"):
+        RootFileProcess(HZZ, hzz_mapping(px="Muon_Pxx")).sample(10, seed=0)
+    with pytest.raises(DataError, match=r"no tree 'Events'; trees: events"):
+        RootFileProcess(HZZ, {**hzz_mapping(), "tree": "Events"}).sample(10, seed=0)
+    with pytest.raises(DataError, match="ROOT file not found"):
+        RootFileProcess(tmp_path / "nope.root", hzz_mapping()).sample(10, seed=0)
+    with pytest.raises(ConfigError, match="mapping file not found"):
+        RootFileProcess(HZZ, tmp_path / "nope.toml")
+
+
+def test_incomplete_mapping_names_the_quantities():
+    with pytest.raises(ConfigError, match="does not provide mu1_pt, mu1_eta"):
+        RootFileProcess(HZZ, {"like": "z_mumu", "branches": {"mu2_pt": "x", "mu2_eta": "y",
+                                                             "mu2_phi": "z"}})
+    with pytest.raises(ConfigError, match="needs like"):
+        RootFileProcess(HZZ, {"branches": {}})
+    with pytest.raises(ConfigError, match="unknown key"):
+        RootFileProcess(HZZ, hzz_mapping(ptmin=3.0))
+
+
+def _flat_file(path: Path, n: int = 300) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(1)
+    columns = {"pt1": rng.uniform(40, 60, n), "eta1": rng.normal(size=n),
+               "phi1": rng.uniform(-np.pi, np.pi, n), "pt2": rng.uniform(20, 40, n),
+               "eta2": rng.normal(size=n), "phi2": rng.uniform(0, 2 * np.pi, n),
+               "w": rng.uniform(0.5, 1.5, n)}
+    with uproot.recreate(path) as file:
+        file["tree"] = columns  # uproot >= 5.7 writes an RNTuple
+    return columns
+
+
+FLAT = {"like": "z_mumu", "weight": "w",
+        "branches": {f"mu{i}_{v}": f"{v}{i}" for i in (1, 2) for v in ("pt", "eta", "phi")}}
+
+
+def test_flat_branches(tmp_path):
+    columns = _flat_file(tmp_path / "flat.root")
+    process = RootFileProcess(tmp_path / "flat.root", FLAT, step_size=64)  # one tree: no name
+    events = process.sample(300, seed=0)
+    np.testing.assert_allclose(events[:, 0], columns["pt1"])
+    np.testing.assert_allclose(events[:, 4], columns["eta2"])
+    phi2 = np.where(columns["phi2"] > np.pi, columns["phi2"] - 2 * np.pi, columns["phi2"])
+    np.testing.assert_allclose(events[:, 5], phi2)
+    np.testing.assert_allclose(process.weights, columns["w"])
+    mev = RootFileProcess(tmp_path / "flat.root", {**FLAT, "momentum_unit": "MeV"})
+    np.testing.assert_allclose(mev.sample(300, seed=0)[:, 3], 1e-3 * columns["pt2"])
+
+
+def test_nan_is_reported_with_branch_and_entry(tmp_path):
+    columns = _flat_file(tmp_path / "flat.root")
+    columns["eta2"][123] = np.nan
+    with uproot.recreate(tmp_path / "nan.root") as file:  # a TTree this time
+        file.mktree("tree", {k: np.float64 for k in columns}).extend(columns)
+    with pytest.raises(DataError, match=r"non-finite value in branch 'eta2' at entry 123"):
+        RootFileProcess(tmp_path / "nan.root", FLAT, step_size=50).sample(10, seed=0)
+
+
+def test_nanoaod_style_collection(tmp_path):
+    muons = ak.zip({"pt": [[50.0, 30.0, 10.0], [45.0, 35.0], [60.0], [70.0, 40.0, 25.0]],
+                    "eta": [[0.1, -0.2, 0.3], [1.0, 2.6], [0.0], [0.5, -0.5, 1.5]],
+                    "phi": [[0.5, -2.0, 1.0], [3.0, 0.0], [0.0], [-1.0, 2.0, 1.0]],
+                    "charge": [[1, -1, 1], [1, -1], [1], [-1, -1, 1]]})
+    with uproot.recreate(tmp_path / "nano.root") as file:  # TTree: nMuon, Muon_pt, …
+        file.mktree("Events", {"Muon": muons.type.content}).extend({"Muon": muons})
+    mapping = {"like": "z_mumu", "tree": "Events",
+               "collections": {"mu": {"pt": "Muon_pt", "eta": "Muon_eta", "phi": "Muon_phi",
+                                      "charge": "Muon_charge", "opposite_charge": True,
+                                      "abs_eta_max": 2.4}}}
+    events = RootFileProcess(tmp_path / "nano.root", mapping).sample(2, seed=0)
+    # event 1 loses its second muon to |η| < 2.4, event 2 has one muon; event 3 pairs 70 and 25
+    np.testing.assert_allclose(events, [[50.0, 0.1, 0.5, 30.0, -0.2, -2.0],
+                                        [70.0, 0.5, -1.0, 25.0, 1.5, 1.0]])
