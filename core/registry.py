@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.metadata
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -41,11 +42,18 @@ class Registry:
         manager = pluggy.PluginManager(hooks.PROJECT)
         manager.add_hookspecs(hooks)
         failures = []
+        seen: set[str] = set()  # modules already registered (a package may be found twice on sys.path)
         for entry_point in sorted(importlib.metadata.entry_points(group=group), key=lambda e: e.name):
-            if manager.get_plugin(entry_point.name) is not None:
-                continue  # the same distribution seen twice on sys.path
+            if entry_point.value in seen:
+                continue
+            seen.add(entry_point.value)
+            name = entry_point.name
+            if manager.has_plugin(name):
+                name = f"{entry_point.dist.name if entry_point.dist else entry_point.value}:{name}"
+                warnings.warn(f"entry-point name {entry_point.name!r} is used by two packages; "
+                              f"registering {entry_point.value} as {name!r}", stacklevel=2)
             try:
-                manager.register(entry_point.load(), name=entry_point.name)
+                manager.register(entry_point.load(), name=name)
             except Exception as error:  # noqa: BLE001 - a broken plugin must not stop the rest
                 failures.append(PluginFailure(entry_point.name, f"{type(error).__name__}: {error}"))
         return cls(manager, failures)
@@ -55,8 +63,15 @@ class Registry:
         if kind not in KINDS:
             raise ValueError(f"unknown plugin kind {kind!r}; known kinds: {', '.join(KINDS)}")
         found: dict[str, Callable] = {}
-        for mapping in getattr(self.manager.hook, f"bayesgen_{kind}")():
-            found.update(mapping or {})
+        owners: dict[str, str] = {}
+        for implementation in getattr(self.manager.hook, f"bayesgen_{kind}").get_hookimpls():
+            for name, factory in (implementation.function() or {}).items():
+                if name in owners:
+                    warnings.warn(f"{kind[:-1] if kind != 'processes' else 'process'} {name!r} is provided by "
+                                  f"both {owners[name]!r} and {implementation.plugin_name!r}; using the first",
+                                  stacklevel=2)
+                    continue
+                found[name], owners[name] = factory, implementation.plugin_name
         return dict(sorted(found.items()))
 
     def get(self, kind: str, name: str) -> Callable:

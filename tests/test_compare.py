@@ -76,3 +76,22 @@ def test_compare_rejects_unknown_sampler_before_training(tmp_path, capsys):
     assert main(["compare", "--samplers", "ddpm,flow", "--out", str(tmp_path / "c")]) == 2
     assert "unknown sampler 'flow'" in capsys.readouterr().err
     assert not (tmp_path / "c" / "runs").exists()
+
+
+def test_bayesian_compare_draws_bands_for_every_sampler(tmp_path):
+    out = tmp_path / "cmp"
+    config = tmp_path / "c.toml"
+    config.write_text('[compare.backbone_options]\nwidth = 16\ndepth = 1\n'
+                      '[compare.sampler_options.ddpm]\ntimesteps = 20\nschedule = "cosine"\nprediction = "v"\n'
+                      '[compare.sampler_options.inn]\nblocks = 2\n'
+                      '[compare.bayes_options]\ninit_log_sigma = -4.0\n')
+    assert main(["compare", "--samplers", "ddpm,cfm,inn", "--bayesian", "--draws", "3", "--steps", "10",
+                 "--train-events", "2048", "--batch-size", "256", "--events", "1000", "--sample-steps", "4",
+                 "--out", str(out), "--config", str(config)]) == 0
+    result = json.loads((out / "compare.json").read_text())
+    assert result["draws"] == 3
+    for summary in result["samplers"].values():
+        assert summary["bayesian"] is True and summary["draws"] == 3
+        band = summary["observables"]["m_mumu"]
+        assert band["sigma_pred_rel_median"] > 0 and 0 <= band["coverage_1sigma"] <= 1
+    assert "1σ coverage" in (out / "compare.md").read_text()

@@ -63,3 +63,20 @@ def test_third_party_process_trains_through_cli(third_party_plugin, tmp_path):
     assert main(["train", "--process", "toy_gauss", "--steps", "5", "--events", "512",
                  "--batch-size", "128", "--out", str(run)]) == 0
     assert (run / "checkpoint.pt").is_file()
+
+
+def test_clashing_plugin_names_are_reported(third_party_plugin):
+    (third_party_plugin / "clashplug.py").write_text(
+        "from bayesgen.core.hooks import hookimpl\n"
+        "from toyplug import ToyGauss\n"
+        "@hookimpl\ndef bayesgen_processes():\n    return {'toy_gauss': ToyGauss}\n")
+    info = third_party_plugin / "clashplug-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: clashplug\nVersion: 0.1\n")
+    (third_party_plugin / "clashmlp.py").write_text("")
+    (info / "entry_points.txt").write_text("[bayesgen]\nclashplug = clashplug\nmlp = clashmlp\n")
+    with pytest.warns(UserWarning, match="entry-point name 'mlp' is used by two packages"):
+        reg = registry.registry(refresh=True)
+    assert "mlp" in reg.plugins("backbones"), "the built-in backbone must survive a clash"
+    with pytest.warns(UserWarning, match="process 'toy_gauss' is provided by both"):
+        reg.plugins("processes")

@@ -51,10 +51,13 @@ def markdown_table(result: dict[str, Any]) -> str:
         lines.append(f"| {label} | {s['parameters']:,} | {s['training_steps']:,} | {s['training_seconds']:.0f} | "
                      f"{s['generation_events_per_s']:,.0f} | {s['evaluations_per_event']} | "
                      f"{auc['auc']:.3f} ± {auc['auc_std']:.3f} |")
-    lines += ["", "Per observable: W1 ± its spread over 5 batches · largest bulk deviation · χ²/ndf", "",
+    banded = result.get("draws", 1) > 1
+    lines += ["", "Per observable: W1 ± its spread over 5 batches · largest bulk deviation · χ²/ndf"
+              + (" · median σ_pred/mean · 1σ coverage of the band" if banded else ""), "",
               "| observable | " + " | ".join(samplers) + " |", "|---|" + "---|" * len(samplers)]
     for name in next(iter(samplers.values()))["observables"]:
         cells = [f"{m['w1']:.3g} ± {m['w1_std']:.2g} · {m['max_rel_dev_bulk']:.1%} · {m['chi2_ndf']:.2f}"
+                 + (f" · {m['sigma_pred_rel_median']:.1%} · {m['coverage_1sigma']:.0%}" if banded else "")
                  for m in (s["observables"][name] for s in samplers.values())]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -71,7 +74,7 @@ def compare(config: CompareConfig, progress: bool = True) -> dict[str, Any]:
     validation = ValidateConfig(events=config.events, draws=config.draws, sample_steps=config.sample_steps,
                                 seed=config.seed, device=config.device)
     evaluations = {label: evaluate(model, truth, validation) for label, model in models.items()}
-    result = {"process": process.name, "n_events": config.events,
+    result = {"process": process.name, "n_events": config.events, "draws": config.draws,
               "samplers": {label: e.summary for label, e in evaluations.items()}}
     plot_overlays(process, truth, evaluations, out)
     write_json(out / "compare.json", result)

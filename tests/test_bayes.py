@@ -1,0 +1,162 @@
+"""The Bayesian layer: the swap, the KL, weight draws, ensembles, training and validation bands."""
+import copy
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from bayesgen.bayes import (VariationalLinear, bayesianize, ensemble, is_bayesian, kl_divergence,
+                            variational_layers, weight_draws)
+from bayesgen.core.checkpoint import load_checkpoint
+from bayesgen.core.cli import main
+from bayesgen.core.config import TrainConfig
+from bayesgen.core.model import TrainedModel, build_sampler
+from bayesgen.core.training import train
+from bayesgen.plugins.backbones.mlp import ResidualMLP
+
+
+def closed_form_kl(mean, sigma, prior_std):
+    return (math.log(prior_std / sigma) + (sigma**2 + mean**2) / (2 * prior_std**2) - 0.5)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "cfm", "inn"])
+def test_swap_reaches_every_linear_of_every_sampler(sampler):
+    config = TrainConfig(sampler=sampler, backbone_options={"width": 16, "depth": 2})
+    plain = build_sampler(config, 5)
+    n_linear = sum(type(m) is nn.Linear for m in plain.modules())
+    bayesian = build_sampler(TrainConfig(sampler=sampler, bayesian=True,
+                                         backbone_options={"width": 16, "depth": 2}), 5)
+    assert n_linear > 0 and len(variational_layers(bayesian)) == n_linear
+    assert not any(type(m) is nn.Linear for m in bayesian.modules())
+    x = torch.randn(7, 5)
+    bayesian.eval()
+    assert bayesian.sample(7, steps=2).shape == plain.sample(7, steps=2).shape == x.shape
+
+
+def test_swap_keeps_means_shapes_and_outputs_in_mean_mode():
+    torch.manual_seed(0)
+    net = ResidualMLP(4, width=8, depth=1)
+    nn.init.normal_(net.output[-1].weight)
+    copy = bayesianize(net, inplace=False)
+    x, t = torch.randn(3, 4), torch.rand(3)
+    copy.eval()
+    net.eval()
+    torch.testing.assert_close(copy(x, t), net(x, t))
+    assert any(type(m) is nn.Linear for m in net.modules()), "inplace=False must leave the original"
+
+
+def test_keep_filter_leaves_chosen_layers_deterministic():
+    net = bayesianize(ResidualMLP(4, width=8, depth=2), keep=lambda name, _: name.startswith("output"))
+    assert type(net.output[-1]) is nn.Linear
+    assert isinstance(net.input, VariationalLinear)
+    config = TrainConfig(bayesian=True, bayes_options={"deterministic_layers": ["output.*"]},
+                         backbone_options={"width": 8, "depth": 1}, sampler_options={"timesteps": 10})
+    assert type(build_sampler(config, 4).network.output[-1]) is nn.Linear
+
+
+def test_kl_is_zero_at_the_prior_and_matches_the_closed_form_sum():
+    layer = VariationalLinear(3, 2, prior_std=2.0)
+    with torch.no_grad():
+        layer.weight_mean.zero_()
+        layer.bias_mean.zero_()
+        layer.weight_log_sigma.fill_(math.log(2.0))  # σ = prior σ (a standard deviation, not a variance)
+        layer.bias_log_sigma.fill_(math.log(2.0))
+    assert layer.kl_divergence().item() == pytest.approx(0.0, abs=1e-6)
+    with torch.no_grad():
+        layer.weight_mean.fill_(0.5)
+        layer.weight_log_sigma.fill_(math.log(0.1))
+    expected = 6 * closed_form_kl(0.5, 0.1, 2.0)  # summed over the 6 weights, not averaged
+    assert layer.kl_divergence().item() == pytest.approx(expected, rel=1e-5)
+    two_layers = nn.Sequential(layer, copy.deepcopy(layer))
+    assert kl_divergence(two_layers).item() == pytest.approx(2 * expected, rel=1e-5)
+
+
+def test_draws_differ_mean_is_deterministic_and_a_seed_reproduces_a_draw():
+    net = bayesianize(ResidualMLP(4, width=16, depth=1), init_log_sigma=-1.0).eval()
+    x, t = torch.randn(10, 4), torch.rand(10)
+    mean_a, mean_b = net(x, t), net(x, t)
+    assert torch.equal(mean_a, mean_b)
+    members = [m(x, t).clone() for m in ensemble(net, draws=2, seed=3)]
+    assert not torch.allclose(members[0], members[1])
+    again = [m(x, t).clone() for m in ensemble(net, draws=2, seed=3)]
+    assert torch.equal(members[0], again[0]) and torch.equal(members[1], again[1])
+    with weight_draws(net, 1, seed=3):
+        first, second = net(x, t), net(x, t)
+    assert torch.equal(first, second), "a fixed draw must not be resampled on every call"
+    assert torch.equal(net(x, t), mean_a), "leaving the ensemble restores the mean mode"
+
+
+def test_batched_draws_equal_the_loop_over_members():
+    net = bayesianize(ResidualMLP(4, width=16, depth=2), init_log_sigma=-1.0).eval()
+    x, t = torch.randn(12, 4), torch.rand(12)
+    with weight_draws(net, 3, seed=5):
+        batched = net(x, t)
+    looped = torch.cat([member(x[4 * m:4 * m + 4], t[4 * m:4 * m + 4]).clone()
+                        for m, member in enumerate(ensemble(net, 3, seed=5))])
+    torch.testing.assert_close(batched, looped)
+    with weight_draws(net, 5, seed=5), pytest.raises(ValueError, match="cannot be split over 5"):
+        net(x, t)
+
+
+def test_local_reparameterisation_matches_the_weight_distribution():
+    layer = VariationalLinear(2, 1, init_log_sigma=math.log(0.3)).train()
+    with torch.no_grad():
+        layer.weight_mean.copy_(torch.tensor([[1.0, -2.0]]))
+        layer.bias_mean.fill_(0.5)
+    x = torch.tensor([[2.0, 1.0]]).repeat(200_000, 1)
+    out = layer(x)[:, 0]
+    assert out.mean().item() == pytest.approx(2 - 2 + 0.5, abs=0.01)
+    assert out.std().item() == pytest.approx(0.3 * math.sqrt(4 + 1 + 1), rel=0.02)
+
+
+def test_bayesian_training_logs_kl_and_round_trips(tmp_path, tiny_config):
+    run = train(tiny_config(tmp_path / "b", sampler="cfm", bayesian=True, steps=20, sampler_options={}), progress=False)
+    state = load_checkpoint(run)
+    assert len(state["history"]["kl"]) == len(state["history"]["loss"]) > 0
+    assert all(kl > 0 for kl in state["history"]["kl"])
+    assert any("log_sigma" in name for name in state["ema"])
+    model = TrainedModel.load(run, "cpu")
+    assert is_bayesian(model.sampler)
+    with weight_draws(model.sampler, 2, seed=1):
+        first = model.sampler.sample(6, steps=3, generator=torch.Generator().manual_seed(0))
+    again = TrainedModel.load(run, "cpu")
+    with weight_draws(again.sampler, 2, seed=1):
+        second = again.sampler.sample(6, steps=3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(first, second)
+    assert not torch.allclose(first[:3], first[3:])
+
+
+def test_draws_need_a_bayesian_run(trained_run, tmp_path, capsys):
+    assert main(["generate", str(trained_run), "--draws", "3", "--out", str(tmp_path / "x.root")]) == 2
+    assert "--draws 3 needs a Bayesian run" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_band_covers_a_toy_gaussian_after_training(third_party_plugin, tmp_path):
+    run = tmp_path / "toy"
+    config = tmp_path / "toy.toml"
+    config.write_text("[train.backbone_options]\nwidth = 32\ndepth = 2\n")
+    assert main(["train", "--process", "toy_gauss", "--sampler", "cfm", "--bayesian", "--steps", "1500",
+                 "--events", "20000", "--batch-size", "512", "--lr", "3e-3", "--out", str(run),
+                 "--config", str(config)]) == 0
+    out = tmp_path / "report"
+    assert main(["validate", str(run), "--events", "20000", "--draws", "10", "--sample-steps", "20",
+                 "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["draws"] == 10 and metrics["bayesian"] is True
+    for name in ("a", "b"):
+        band = metrics["observables"][name]
+        assert band["sigma_pred_rel_median"] > 0
+        assert band["coverage_1sigma"] > 0.6, (name, band)
+    assert (out / "a.png").stat().st_size > 0
+
+
+def test_generate_writes_a_draw_branch(tmp_path, tiny_config):
+    run = train(tiny_config(tmp_path / "b", sampler="cfm", bayesian=True, steps=5, sampler_options={}), progress=False)
+    assert main(["generate", str(run), "--events", "50", "--draws", "4", "--sample-steps", "2",
+                 "--out", str(tmp_path / "e.npz")]) == 0
+    events = dict(__import__("numpy").load(tmp_path / "e.npz"))
+    assert sorted(set(events["draw"].tolist())) == [0, 1, 2, 3]
+    assert len(events["mu1_pt"]) == 200
