@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -60,3 +61,21 @@ class Process(ABC):
     @property
     def n_features(self) -> int:
         return len(self.feature_names)
+
+
+def sample_accepted(n: int, seed: int, draw: Callable[[int, np.random.Generator], np.ndarray], n_columns: int,
+                    initial_efficiency: float = 0.4, max_batch: int = 1_000_000) -> np.ndarray:
+    """Exactly ``n`` events ``(n, n_columns)`` float64 from ``draw(batch, rng)``, which returns the
+    accepted events of ``batch`` generated ones; batches are sized from the observed acceptance."""
+    if n < 0:
+        raise ValueError(f"n must be non-negative, got {n}")
+    rng = np.random.default_rng(seed)
+    chunks, have, efficiency = [], 0, initial_efficiency
+    while have < n:
+        batch = int(min(max_batch, max(1000, 1.1 * (n - have) / efficiency)))
+        events = draw(batch, rng)
+        efficiency = max(0.05, len(events) / batch)
+        chunks.append(events)
+        have += len(events)
+    out = np.concatenate(chunks, axis=0)[:n] if chunks else np.empty((0, n_columns))
+    return np.ascontiguousarray(out, dtype=np.float64)

@@ -52,8 +52,26 @@ def _first_bad(name: str, array: np.ndarray, bad: np.ndarray, what: str) -> Data
     )
 
 
+class _Binned:
+    """Bin geometry shared by the histogram types (they hold ``edges``)."""
+
+    edges: np.ndarray
+
+    @property
+    def bins(self) -> int:
+        return len(self.edges) - 1
+
+    @property
+    def widths(self) -> np.ndarray:
+        return np.diff(self.edges)
+
+    @property
+    def centers(self) -> np.ndarray:
+        return 0.5 * (self.edges[:-1] + self.edges[1:])
+
+
 @dataclass(frozen=True)
-class Histogram:
+class Histogram(_Binned):
     """A filled, weighted 1D histogram.
 
     Attributes:
@@ -98,18 +116,6 @@ class Histogram:
         return cls(edges=edges, counts=counts.astype(float), sumw2=sumw2.astype(float), total=float(w.sum()))
 
     @property
-    def bins(self) -> int:
-        return len(self.edges) - 1
-
-    @property
-    def widths(self) -> np.ndarray:
-        return np.diff(self.edges)
-
-    @property
-    def centers(self) -> np.ndarray:
-        return 0.5 * (self.edges[:-1] + self.edges[1:])
-
-    @property
     def fraction(self) -> np.ndarray:
         """``counts / total`` (NaN everywhere if ``total`` is zero)."""
         return _safe_divide(self.counts, self.total)
@@ -131,7 +137,7 @@ class Histogram:
 
 
 @dataclass(frozen=True)
-class BandHistogram:
+class BandHistogram(_Binned):
     """Per-bin mean and standard deviation of the densities of several histograms (one per
     generator draw of an ensemble), on common edges.
 
@@ -161,18 +167,6 @@ class BandHistogram:
         n = len(histograms)
         std = densities.std(axis=0, ddof=1) if n > 1 else np.zeros(densities.shape[1])
         return cls(edges=np.asarray(edges, dtype=float), mean=densities.mean(axis=0), std=std, n_draws=n)
-
-    @property
-    def bins(self) -> int:
-        return len(self.edges) - 1
-
-    @property
-    def widths(self) -> np.ndarray:
-        return np.diff(self.edges)
-
-    @property
-    def centers(self) -> np.ndarray:
-        return 0.5 * (self.edges[:-1] + self.edges[1:])
 
     @property
     def density(self) -> np.ndarray:

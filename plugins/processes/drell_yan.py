@@ -25,7 +25,7 @@ from abc import abstractmethod
 import numpy as np
 import vector
 
-from bayesgen.core.process import Binning, Process
+from bayesgen.core.process import Binning, Process, sample_accepted
 from bayesgen.validation.observables import dilepton_observables, wrap_phi
 
 # --- physical constants (GeV) ---------------------------------------------------------------
@@ -231,18 +231,7 @@ class DrellYan(Process):
 
     def sample(self, n: int, seed: int) -> np.ndarray:
         """Exactly ``n`` accepted events ``(n, 6)`` float64, reproducible for ``seed``."""
-        if n < 0:
-            raise ValueError(f"n must be non-negative, got {n}")
-        rng = np.random.default_rng(seed)
-        chunks, have, efficiency = [], 0, self.initial_efficiency
-        while have < n:
-            batch = int(min(_MAX_BATCH, max(1000, 1.1 * (n - have) / efficiency)))
-            events = self.detector(self.generate_truth(batch, rng), rng)
-            efficiency = max(0.05, len(events) / batch)
-            chunks.append(events)
-            have += len(events)
-        out = np.concatenate(chunks, axis=0)[:n] if chunks else np.empty((0, 6))
-        return np.ascontiguousarray(out, dtype=np.float64)
+        return sample_accepted(n, seed, lambda batch, rng: self.detector(self.generate_truth(batch, rng), rng), 6, self.initial_efficiency, _MAX_BATCH)
 
     def to_features(self, events: np.ndarray) -> np.ndarray:
         """``(n, 6)`` → ``(n, 5)``: log pT₁, η₁, log pT₂, η₂, artanh(δ/π) with

@@ -33,7 +33,7 @@ from functools import lru_cache
 import numpy as np
 
 from bayesgen.core.hooks import hookimpl
-from bayesgen.core.process import Binning, Process
+from bayesgen.core.process import Binning, Process, sample_accepted
 from bayesgen.plugins.processes.drell_yan import (
     GAMMA_Z, M_Z, sample_cos_theta, sample_pt, sample_rapidity)
 from bayesgen.plugins.processes.z_mumu import MUON_MASS, muon_resolution
@@ -267,18 +267,7 @@ class HZZ4Mu(Process):
 
     def sample(self, n: int, seed: int) -> np.ndarray:
         """Exactly ``n`` accepted events ``(n, 12)`` float64, reproducible for ``seed``."""
-        if n < 0:
-            raise ValueError(f"n must be non-negative, got {n}")
-        rng = np.random.default_rng(seed)
-        chunks, have, efficiency = [], 0, 0.4
-        while have < n:
-            batch = int(min(_MAX_BATCH, max(1000, 1.1 * (n - have) / efficiency)))
-            events = detector(generate_truth(batch, rng), rng)
-            efficiency = max(0.05, len(events) / batch)
-            chunks.append(events)
-            have += len(events)
-        out = np.concatenate(chunks, axis=0)[:n] if chunks else np.empty((0, 12))
-        return np.ascontiguousarray(out, dtype=np.float64)
+        return sample_accepted(n, seed, lambda batch, rng: detector(generate_truth(batch, rng), rng), 12, 0.4, _MAX_BATCH)
 
     def to_features(self, events: np.ndarray) -> np.ndarray:
         """``(n, 12)`` → ``(n, 11)``: log pT_i, η_i, artanh(wrap(φ_i − φ₁ − π)/π) (i = 2…4,
