@@ -34,5 +34,7 @@ def demo(out: str | Path, progress: bool = True) -> dict:
         m = report["observables"][name]
         print(f"    {name:<8} W1 = {m['w1']:.3g} ± {m['w1_std']:.2g}   max bulk deviation = "
               f"{m['max_rel_dev_bulk']:.1%}   chi2/ndf = {m['chi2_ndf']:.2f}")
+    auc = report["classifier"]
+    print(f"    classifier AUC (0.5 = indistinguishable from truth) = {auc['auc']:.3f} ± {auc['auc_std']:.3f}")
     print(f"done in {time.perf_counter() - start:.0f} s; plots and metrics.json in {report_dir(run, config)}")
     return report

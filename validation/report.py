@@ -130,9 +130,6 @@ def validate(run_dir: str | Path, config: ValidateConfig) -> dict[str, Any]:
     truth = Truth.draw(model.process, config.events, config.seed)
     evaluation = evaluate(model, truth, config)
     out.mkdir(exist_ok=True)
-    label = f"{model.config.sampler} ({model.config.backbone})"
-    if config.draws > 1:
-        label += f", {config.draws} draws"
-    plot_overlays(model.process, truth, {label: evaluation}, out)
+    plot_overlays(model.process, truth, {f"{model.config.sampler} ({model.config.backbone})": evaluation}, out)
     write_json(out / "metrics.json", evaluation.summary)
     return evaluation.summary
