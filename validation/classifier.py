@@ -34,8 +34,8 @@ def auc_standard_error(auc: float, n_pos: int, n_neg: int) -> float:
     return math.sqrt(max(variance, 0.0))
 
 
-def classifier_two_sample_test(truth: np.ndarray, generated: np.ndarray, seed: int = 0, epochs: int = 8,
-                               hidden: int = 64, batch_size: int = 512) -> dict[str, float]:
+def classifier_two_sample_test(truth: np.ndarray, generated: np.ndarray, seed: int = 0, epochs: int = 20,
+                               hidden: int = 128, batch_size: int = 512) -> dict[str, float]:
     """Train an MLP on half of ``truth`` vs ``generated`` (``(n, d)`` feature arrays, non-finite
     rows dropped, classes balanced); return ``{"auc", "auc_std", "n_test"}`` on the other half."""
     truth = truth[np.isfinite(truth).all(axis=1)]
