@@ -95,3 +95,12 @@ def test_bayesian_compare_draws_bands_for_every_sampler(tmp_path):
         band = summary["observables"]["m_mumu"]
         assert band["sigma_pred_rel_median"] > 0 and 0 <= band["coverage_1sigma"] <= 1
     assert "1σ coverage" in (out / "compare.md").read_text()
+
+
+def test_gaussianize_is_robust_to_outliers():
+    from bayesgen.validation.classifier import gaussianize
+    rng = np.random.default_rng(3)
+    reference = rng.standard_cauchy(size=(10_000, 1))  # tails that would swamp a standardisation
+    mapped = gaussianize(reference, reference)
+    assert abs(mapped.mean()) < 0.02 and abs(mapped.std() - 1) < 0.02
+    assert np.isfinite(gaussianize(reference, np.array([[1e30], [-1e30]]))).all()

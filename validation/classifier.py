@@ -34,6 +34,17 @@ def auc_standard_error(auc: float, n_pos: int, n_neg: int) -> float:
     return math.sqrt(max(variance, 0.0))
 
 
+def gaussianize(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Map each column through the reference's empirical CDF to a standard normal, so that long
+    tails and outliers do not dominate the classifier: ``Φ⁻¹(F_ref(x))``, F clipped to (0, 1)."""
+    n = len(reference)
+    columns = []
+    for ref, column in zip(np.sort(reference, axis=0).T, values.T):
+        cdf = (np.searchsorted(ref, column, side="left") + np.searchsorted(ref, column, side="right")) / (2 * n)
+        columns.append(np.clip(cdf, 0.5 / n, 1 - 0.5 / n))
+    return torch.special.ndtri(torch.from_numpy(np.stack(columns, axis=1))).numpy().astype(np.float32)
+
+
 def classifier_two_sample_test(truth: np.ndarray, generated: np.ndarray, seed: int = 0, epochs: int = 20,
                                hidden: int = 128, batch_size: int = 512) -> dict[str, float]:
     """Train an MLP on half of ``truth`` vs ``generated`` (``(n, d)`` feature arrays, non-finite
@@ -45,8 +56,7 @@ def classifier_two_sample_test(truth: np.ndarray, generated: np.ndarray, seed: i
         raise ValueError(f"the classifier test needs at least 20 finite events per sample, got {n}")
     rng = np.random.default_rng(derive_seed(seed, "classifier-split"))
     truth, generated = truth[rng.permutation(len(truth))[:n]], generated[rng.permutation(len(generated))[:n]]
-    mean, std = truth.mean(axis=0), truth.std(axis=0) + 1e-12
-    x = np.clip((np.concatenate([truth, generated]) - mean) / std, -50, 50).astype(np.float32)
+    x = gaussianize(truth, np.concatenate([truth, generated]))
     labels = np.concatenate([np.zeros(n), np.ones(n)]).astype(np.float32)
     half = n // 2
     train_index = np.concatenate([np.arange(half), n + np.arange(half)])
