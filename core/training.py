@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 import time
 from contextlib import nullcontext
@@ -145,6 +144,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         torch.manual_seed(derive_seed(config.seed, "layer-noise", step))  # variational layers' ε
         with autocast:
             loss = sampler.loss(features[batches.indices(step)], generator=generator)
+        running += loss.detach()
         if config.bayesian:
             kl = kl_divergence(sampler) * kl_weight
             running_kl += kl.detach()
@@ -154,7 +154,6 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         torch.nn.utils.clip_grad_norm_(sampler.parameters(), 1.0)
         optimizer.step()
         ema.update(sampler, step)
-        running += loss.detach()
         done = step + 1
         if done % log_every == 0 or done == config.steps:
             mean_loss = running.item() / (done - tick_step)

@@ -1,7 +1,6 @@
 """Shared fixtures: tiny training configurations and a third-party plugin made on the fly."""
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bayesgen.plugins.processes import z_mumu
+from bayesgen.plugins.processes import drell_yan, z_mumu
 from bayesgen.plugins.processes.z_mumu import ZMuMu
 from bayesgen.validation.observables import dilepton_observables, wrap_phi
 
@@ -57,7 +57,7 @@ def test_mass_peak_and_width(process, events):
     m = process.observables(events)["m_mumu"]
     w = m[(m > 86.0) & (m < 96.0)]
     q25, q50, q75 = np.percentile(w, [25, 50, 75])
-    assert abs(q50 - z_mumu.M_Z) < 0.3
+    assert abs(q50 - drell_yan.M_Z) < 0.3
     # Breit–Wigner alone (≈ Cauchy, half-width γ = Γ/2, truncated to ±5 GeV) gives
     # IQR = 2γ tan(atan(5/γ)/2) ≈ 1.95 GeV; the resolution σ_M ≈ M/2·√2·σ(pT)/pT ≈ 0.94 GeV
     # (Gaussian IQR 1.27 GeV) widens it to ≈ 2.3–2.5 GeV.  No smearing → 1.95, doubled
@@ -67,21 +67,21 @@ def test_mass_peak_and_width(process, events):
 
 def test_truth_mass_is_breit_wigner(truth):
     m = truth["mass"]
-    assert (m >= z_mumu.M_LOW).all() and (m <= z_mumu.M_HIGH).all()
+    assert (m >= drell_yan.M_LOW).all() and (m <= drell_yan.M_HIGH).all()
     w = m[(m > 86.0) & (m < 96.0)]
     q25, q50, q75 = np.percentile(w, [25, 50, 75])
-    gamma = z_mumu.GAMMA_Z / 2
+    gamma = drell_yan.GAMMA_Z / 2
     iqr = 2 * gamma * np.tan(np.arctan(5.0 / gamma) / 2)
-    assert abs(q50 - z_mumu.M_Z) < 0.05
+    assert abs(q50 - drell_yan.M_Z) < 0.05
     assert abs((q75 - q25) - iqr) < 0.05
 
 
 def test_truth_pair_spectra(truth):
     # p(pT) ∝ pT (1 + pT²/p0²)^(-n): median at p0 √(2^(1/(n-1)) - 1).
-    expected = z_mumu.PT_SCALE * np.sqrt(2 ** (1 / (z_mumu.PT_POWER - 1)) - 1)
+    expected = drell_yan.PT_SCALE * np.sqrt(2 ** (1 / (drell_yan.PT_POWER - 1)) - 1)
     assert abs(np.median(truth["pt"]) - expected) < 0.05
     mt = np.sqrt(truth["mass"] ** 2 + truth["pt"] ** 2)
-    assert (np.abs(truth["y"]) < np.log(z_mumu.SQRT_S / mt)).all()
+    assert (np.abs(truth["y"]) < np.log(drell_yan.SQRT_S / mt)).all()
     assert 1.85 < truth["y"].std() < 2.02
     assert abs(truth["y"].mean()) < 0.03
 
@@ -110,7 +110,7 @@ def test_collins_soper_angle(truth):
     # p(c) ∝ 1 + c² + (8/3) A_FB c: <c²> = 2/5, <c⁴> = 9/35, (F − B)/(F + B) = A_FB.
     assert abs(np.mean(c**2) - 0.4) < 0.005
     assert abs(np.mean(c**4) - 9 / 35) < 0.005
-    assert abs(np.mean(np.sign(c)) - z_mumu.A_FB) < 0.01
+    assert abs(np.mean(np.sign(c)) - drell_yan.A_FB) < 0.01
     assert abs(np.mean(truth["phi_cs"])) < 0.03
 
 

@@ -9,10 +9,8 @@ import numpy as np
 
 from bayesgen.core.hooks import hookimpl
 from bayesgen.plugins.processes import drell_yan
-from bayesgen.plugins.processes.drell_yan import (  # noqa: F401  (re-exported constants)
-    A_FB, GAMMA_STAR_FRACTION, GAMMA_Z, M_HIGH, M_LOW, M_Z, PT_MAX, PT_POWER, PT_SCALE, SQRT_S,
-    Y_SIGMA, DrellYan, collins_soper_axes, dilepton_binnings, dilepton_feature_names,
-    dilepton_quantities, sample_cos_theta, sample_mass, sample_pt, sample_rapidity)
+from bayesgen.plugins.processes.drell_yan import (DrellYan, dilepton_binnings, dilepton_feature_names,
+                                                  dilepton_quantities)
 
 MUON_MASS = 0.1056584     #: muon mass (GeV)
 
