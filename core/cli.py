@@ -25,7 +25,7 @@ FLAGS: dict[str, tuple[Any, str]] = {
     "events": (int, "number of events (training events for train, generated events otherwise)"),
     "seed": (int, "random seed"),
     "device": (str, "auto, cpu, cuda or cuda:N"),
-    "out": (str, "output path"),
+    "out": (str, "output path (validate: RUN/report if unset)"),
     "resume": ("store_true", "continue training from the run's last checkpoint"),
     "bayesian": ("store_true", "variational weights: loss + KL/N_train; generate ensembles with --draws"),
     "draws": (int, "ensemble members (weight draws) of a Bayesian run; 1 uses the posterior means"),
@@ -62,7 +62,8 @@ def _config(args: argparse.Namespace, config_class: type, section: str):
 
 
 def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(prog="bayesgen", description=__doc__.splitlines()[0].strip(". "))
+    main = argparse.ArgumentParser(prog="bayesgen", description="Fast generative surrogates for collider "
+                                   "events with Bayesian uncertainties.")
     commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("plugins", help="list processes, backbones and samplers")
@@ -87,7 +88,7 @@ def parser() -> argparse.ArgumentParser:
                                         "seed", "device", "runs",
                                         "out"])
 
-    demo = commands.add_parser("demo", help="the two-minute CPU tour: train, generate, validate")
+    demo = commands.add_parser("demo", help="the three-minute CPU tour: train, generate, validate")
     demo.add_argument("--out", default="bayesgen-demo", help="demo directory (default: bayesgen-demo)")
     return main
 
