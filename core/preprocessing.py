@@ -28,9 +28,11 @@ class Standardizer:
     std: np.ndarray
 
     @classmethod
-    def fit(cls, features: np.ndarray) -> "Standardizer":
-        std = features.std(axis=0)
-        return cls(features.mean(axis=0), np.where(std > 0, std, 1.0))
+    def fit(cls, features: np.ndarray, weights: np.ndarray | None = None) -> "Standardizer":
+        """Per-feature (weighted) mean and standard deviation of ``features``."""
+        mean = np.average(features, axis=0, weights=weights)
+        std = np.sqrt(np.average((features - mean) ** 2, axis=0, weights=weights))
+        return cls(mean, np.where(std > 0, std, 1.0))
 
     def forward(self, features: np.ndarray) -> np.ndarray:
         return (features - self.mean) / self.std
@@ -47,11 +49,11 @@ class Preprocessor:
         self.standardizer = standardizer
 
     @classmethod
-    def fit(cls, process: Process, events: np.ndarray) -> "Preprocessor":
+    def fit(cls, process: Process, events: np.ndarray, weights: np.ndarray | None = None) -> "Preprocessor":
         check_finite(np.asarray(events, dtype=np.float64), process.quantities, "training events")
         raw = process.to_features(events)
         check_finite(raw, process.feature_names, "preprocessed training features")
-        return cls(process, Standardizer.fit(raw))
+        return cls(process, Standardizer.fit(raw, weights))
 
     def forward(self, events: np.ndarray) -> np.ndarray:
         return self.standardizer.forward(self.process.to_features(events)).astype(np.float32)

@@ -45,6 +45,12 @@ class Process(ABC):
     def sample(self, n: int, seed: int) -> np.ndarray:
         """Draw ``n`` events ``(n, len(quantities))``, reproducibly for a given ``seed``."""
 
+    def sample_with_weights(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(events, weights (n,))``; embedded Monte Carlo events all weigh 1, file-based
+        processes return the generator's event weights."""
+        events = self.sample(n, seed)
+        return events, np.ones(len(events))
+
     @abstractmethod
     def to_features(self, events: np.ndarray) -> np.ndarray:
         """Event array → raw feature array ``(n, len(feature_names))``."""

@@ -24,9 +24,10 @@ class Sampler(nn.Module, ABC):
         self.n_features = n_features
 
     @abstractmethod
-    def loss(self, x: torch.Tensor, cond: torch.Tensor | None = None,
-             generator: torch.Generator | None = None) -> torch.Tensor:
-        """Scalar training loss on a batch of features ``x``; noise is drawn from ``generator``."""
+    def loss(self, x: torch.Tensor, cond: torch.Tensor | None = None, generator: torch.Generator | None = None,
+             weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Scalar training loss on a batch of features ``x``, the ``weights``-weighted mean of the
+        per-event losses (see :func:`weighted_mean`); noise is drawn from ``generator``."""
 
     @abstractmethod
     def sample(self, n: int, cond: torch.Tensor | None = None, steps: int | None = None,
@@ -51,3 +52,11 @@ class Sampler(nn.Module, ABC):
 def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
     """``log N(z; 0, I)`` summed over features: ``(n, d) → (n,)``."""
     return -0.5 * (z.square().sum(-1) + z.shape[-1] * math.log(2 * math.pi))
+
+
+def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """``Σ wᵢ vᵢ / Σ wᵢ`` over events ``(n,)``; the plain mean without weights. Negative weights
+    (NLO generators) are allowed; their sum over the batch must stay positive."""
+    if weights is None:
+        return values.mean()
+    return (weights * values).sum() / weights.sum()

@@ -24,7 +24,7 @@ from bayesgen.core.device import resolve_device
 from bayesgen.core.errors import ConfigError, RunError
 from bayesgen.core.io import write_json
 from bayesgen.core.model import build_process, build_sampler
-from bayesgen.core.preprocessing import Preprocessor
+from bayesgen.core.preprocessing import Preprocessor, check_finite
 from bayesgen.core.registry import get_backbone, get_sampler
 from bayesgen.core.seeding import derive_seed, torch_generator
 
@@ -102,9 +102,14 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     get_backbone(config.backbone), get_sampler(config.sampler)  # unknown names fail before any work
     process = build_process(config)
 
-    events = process.sample(config.events, seed=derive_seed(config.seed, "train-data"))
-    preprocessor = Preprocessor.fit(process, events)
+    events, weights = process.sample_with_weights(config.events, seed=derive_seed(config.seed, "train-data"))
+    check_finite(weights[:, None], ("event weight",), "training events")
+    if np.all(weights == weights[0]):
+        weights = None  # unweighted: plain means everywhere
+    preprocessor = Preprocessor.fit(process, events, weights)
     features = torch.from_numpy(preprocessor.forward(events)).to(device)
+    if weights is not None:  # normalised to mean 1, so the KL / N_train scale is unchanged
+        weights = torch.from_numpy(weights / weights.mean()).float().to(device)
     del events
 
     torch.manual_seed(derive_seed(config.seed, "init"))
@@ -143,7 +148,9 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         generator = torch_generator(derive_seed(config.seed, "noise", step), device)
         torch.manual_seed(derive_seed(config.seed, "layer-noise", step))  # variational layers' ε
         with autocast:
-            loss = sampler.loss(features[batches.indices(step)], generator=generator)
+            batch = batches.indices(step)
+            loss = sampler.loss(features[batch], generator=generator,
+                                weights=None if weights is None else weights[batch])
         running += loss.detach()
         if config.bayesian:
             kl = kl_divergence(sampler) * kl_weight

@@ -211,6 +211,10 @@ class FileProcess(Process):
         return {"events": events, "weights": kept.weights.astype(np.float64), "entry": kept.entry,
                 **kept.extras}
 
+    def sample_with_weights(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        arrays = self.sample_arrays(n, seed)
+        return arrays["events"], arrays["weights"]
+
     def sample(self, n: int, seed: int) -> np.ndarray:
         """``(n, n_quantities)`` selected events; their weights go to :attr:`weights`."""
         arrays = self.sample_arrays(n, seed)

@@ -14,7 +14,7 @@ from torch import nn
 
 from bayesgen.core.errors import ConfigError
 from bayesgen.core.hooks import hookimpl
-from bayesgen.core.sampler import Sampler, standard_normal_log_prob
+from bayesgen.core.sampler import Sampler, standard_normal_log_prob, weighted_mean
 from bayesgen.plugins.samplers.ode import ADAPTIVE, EVALUATIONS_PER_STEP, integrate
 
 EXACT_TRACE_MAX_FEATURES = 32
@@ -29,11 +29,11 @@ class ConditionalFlowMatching(Sampler):
         self.solver, self.steps, self.rtol, self.atol = solver, steps, rtol, atol
         self.last_evaluations: int | None = None
 
-    def loss(self, x, cond=None, generator=None):
+    def loss(self, x, cond=None, generator=None, weights=None):
         t = torch.rand((x.shape[0], 1), device=x.device, generator=generator, dtype=x.dtype)
         noise = torch.randn(x.shape, device=x.device, generator=generator, dtype=x.dtype)
         x_t = (1 - t) * x + t * noise
-        return (self.network(x_t, t[:, 0], cond).float() - (noise - x)).square().mean()
+        return weighted_mean((self.network(x_t, t[:, 0], cond).float() - (noise - x)).square().mean(-1), weights)
 
     def _velocity(self, x: torch.Tensor, t: torch.Tensor, cond) -> torch.Tensor:
         self.last_evaluations += 1

@@ -14,7 +14,7 @@ from torch import nn
 
 from bayesgen.core.errors import ConfigError
 from bayesgen.core.hooks import hookimpl
-from bayesgen.core.sampler import Sampler
+from bayesgen.core.sampler import Sampler, weighted_mean
 
 SCHEDULES = ("linear", "cosine")
 PREDICTIONS = ("eps", "v")
@@ -121,12 +121,12 @@ class DDPM(Sampler):
         self.diffusion = GaussianDiffusion(timesteps, schedule, prediction)
         self.ddim_eta = ddim_eta
 
-    def loss(self, x, cond=None, generator=None):
+    def loss(self, x, cond=None, generator=None, weights=None):
         t = torch.randint(0, self.diffusion.timesteps, (x.shape[0],), device=x.device, generator=generator)
         noise = torch.randn(x.shape, device=x.device, generator=generator, dtype=x.dtype)
         x_t = self.diffusion.q_sample(x, t, noise)
         output = self.network(x_t, self.diffusion.network_time(t), cond)
-        return (output.float() - self.diffusion.target(x, t, noise)).square().mean()
+        return weighted_mean((output.float() - self.diffusion.target(x, t, noise)).square().mean(-1), weights)
 
     def _solver(self, steps: int | None, solver: str | None) -> tuple[str, int]:
         steps = steps or self.diffusion.timesteps

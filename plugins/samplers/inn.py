@@ -15,7 +15,7 @@ from zuko.transforms import MonotonicRQSTransform
 
 from bayesgen.core.errors import ConfigError
 from bayesgen.core.hooks import hookimpl
-from bayesgen.core.sampler import Sampler, standard_normal_log_prob
+from bayesgen.core.sampler import Sampler, standard_normal_log_prob, weighted_mean
 
 
 class SplineCoupling(nn.Module):
@@ -90,8 +90,8 @@ class CouplingINN(Sampler):
         z, logdet = self.to_latent(x, cond)
         return standard_normal_log_prob(z) + logdet
 
-    def loss(self, x, cond=None, generator=None):
-        return -self.log_prob(x, cond).mean() / self.n_features
+    def loss(self, x, cond=None, generator=None, weights=None):
+        return -weighted_mean(self.log_prob(x, cond), weights) / self.n_features
 
     @torch.no_grad()
     def sample(self, n, cond=None, steps=None, solver=None, generator=None):
