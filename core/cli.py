@@ -57,7 +57,7 @@ def _add_flags(parser: argparse.ArgumentParser, config_class: type, names: Seque
 def _config(args: argparse.Namespace, config_class: type, section: str):
     given = {k: v for k, v in vars(args).items()
              if k in {f.name for f in dataclasses.fields(config_class)}}
-    from_file = read_toml(args.config, section) if args.config else {}
+    from_file = read_toml(args.config, config_class, section) if args.config else {}
     return build(config_class, from_file, given)
 
 

@@ -129,8 +129,10 @@ class CompareConfig:
 C = TypeVar("C")
 
 
-def read_toml(path: str | Path, section: str) -> dict[str, Any]:
-    """Top-level keys of a TOML file, updated by its ``[section]`` table."""
+def read_toml(path: str | Path, config_class: type, section: str) -> dict[str, Any]:
+    """Options for ``config_class`` from a TOML file: the top-level keys it knows (shared by all
+    subcommands, so keys of other subcommands are skipped), updated by its ``[section]`` table
+    (where every key must be one of its options)."""
     try:
         with open(path, "rb") as handle:
             document = tomllib.load(handle)
@@ -139,9 +141,11 @@ def read_toml(path: str | Path, section: str) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
     sections = {"train", "generate", "validate", "compare"}
-    values = {k: v for k, v in document.items() if k not in sections}
-    values.update(document.get(section, {}))
-    return {key.replace("-", "_"): value for key, value in values.items()}
+    known = {f.name for f in dataclasses.fields(config_class)}
+    values = {k.replace("-", "_"): v for k, v in document.items() if k not in sections}
+    values = {k: v for k, v in values.items() if k in known}
+    values.update({k.replace("-", "_"): v for k, v in document.get(section, {}).items()})
+    return values
 
 
 def build(config_class: type[C], *layers: dict[str, Any]) -> C:

@@ -150,3 +150,15 @@ def test_console_script_error_is_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"bayesgen: error: no checkpoint in run directory {tmp_path} (expected checkpoint.pt); "
         "train into it first with `bayesgen train --out`"]
+
+
+def test_shared_toml_serves_every_subcommand(tmp_path):
+    run = tmp_path / "run"
+    config = tmp_path / "shared.toml"
+    config.write_text(f'process = "z_mumu"\nsampler = "cfm"\nout = "{run}"\nseed = 4\n[train]\nsteps = 3\nevents = 1024\n'
+                      'batch_size = 256\n[train.backbone_options]\nwidth = 16\ndepth = 1\n'
+                      f'[validate]\nevents = 500\nsample_steps = 2\nout = "{tmp_path / "report"}"\n')
+    assert main(["train", "--config", str(config)]) == 0
+    assert main(["validate", str(run), "--config", str(config)]) == 0
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert metrics["n_events"] == 500 and metrics["sample_steps"] == 2
