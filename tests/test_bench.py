@@ -1,0 +1,29 @@
+"""The benchmark scripts still run (tiny sizes on CPU) and print their tables."""
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def run(script, *args):
+    result = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_throughput_table():
+    lines = run("throughput.py", "--quick")
+    assert lines[0].startswith("device: ")
+    rows = [line for line in lines[2:] if line.strip()]
+    assert len(rows) == 14  # 7 settings × (deterministic, Bayesian)
+    assert all(row.rstrip().endswith("%") for row in rows)
+    assert any("inn" in row and "bayes ×4" in row for row in rows)
+
+
+def test_ensemble_speed_table():
+    lines = run("ensemble_speed.py", "--draws", "1", "3", "--events", "64", "--steps", "2", "--width", "16",
+                "--depth", "1")
+    assert lines[0].startswith("device: ") and len(lines) == 4
+    assert lines[-1].split()[0] == "3" and lines[-1].endswith("x")
