@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,15 +96,22 @@ def generate(run_dir: str | Path, config: GenerateConfig, progress: bool = True)
     names = model.process.quantities
     start = time.perf_counter()
     total = config.events * config.draws
-    with open_writer(config.out) as writer, tqdm(total=total, disable=not progress, unit="event",
-                                                 unit_scale=True, desc="generating") as bar:
+    # One background thread writes chunk i while chunk i + 1 is generated; at most one write is
+    # in flight, and a failed write stops the loop (the writer then removes its temporary file).
+    with open_writer(config.out) as writer, ThreadPoolExecutor(max_workers=1) as disk, \
+            tqdm(total=total, disable=not progress, unit="event", unit_scale=True, desc="generating") as bar:
+        pending: Future | None = None
         for chunk in event_chunks(model, config.events, config.batch_size, config.seed,
                                   config.sample_steps, config.solver, config.draws):
             branches = {name: chunk.events[:, i].astype(np.float32) for i, name in enumerate(names)}
             if config.draws > 1:
                 branches["draw"] = chunk.draw
-            writer.write(branches)
+            if pending is not None:
+                pending.result()
+            pending = disk.submit(writer.write, branches)
             bar.update(len(chunk.draw))
+        if pending is not None:
+            pending.result()
     return GenerationStats(total, time.perf_counter() - start,
                            model.sampler.evaluations_per_event(config.sample_steps, config.solver))
 

@@ -92,3 +92,13 @@ def test_writer_rejects_ragged_chunks_and_bad_paths(tmp_path):
         open_writer(tmp_path / "missing" / "x.root")
     with pytest.raises(ConfigError, match="unsupported output type '.csv'"):
         open_writer(tmp_path / "x.csv")
+
+
+def test_failed_write_stops_generation_and_leaves_no_partial(trained_run, tmp_path, monkeypatch):
+    def full_disk(self, chunk):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr("bayesgen.core.io.RootWriter._write", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        run_generate(trained_run, tmp_path / "events.root")
+    assert list(tmp_path.iterdir()) == []
