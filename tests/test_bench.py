@@ -27,3 +27,10 @@ def test_ensemble_speed_table():
                 "--depth", "1")
     assert lines[0].startswith("device: ") and len(lines) == 4
     assert lines[-1].split()[0] == "3" and lines[-1].endswith("x")
+
+
+def test_train_speed_table():
+    lines = run("train_speed.py", "--quick")
+    rows = [line for line in lines[2:] if line.strip()]
+    assert lines[0].startswith("device: ") and len(rows) == 6
+    assert {row.split()[0] for row in rows} == {"ddpm", "cfm", "inn"}
