@@ -27,6 +27,7 @@ FLAGS: dict[str, tuple[Any, str]] = {
     "device": (str, "auto, cpu, cuda or cuda:N"),
     "out": (str, "output path (validate: RUN/report if unset)"),
     "resume": ("store_true", "continue training from the run's last checkpoint"),
+    "distributed": ("store_true", "DistributedDataParallel over the processes that torchrun started"),
     "bayesian": ("store_true", "variational weights: loss + KL/N_train; generate ensembles with --draws"),
     "draws": (int, "ensemble members (weight draws) of a Bayesian run; 1 uses the posterior means"),
     "sample_steps": (int, "sampler steps per event (sampler's default if unset)"),
@@ -70,7 +71,7 @@ def parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train one model into a run directory")
     _add_flags(train, TrainConfig, ["process", "sampler", "backbone", "steps", "batch_size", "lr",
-                                    "events", "bayesian", "seed", "device", "out", "resume"])
+                                    "events", "bayesian", "seed", "device", "distributed", "out", "resume"])
 
     generate = commands.add_parser("generate", help="write generated events to .root or .npz")
     generate.add_argument("run", help="run directory written by `bayesgen train`")

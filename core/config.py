@@ -40,6 +40,7 @@ class TrainConfig:
     bayesian: bool = False
     seed: int = 0
     device: str = "auto"
+    distributed: bool = False
     out: str = "runs/latest"
     resume: bool = False
     checkpoint_every: int = 500

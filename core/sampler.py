@@ -29,6 +29,11 @@ class Sampler(nn.Module, ABC):
         """Scalar training loss on a batch of features ``x``, the ``weights``-weighted mean of the
         per-event losses (see :func:`weighted_mean`); noise is drawn from ``generator``."""
 
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                weights: torch.Tensor | None = None) -> torch.Tensor:
+        """The training loss, so that wrappers such as DistributedDataParallel can call the sampler."""
+        return self.loss(x, cond, generator, weights)
+
     @abstractmethod
     def sample(self, n: int, cond: torch.Tensor | None = None, steps: int | None = None,
                solver: str | None = None, generator: torch.Generator | None = None) -> torch.Tensor:

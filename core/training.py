@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from bayesgen.bayes import kl_divergence
+from bayesgen.core import distributed
 from bayesgen.core.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from bayesgen.core.config import TrainConfig
 from bayesgen.core.device import resolve_device
@@ -28,7 +30,7 @@ from bayesgen.core.preprocessing import Preprocessor, check_finite
 from bayesgen.core.registry import get_backbone, get_sampler
 from bayesgen.core.seeding import derive_seed, torch_generator
 
-RESUMABLE_CHANGES = {"steps", "checkpoint_every", "device", "out", "resume"}
+RESUMABLE_CHANGES = {"steps", "checkpoint_every", "device", "distributed", "out", "resume"}
 
 
 class ExponentialMovingAverage:
@@ -86,7 +88,8 @@ def _load_resume_state(config: TrainConfig) -> tuple[TrainConfig, dict]:
     if conflicts:
         raise ConfigError(f"cannot resume {config.out} with a different {', '.join(conflicts)}")
     steps = saved.steps if config.steps == defaults.steps else config.steps
-    return dataclasses.replace(saved, steps=steps, device=config.device, out=config.out, resume=True), state
+    return dataclasses.replace(saved, steps=steps, device=config.device, distributed=config.distributed,
+                               out=config.out, resume=True), state
 
 
 def train(config: TrainConfig, progress: bool = True) -> Path:
@@ -98,7 +101,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     elif checkpoint_path(run_dir).exists():
         raise RunError(f"{run_dir} already holds a trained run; pass --resume to continue it "
                        "or choose another --out")
-    device = resolve_device(config.device)
+    ranks, device = distributed.start(config.device) if config.distributed else (
+        distributed.Ranks(), resolve_device(config.device))
     get_backbone(config.backbone), get_sampler(config.sampler)  # unknown names fail before any work
     process = build_process(config)
 
@@ -125,8 +129,12 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         optimizer.load_state_dict(state["optimizer"])
         history, start, seconds_before = state["history"], state["step"], state["train_seconds"]
     run_dir.mkdir(parents=True, exist_ok=True)
+    model = (DistributedDataParallel(sampler, device_ids=[device.index] if device.type == "cuda" else None)
+             if config.distributed else sampler)
 
     def checkpoint(step: int) -> None:
+        if not ranks.is_main:
+            return
         save_checkpoint(run_dir, {
             "config": dataclasses.asdict(config), "step": step, "model": sampler.state_dict(),
             "ema": ema.model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -136,7 +144,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     batches = BatchStream(len(features), config.batch_size, config.seed, device)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext())
     log_every = max(1, min(50, config.steps // 100))
-    bar = tqdm(total=config.steps, initial=start, disable=not progress, unit="step", mininterval=1.0,
+    bar = tqdm(total=config.steps, initial=start, disable=not (progress and ranks.is_main), unit="step",
+               mininterval=1.0,
                dynamic_ncols=True, desc=f"{config.sampler}/{config.backbone} on {config.process}")
     running, tick, tick_step = torch.zeros((), device=device), time.perf_counter(), start
     running_kl = torch.zeros((), device=device)
@@ -145,12 +154,13 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     for step in range(start, config.steps):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
-        generator = torch_generator(derive_seed(config.seed, "noise", step), device)
-        torch.manual_seed(derive_seed(config.seed, "layer-noise", step))  # variational layers' ε
+        # ranks draw their own noise; one process keeps the streams of a single-process run
+        generator = torch_generator(derive_seed(config.seed, "noise", step, *(
+            [ranks.rank] if config.distributed else [])), device)
+        torch.manual_seed(derive_seed(config.seed, "layer-noise", step, ranks.rank))  # variational layers' ε
         with autocast:
-            batch = batches.indices(step)
-            loss = sampler.loss(features[batch], generator=generator,
-                                weights=None if weights is None else weights[batch])
+            batch = batches.indices(step)[ranks.rank::ranks.world_size]
+            loss = model(features[batch], generator=generator, weights=None if weights is None else weights[batch])
         running += loss.detach()
         if config.bayesian:
             kl = kl_divergence(sampler) * kl_weight
@@ -185,5 +195,10 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     bar.close()
     if start >= config.steps:
         checkpoint(start)
-    write_json(run_dir / "config.json", dataclasses.asdict(config))
+    if ranks.is_main:
+        write_json(run_dir / "config.json", dataclasses.asdict(config))
+    if config.distributed:
+        distributed.check_in_sync(sampler)
+        distributed.barrier()
+        distributed.stop()
     return run_dir
