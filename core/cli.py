@@ -27,7 +27,8 @@ FLAGS: dict[str, tuple[Any, str]] = {
     "device": (str, "auto, cpu, cuda or cuda:N"),
     "out": (str, "output path (validate: RUN/report if unset)"),
     "resume": ("store_true", "continue training from the run's last checkpoint"),
-    "distributed": ("store_true", "DistributedDataParallel over the processes that torchrun started"),
+    "distributed": ("store_true", "share the work over the processes that torchrun started "
+                                  "(train: DistributedDataParallel; generate: a shard of chunks per rank)"),
     "bayesian": ("store_true", "variational weights: loss + KL/N_train; generate ensembles with --draws"),
     "draws": (int, "ensemble members (weight draws) of a Bayesian run; 1 uses the posterior means"),
     "sample_steps": (int, "sampler steps per event (sampler's default if unset)"),
@@ -76,7 +77,7 @@ def parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="write generated events to .root or .npz")
     generate.add_argument("run", help="run directory written by `bayesgen train`")
     _add_flags(generate, GenerateConfig, ["events", "draws", "sample_steps", "solver", "batch_size", "seed",
-                                          "device", "out"])
+                                          "device", "distributed", "out"])
 
     validate = commands.add_parser("validate", help="metrics.json and one PNG per observable")
     validate.add_argument("run", help="run directory written by `bayesgen train`")

@@ -69,6 +69,7 @@ class GenerateConfig:
     batch_size: int = 50_000
     seed: int = 1
     device: str = "auto"
+    distributed: bool = False
     out: str = "events.root"
 
     def __post_init__(self):

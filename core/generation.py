@@ -8,7 +8,6 @@ with ``draws = 1`` it uses the posterior means.
 """
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,12 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import uproot
 from tqdm.auto import tqdm
 
 from bayesgen.bayes import is_bayesian, weight_draws
+from bayesgen.core import distributed
 from bayesgen.core.config import GenerateConfig
+from bayesgen.core.device import resolve_device
 from bayesgen.core.errors import ConfigError
-from bayesgen.core.io import SUFFIXES, check_output_path, open_writer
+from bayesgen.core.io import SUFFIXES, TREE_NAME, check_output_path, open_writer
 from bayesgen.core.model import TrainedModel
 from bayesgen.core.seeding import derive_seed, torch_generator
 
@@ -55,16 +57,25 @@ def check_draws(model: TrainedModel, draws: int) -> None:
                           f"{model.config.out} is deterministic")
 
 
+def chunk_sizes(n_events: int, batch_size: int, draws: int = 1) -> list[int]:
+    """Events per ensemble member in each chunk: about ``batch_size`` rows per chunk in all."""
+    per_draw = max(1, batch_size // draws)
+    return [min(per_draw, n_events - start) for start in range(0, n_events, per_draw)]
+
+
 def event_chunks(model: TrainedModel, n_events: int, batch_size: int, seed: int,
-                 sample_steps: int | None = None, solver: str | None = None, draws: int = 1) -> Iterator[Chunk]:
-    """Yield chunks of ``n_events`` events per ensemble member, about ``batch_size`` rows each."""
+                 sample_steps: int | None = None, solver: str | None = None, draws: int = 1,
+                 shard: tuple[int, int] = (0, 1)) -> Iterator[Chunk]:
+    """Yield chunks of ``n_events`` events per ensemble member, about ``batch_size`` rows each;
+    with ``shard = (rank, world_size)`` only the chunks ``rank, rank + world_size, …``."""
     check_draws(model, draws)
     device = model.sampler.device
-    per_draw = max(1, batch_size // draws)
+    rank, world_size = shard
     ensemble = weight_draws(model.sampler, draws, derive_seed(seed, "ensemble")) if draws > 1 else nullcontext()
     with ensemble:
-        for index in range(math.ceil(n_events / per_draw)):
-            n = min(per_draw, n_events - index * per_draw)
+        for index, n in enumerate(chunk_sizes(n_events, batch_size, draws)):
+            if index % world_size != rank:
+                continue
             chunk_seed = derive_seed(seed, "generate", index)
             features = model.sampler.sample(n * draws, steps=sample_steps, solver=solver,
                                             generator=torch_generator(chunk_seed, device))
@@ -86,25 +97,15 @@ def generate_events(model: TrainedModel, n_events: int, batch_size: int, seed: i
                                    model.sampler.evaluations_per_event(sample_steps, solver))
 
 
-def generate(run_dir: str | Path, config: GenerateConfig, progress: bool = True) -> GenerationStats:
-    """Generate ``config.events`` events (per ensemble member) of a trained run into ``config.out``
-    (.root or .npz); a ``draw`` branch numbers the members when ``config.draws > 1``."""
-    check_output_path(config.out, SUFFIXES)
-    model = TrainedModel.load(run_dir, config.device)
-    model.sampler.evaluations_per_event(config.sample_steps, config.solver)  # validates the settings
-    check_draws(model, config.draws)
-    names = model.process.quantities
-    start = time.perf_counter()
-    total = config.events * config.draws
-    # One background thread writes chunk i while chunk i + 1 is generated; at most one write is
-    # in flight, and a failed write stops the loop (the writer then removes its temporary file).
-    with open_writer(config.out) as writer, ThreadPoolExecutor(max_workers=1) as disk, \
-            tqdm(total=total, disable=not progress, unit="event", unit_scale=True, desc="generating") as bar:
+def write_chunks(path: Path, chunks: Iterator[Chunk], names: tuple[str, ...], draws: int, bar: tqdm) -> None:
+    """Stream chunks into one event file; a background thread writes chunk i while chunk i + 1 is
+    generated (at most one write in flight; a failed write stops the loop and the writer removes
+    its temporary file)."""
+    with open_writer(path) as writer, ThreadPoolExecutor(max_workers=1) as disk:
         pending: Future | None = None
-        for chunk in event_chunks(model, config.events, config.batch_size, config.seed,
-                                  config.sample_steps, config.solver, config.draws):
+        for chunk in chunks:
             branches = {name: chunk.events[:, i].astype(np.float32) for i, name in enumerate(names)}
-            if config.draws > 1:
+            if draws > 1:
                 branches["draw"] = chunk.draw
             if pending is not None:
                 pending.result()
@@ -112,6 +113,61 @@ def generate(run_dir: str | Path, config: GenerateConfig, progress: bool = True)
             bar.update(len(chunk.draw))
         if pending is not None:
             pending.result()
+
+
+def part_path(out: Path, rank: int, world_size: int) -> Path:
+    """Where rank ``rank`` writes its share of a sharded generation (always ROOT)."""
+    return out.parent / f".{out.stem}.part{rank}of{world_size}.root"
+
+
+def merge_parts(out: Path, parts: list[Path], rows_per_chunk: list[int]) -> None:
+    """Interleave the ranks' parts back into chunk order (chunk ``k`` lies in part ``k mod W``),
+    streaming one chunk at a time, so the merged file equals a single-process one."""
+    files = [uproot.open(part) for part in parts]
+    try:
+        trees, offsets = [f[TREE_NAME] for f in files], [0] * len(parts)
+        with open_writer(out) as writer:
+            for index, rows in enumerate(rows_per_chunk):
+                rank = index % len(parts)
+                writer.write(trees[rank].arrays(library="np", entry_start=offsets[rank],
+                                                entry_stop=offsets[rank] + rows))
+                offsets[rank] += rows
+    finally:
+        for f in files:
+            f.close()
+
+
+def generate(run_dir: str | Path, config: GenerateConfig, progress: bool = True) -> GenerationStats:
+    """Generate ``config.events`` events (per ensemble member) of a trained run into ``config.out``
+    (.root or .npz); a ``draw`` branch numbers the members when ``config.draws > 1``. With
+    ``config.distributed`` (under torchrun) each rank generates every ``world_size``-th chunk
+    into its own part, and rank 0 merges the parts into ``config.out``."""
+    out = check_output_path(config.out, SUFFIXES)
+    ranks, device = distributed.start(config.device) if config.distributed else (
+        distributed.Ranks(), resolve_device(config.device))
+    model = TrainedModel.load(run_dir, str(device))
+    model.sampler.evaluations_per_event(config.sample_steps, config.solver)  # validates the settings
+    check_draws(model, config.draws)
+    start = time.perf_counter()
+    total = config.events * config.draws
+    chunks = event_chunks(model, config.events, config.batch_size, config.seed, config.sample_steps,
+                          config.solver, config.draws, shard=(ranks.rank, ranks.world_size))
+    target = part_path(out, ranks.rank, ranks.world_size) if config.distributed else out
+    with tqdm(total=total // ranks.world_size, disable=not (progress and ranks.is_main), unit="event",
+              unit_scale=True, desc="generating") as bar:
+        write_chunks(target, chunks, model.process.quantities, config.draws, bar)
+    if config.distributed:
+        distributed.barrier()
+        parts = [part_path(out, rank, ranks.world_size) for rank in range(ranks.world_size)]
+        if ranks.is_main:
+            try:
+                merge_parts(out, parts, [n * config.draws for n in
+                                         chunk_sizes(config.events, config.batch_size, config.draws)])
+            finally:
+                for part in parts:
+                    part.unlink(missing_ok=True)
+        distributed.barrier()
+        distributed.stop()
     return GenerationStats(total, time.perf_counter() - start,
                            model.sampler.evaluations_per_event(config.sample_steps, config.solver))
 

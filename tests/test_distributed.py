@@ -4,6 +4,7 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import torch
 
 from bayesgen.core.checkpoint import load_checkpoint
@@ -36,3 +37,24 @@ def test_distributed_without_launcher_is_a_clear_error(tmp_path, capsys, monkeyp
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert main(["train", "--distributed", "--steps", "2", "--out", str(tmp_path / "r")]) == 2
     assert "--distributed needs a launcher: run `torchrun" in capsys.readouterr().err
+
+
+def test_sharded_generation_equals_a_single_process(trained_run, tmp_path):
+    from bayesgen.core.io import read_events
+
+    single = tmp_path / "single.npz"
+    options = ["--events", "1000", "--batch-size", "150", "--sample-steps", "3", "--seed", "9",
+               "--device", "cpu"]
+    assert main(["generate", str(trained_run), *options, "--out", str(single)]) == 0
+    sharded = tmp_path / "sharded.npz"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+               "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
+               "-m", "bayesgen", "generate", str(trained_run), "--distributed", *options, "--out", str(sharded)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    a, b = read_events(single), read_events(sharded)
+    assert sorted(a) == sorted(b)
+    for name in a:
+        assert len(b[name]) == 1000
+        np.testing.assert_array_equal(a[name], b[name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sharded.npz", "single.npz"], "parts left behind"
