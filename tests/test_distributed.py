@@ -17,16 +17,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def torchrun(*arguments: str) -> subprocess.CompletedProcess:
+    """``bayesgen ARGUMENTS`` in two local processes."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+               "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "-m", "bayesgen", *arguments]
+    return subprocess.run(command, capture_output=True, text=True, timeout=240)
+
+
 def test_two_process_training_stays_in_sync(tmp_path):
     run = tmp_path / "run"
     config = tmp_path / "c.toml"
     config.write_text("[train]\ncheckpoint_every = 6\n[train.backbone_options]\nwidth = 16\ndepth = 1\n")
-    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-               "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-               "-m", "bayesgen", "train", "--distributed", "--sampler", "cfm", "--steps", "12",
-               "--events", "4096", "--batch-size", "512", "--device", "cpu",
-               "--out", str(run), "--config", str(config)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    result = torchrun("train", "--distributed", "--sampler", "cfm", "--steps", "12", "--events", "4096",
+                      "--batch-size", "512", "--device", "cpu", "--out", str(run), "--config", str(config))
     assert result.returncode == 0, result.stderr[-2000:]  # includes the ranks' weight-sync check
     state = load_checkpoint(run)
     assert state["step"] == 12 and all(torch.isfinite(torch.tensor(state["history"]["loss"])))
@@ -47,10 +50,7 @@ def test_sharded_generation_equals_a_single_process(trained_run, tmp_path):
                "--device", "cpu"]
     assert main(["generate", str(trained_run), *options, "--out", str(single)]) == 0
     sharded = tmp_path / "sharded.npz"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-               "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-               "-m", "bayesgen", "generate", str(trained_run), "--distributed", *options, "--out", str(sharded)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    result = torchrun("generate", str(trained_run), "--distributed", *options, "--out", str(sharded))
     assert result.returncode == 0, result.stderr[-2000:]
     a, b = read_events(single), read_events(sharded)
     assert sorted(a) == sorted(b)
