@@ -54,13 +54,6 @@ def _chi2_per_bin(values, edges, axis):
 
 # --- sampling ---------------------------------------------------------------------------------
 
-def test_reproducible_and_seed_dependent(process):
-    a, b, c = process.sample(3000, 1), process.sample(3000, 1), process.sample(3000, 2)
-    np.testing.assert_array_equal(a, b)
-    assert not np.allclose(a, c)
-    assert process.sample(0, 3).shape == (0, 12)
-
-
 def test_shape_acceptance_and_pair_order(process, events):
     assert events.shape == (N, 12) and events.dtype == np.float64
     assert np.isfinite(events).all()

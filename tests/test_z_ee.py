@@ -50,13 +50,6 @@ def _expected_iqr(proc, resolution, seed):
     return _iqr(m)[1]
 
 
-def test_reproducible_and_seed_dependent(process):
-    a, b, c = process.sample(5000, 1), process.sample(5000, 1), process.sample(5000, 2)
-    np.testing.assert_array_equal(a, b)
-    assert not np.allclose(a, c)
-    assert process.sample(0, 3).shape == (0, 6)
-
-
 def test_shape_acceptance_and_crack(process, events):
     assert events.shape == (N, 6) and events.dtype == np.float64
     assert np.isfinite(events).all()

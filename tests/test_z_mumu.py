@@ -32,12 +32,6 @@ def _col(process, events, name):
 
 # --- sampling ---------------------------------------------------------------------------------
 
-def test_reproducible_and_seed_dependent(process):
-    a, b, c = process.sample(5000, 1), process.sample(5000, 1), process.sample(5000, 2)
-    np.testing.assert_array_equal(a, b)
-    assert not np.allclose(a, c)
-
-
 def test_shape_dtype_and_acceptance(process, events):
     assert events.shape == (N, len(process.quantities)) == (N, 6)
     assert events.dtype == np.float64
