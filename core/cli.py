@@ -20,7 +20,10 @@ FLAGS: dict[str, tuple[Any, str]] = {
     "sampler": (str, "sampler plugin name"),
     "backbone": (str, "backbone plugin name"),
     "steps": (int, "optimiser steps"),
-    "batch_size": (int, "events per training step or per generation batch"),
+    "batch_size": (int, "events per training step, or rows per generation chunk "
+                        "(generation default: from free GPU memory, 50,000 on a CPU)"),
+    "precision": (str, "auto (bf16 autocast on CUDA, fp32 elsewhere), fp32 or bf16"),
+    "compile": (str, "torch.compile the networks: none, default, reduce-overhead (CUDA graphs) or max-autotune"),
     "lr": (float, "peak learning rate (AdamW, cosine decay)"),
     "events": (int, "number of events (training events for train, generated events otherwise)"),
     "seed": (int, "random seed"),
@@ -76,13 +79,13 @@ def parser() -> argparse.ArgumentParser:
 
     generate = commands.add_parser("generate", help="write generated events to .root or .npz")
     generate.add_argument("run", help="run directory written by `bayesgen train`")
-    _add_flags(generate, GenerateConfig, ["events", "draws", "sample_steps", "solver", "batch_size", "seed",
-                                          "device", "distributed", "out"])
+    _add_flags(generate, GenerateConfig, ["events", "draws", "sample_steps", "solver", "batch_size", "precision",
+                                          "compile", "seed", "device", "distributed", "out"])
 
     validate = commands.add_parser("validate", help="metrics.json and one PNG per observable")
     validate.add_argument("run", help="run directory written by `bayesgen train`")
-    _add_flags(validate, ValidateConfig, ["events", "draws", "sample_steps", "solver", "batch_size", "seed",
-                                          "device", "out"])
+    _add_flags(validate, ValidateConfig, ["events", "draws", "sample_steps", "solver", "batch_size", "precision",
+                                          "compile", "seed", "device", "out"])
 
     compare = commands.add_parser("compare", help="several samplers on one process, side by side")
     _add_flags(compare, CompareConfig, ["process", "samplers", "backbone", "steps", "batch_size", "lr",

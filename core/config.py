@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bayesgen.core.acceleration import check_speed_options
 from bayesgen.core.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -66,7 +67,9 @@ class GenerateConfig:
     draws: int = 1
     sample_steps: int | None = None
     solver: str | None = None
-    batch_size: int = 50_000
+    batch_size: int | None = None  # rows per chunk; None: from free GPU memory (50,000 on a CPU)
+    precision: str = "auto"        # auto (bf16 on CUDA), fp32 or bf16
+    compile: str = "none"          # none, default, reduce-overhead (CUDA graphs) or max-autotune
     seed: int = 1
     device: str = "auto"
     distributed: bool = False
@@ -74,6 +77,7 @@ class GenerateConfig:
 
     def __post_init__(self):
         _positive(self, "events", "draws", "sample_steps", "batch_size")
+        check_speed_options(self.precision, self.compile)
 
 
 @dataclass
@@ -84,13 +88,16 @@ class ValidateConfig:
     draws: int = 1
     sample_steps: int | None = None
     solver: str | None = None
-    batch_size: int = 50_000
+    batch_size: int | None = None
+    precision: str = "auto"
+    compile: str = "none"
     seed: int = 2
     device: str = "auto"
     out: str | None = None
 
     def __post_init__(self):
         _positive(self, "events", "draws", "sample_steps", "batch_size")
+        check_speed_options(self.precision, self.compile)
 
 
 @dataclass

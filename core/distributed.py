@@ -53,6 +53,13 @@ def check_in_sync(module: torch.nn.Module) -> None:
         raise RuntimeError(f"ranks disagree on the trained weights (checksums {low.item()} … {high.item()})")
 
 
+def smallest(value: int, device: torch.device) -> int:
+    """The smallest of the ranks' ``value`` (e.g. a batch size all ranks can hold)."""
+    tensor = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+    return int(tensor.item())
+
+
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()

@@ -1,7 +1,8 @@
 """Generation: batched, seeded, streamed to disk in chunks.
 
 Chunk ``i`` draws its noise from the stream ``(seed, "generate", i)``, so a file's content
-depends on the seed and the batch size only, not on the device's memory or the run's history.
+depends on the seed and the batch size only, not on the run's history; pass ``batch_size``
+for files that are identical across devices (by default it follows the GPU's free memory).
 A Bayesian model generates ``draws`` ensemble members at once: each chunk holds the same number
 of events from every member, evaluated as one batch (see :func:`bayesgen.bayes.weight_draws`);
 with ``draws = 1`` it uses the posterior means.
@@ -22,6 +23,8 @@ from tqdm.auto import tqdm
 
 from bayesgen.bayes import is_bayesian, weight_draws
 from bayesgen.core import distributed
+from bayesgen.core.acceleration import (HostCopy, auto_batch_size, autocast, compile_networks,
+                                        resolved_precision)
 from bayesgen.core.config import GenerateConfig
 from bayesgen.core.device import resolve_device
 from bayesgen.core.errors import ConfigError
@@ -65,31 +68,70 @@ def chunk_sizes(n_events: int, batch_size: int, draws: int = 1) -> list[int]:
 
 def event_chunks(model: TrainedModel, n_events: int, batch_size: int, seed: int,
                  sample_steps: int | None = None, solver: str | None = None, draws: int = 1,
-                 shard: tuple[int, int] = (0, 1)) -> Iterator[Chunk]:
+                 shard: tuple[int, int] = (0, 1), precision: str = "fp32") -> Iterator[Chunk]:
     """Yield chunks of ``n_events`` events per ensemble member, about ``batch_size`` rows each;
-    with ``shard = (rank, world_size)`` only the chunks ``rank, rank + world_size, …``."""
+    with ``shard = (rank, world_size)`` only the chunks ``rank, rank + world_size, …``.
+
+    Chunk ``i + 1`` is queued on the device before chunk ``i`` is brought back and turned into
+    events, so on a GPU the host's work and the copy (pinned, asynchronous) overlap the compute."""
     check_draws(model, draws)
     device = model.sampler.device
     rank, world_size = shard
     ensemble = weight_draws(model.sampler, draws, derive_seed(seed, "ensemble")) if draws > 1 else nullcontext()
-    with ensemble:
+    pending: tuple[HostCopy, int, np.ndarray | None, int] | None = None
+    with ensemble, torch.no_grad(), autocast(device, precision):
         for index, n in enumerate(chunk_sizes(n_events, batch_size, draws)):
             if index % world_size != rank:
                 continue
             chunk_seed = derive_seed(seed, "generate", index)
-            features = model.sampler.sample(n * draws, steps=sample_steps, solver=solver,
+            conditions = cond = None
+            if model.conditions is not None:  # every ensemble member sees the same conditions
+                conditions = np.tile(model.conditions.sample(
+                    n, np.random.default_rng(derive_seed(chunk_seed, "conditions"))), (draws, 1))
+                cond = torch.from_numpy(conditions).float().to(device)
+            features = model.sampler.sample(n * draws, cond, steps=sample_steps, solver=solver,
                                             generator=torch_generator(chunk_seed, device))
-            rng = np.random.default_rng(derive_seed(chunk_seed, "inverse"))
-            events = model.preprocessor.inverse(features.float().cpu().numpy(), rng)
-            yield Chunk(events, np.repeat(np.arange(draws, dtype=np.int32), n))
+            queued = (HostCopy.start(features), n, conditions, chunk_seed)
+            if pending is not None:
+                yield _to_events(model, *pending, draws)
+            pending = queued
+    if pending is not None:
+        yield _to_events(model, *pending, draws)
 
 
-def generate_events(model: TrainedModel, n_events: int, batch_size: int, seed: int,
-                    sample_steps: int | None = None, solver: str | None = None, draws: int = 1
-                    ) -> tuple[Chunk, GenerationStats]:
+def _to_events(model: TrainedModel, features: HostCopy, n: int, conditions: np.ndarray | None,
+               chunk_seed: int, draws: int) -> Chunk:
+    rng = np.random.default_rng(derive_seed(chunk_seed, "inverse"))
+    events = model.preprocessor.inverse(features.numpy(), rng, conditions)
+    return Chunk(events, np.repeat(np.arange(draws, dtype=np.int32), n))
+
+
+def resolve_batch_size(model: TrainedModel, batch_size: int | None, draws: int, precision: str,
+                       sample_steps: int | None, solver: str | None) -> int:
+    """``batch_size`` if given, else the rows that fit in the free memory of the model's device."""
+    if batch_size is not None:
+        return batch_size
+    cond = None
+    if model.conditions is not None:
+        cond = torch.from_numpy(model.conditions.values[:1]).float().to(model.sampler.device)
+
+    def probe(rows: int) -> torch.Tensor:
+        with weight_draws(model.sampler, draws, 0) if draws > 1 else nullcontext():
+            rows -= rows % draws
+            return model.sampler.sample(rows, None if cond is None else cond.expand(rows, -1),
+                                        steps=sample_steps, solver=solver)
+
+    return auto_batch_size(model.sampler, model.sampler.device, precision, probe)
+
+
+def generate_events(model: TrainedModel, n_events: int, batch_size: int | None, seed: int,
+                    sample_steps: int | None = None, solver: str | None = None, draws: int = 1,
+                    precision: str = "fp32") -> tuple[Chunk, GenerationStats]:
     """Generate ``n_events`` per ensemble member into memory, with timing."""
+    batch_size = resolve_batch_size(model, batch_size, draws, precision, sample_steps, solver)
     start = time.perf_counter()
-    chunks = list(event_chunks(model, n_events, batch_size, seed, sample_steps, solver, draws))
+    chunks = list(event_chunks(model, n_events, batch_size, seed, sample_steps, solver, draws,
+                               precision=precision))
     _synchronize(model.sampler.device)
     seconds = time.perf_counter() - start
     result = Chunk(np.concatenate([c.events for c in chunks]), np.concatenate([c.draw for c in chunks]))
@@ -148,10 +190,16 @@ def generate(run_dir: str | Path, config: GenerateConfig, progress: bool = True)
     model = TrainedModel.load(run_dir, str(device))
     model.sampler.evaluations_per_event(config.sample_steps, config.solver)  # validates the settings
     check_draws(model, config.draws)
+    compile_networks(model.sampler, config.compile)
+    precision = resolved_precision(device, config.precision)
+    batch_size = resolve_batch_size(model, config.batch_size, config.draws, precision, config.sample_steps,
+                                    config.solver)
+    if config.distributed:  # every rank must cut the same chunks
+        batch_size = distributed.smallest(batch_size, device)
     start = time.perf_counter()
     total = config.events * config.draws
-    chunks = event_chunks(model, config.events, config.batch_size, config.seed, config.sample_steps,
-                          config.solver, config.draws, shard=(ranks.rank, ranks.world_size))
+    chunks = event_chunks(model, config.events, batch_size, config.seed, config.sample_steps,
+                          config.solver, config.draws, shard=(ranks.rank, ranks.world_size), precision=precision)
     target = part_path(out, ranks.rank, ranks.world_size) if config.distributed else out
     with tqdm(total=total // ranks.world_size, disable=not (progress and ranks.is_main), unit="event",
               unit_scale=True, desc="generating") as bar:
@@ -162,7 +210,7 @@ def generate(run_dir: str | Path, config: GenerateConfig, progress: bool = True)
         if ranks.is_main:
             try:
                 merge_parts(out, parts, [n * config.draws for n in
-                                         chunk_sizes(config.events, config.batch_size, config.draws)])
+                                         chunk_sizes(config.events, batch_size, config.draws)])
             finally:
                 for part in parts:
                     part.unlink(missing_ok=True)

@@ -10,6 +10,7 @@ import torch
 from bayesgen.bayes import bayesianize
 from bayesgen.core import registry
 from bayesgen.core.checkpoint import load_checkpoint
+from bayesgen.core.conditions import ConditionDistribution
 from bayesgen.core.config import TrainConfig
 from bayesgen.core.device import resolve_device
 from bayesgen.core.errors import ConfigError, RunError
@@ -30,12 +31,15 @@ def build_process(config: TrainConfig) -> Process:
                         **config.process_options)
 
 
-def build_sampler(config: TrainConfig, n_features: int) -> Sampler:
-    """The sampler named in ``config``, building its backbones with the configured options."""
+def build_sampler(config: TrainConfig, n_features: int, n_conditions: int = 0) -> Sampler:
+    """The sampler named in ``config``, building its backbones with the configured options;
+    with ``n_conditions`` they take a condition ``(batch, n_conditions)``."""
     backbone = registry.get_backbone(config.backbone)
+    condition = {"cond_features": n_conditions} if n_conditions else {}
 
     def make_network(in_features: int, out_features: int | None = None) -> torch.nn.Module:
-        return _instantiate("backbone", backbone, in_features, out_features, **config.backbone_options)
+        return _instantiate("backbone", backbone, in_features, out_features, **condition,
+                            **config.backbone_options)
 
     sampler = _instantiate("sampler", registry.get_sampler(config.sampler), make_network, n_features,
                            **config.sampler_options)
@@ -61,6 +65,7 @@ class TrainedModel:
     sampler: Sampler
     step: int
     train_seconds: float
+    conditions: ConditionDistribution | None = None
 
     @classmethod
     def load(cls, run_dir: str | Path, device: str = "auto") -> "TrainedModel":
@@ -70,11 +75,13 @@ class TrainedModel:
         config = TrainConfig(**state["config"])
         process = build_process(config)
         preprocessor = Preprocessor.from_state_dict(process, state["preprocessing"])
-        sampler = build_sampler(config, process.n_features)
+        sampler = build_sampler(config, process.n_features, process.n_conditions)
+        conditions = (ConditionDistribution.from_state_dict(state["conditions"])
+                      if process.n_conditions else None)
         try:
             sampler.load_state_dict(state["ema"])
         except RuntimeError as error:
             raise RunError(f"checkpoint in {run_dir} does not match the {config.sampler}/"
                            f"{config.backbone} model it names: {str(error).splitlines()[0]}") from None
         sampler.to(torch_device).eval()
-        return cls(config, process, preprocessor, sampler, state["step"], state["train_seconds"])
+        return cls(config, process, preprocessor, sampler, state["step"], state["train_seconds"], conditions)

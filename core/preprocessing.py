@@ -1,4 +1,9 @@
-"""Invertible preprocessing: a process's raw features, then per-feature standardisation."""
+"""Invertible preprocessing: a process's raw features, then per-feature standardisation.
+
+Features a conditional process marks absent (see :meth:`Process.feature_mask`) are left out of
+the standardisation's moments and handed to the network as standard-normal noise, so every
+sampler, likelihood-based ones included, sees a proper density in every slot.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,10 +33,20 @@ class Standardizer:
     std: np.ndarray
 
     @classmethod
-    def fit(cls, features: np.ndarray, weights: np.ndarray | None = None) -> "Standardizer":
-        """Per-feature (weighted) mean and standard deviation of ``features``."""
-        mean = np.average(features, axis=0, weights=weights)
-        std = np.sqrt(np.average((features - mean) ** 2, axis=0, weights=weights))
+    def fit(cls, features: np.ndarray, weights: np.ndarray | None = None,
+            mask: np.ndarray | None = None) -> "Standardizer":
+        """Per-feature (weighted) mean and standard deviation of ``features``, over the entries
+        where ``mask (n, n_features)`` is true when given."""
+        w = np.ones(len(features)) if weights is None else np.asarray(weights, dtype=np.float64)
+        w = np.broadcast_to(w[:, None], features.shape)
+        if mask is not None:
+            w = np.where(mask, w, 0.0)
+        total = w.sum(axis=0)
+        present = total != 0
+        safe = np.where(present, total, 1.0)
+        mean = np.where(present, (w * features).sum(axis=0) / safe, 0.0)
+        variance = np.where(present, (w * (features - mean) ** 2).sum(axis=0) / safe, 1.0)
+        std = np.sqrt(np.maximum(variance, 0.0))
         return cls(mean, np.where(std > 0, std, 1.0))
 
     def forward(self, features: np.ndarray) -> np.ndarray:
@@ -52,14 +67,31 @@ class Preprocessor:
     def fit(cls, process: Process, events: np.ndarray, weights: np.ndarray | None = None) -> "Preprocessor":
         check_finite(np.asarray(events, dtype=np.float64), process.quantities, "training events")
         raw = process.to_features(events)
-        check_finite(raw, process.feature_names, "preprocessed training features")
-        return cls(process, Standardizer.fit(raw, weights))
+        mask = process.feature_mask(process.conditions(events))
+        check_finite(raw if mask is None else np.where(mask, raw, 0.0), process.feature_names,
+                     "preprocessed training features")
+        return cls(process, Standardizer.fit(raw, weights, mask))
 
-    def forward(self, events: np.ndarray) -> np.ndarray:
-        return self.standardizer.forward(self.process.to_features(events)).astype(np.float32)
+    def forward(self, events: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Standardised float32 features ``(n, n_features)``; absent features are drawn from
+        N(0, 1) with ``rng`` (required for a process with a feature mask)."""
+        standardized = self.standardizer.forward(self.process.to_features(events))
+        mask = self.process.feature_mask(self.process.conditions(events))
+        if mask is not None:
+            if rng is None:
+                raise ValueError(f"{self.process.name} has absent features: pass rng to fill them")
+            standardized = np.where(mask, standardized, rng.standard_normal(standardized.shape))
+        return standardized.astype(np.float32)
 
-    def inverse(self, features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def inverse(self, features: np.ndarray, rng: np.random.Generator,
+                conditions: np.ndarray | None = None) -> np.ndarray:
+        """Event array of standardised ``features``; a conditional process needs their
+        ``conditions (n, n_conditions)``."""
         raw = self.standardizer.inverse(np.asarray(features, dtype=np.float64))
+        if self.process.n_conditions:
+            if conditions is None:
+                raise ValueError(f"{self.process.name} is conditional: pass the events' conditions")
+            return self.process.from_features(raw, rng, conditions)
         return self.process.from_features(raw, rng)
 
     def state_dict(self) -> dict[str, list[float]]:

@@ -4,6 +4,14 @@ An *event array* is a float array of shape ``(n_events, len(quantities))`` holdi
 quantities in GeV and radians (φ wrapped to (-π, π]); its columns become the branches of
 generated ROOT files. A *raw feature array* ``(n_events, n_features)`` is what the network sees
 before standardisation, which core applies on top (see :mod:`bayesgen.core.preprocessing`).
+
+A *conditional* process (e.g. Z + jets, conditioned on the jet multiplicity) also names
+``condition_names``: :meth:`Process.conditions` gives the network's condition per event, which
+must take few distinct values (categories, one-hot or integer); core stores their frequencies in
+the training data and draws generation conditions from them. Such a process may have features
+that are absent for some conditions (the third jet of a two-jet event): :meth:`feature_mask`
+says which are present, core fills the absent ones with standard-normal noise for the network
+and :meth:`from_features` ignores them.
 """
 from __future__ import annotations
 
@@ -40,6 +48,7 @@ class Process(ABC):
     quantities: tuple[str, ...]
     feature_names: tuple[str, ...]
     binnings: dict[str, Binning]
+    condition_names: tuple[str, ...] = ()
 
     @abstractmethod
     def sample(self, n: int, seed: int) -> np.ndarray:
@@ -58,15 +67,35 @@ class Process(ABC):
     @abstractmethod
     def from_features(self, features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Raw feature array → event array; ``rng`` restores symmetries removed by
-        :meth:`to_features` (e.g. a global φ rotation)."""
+        :meth:`to_features` (e.g. a global φ rotation). A conditional process takes a third
+        argument, the conditions ``(n, len(condition_names))`` of the events."""
+
+    def conditions(self, events: np.ndarray) -> np.ndarray:
+        """Event array → network condition ``(n, len(condition_names))``; empty by default."""
+        return np.empty((len(events), 0))
+
+    def feature_mask(self, conditions: np.ndarray) -> np.ndarray | None:
+        """Which features are present ``(n, n_features)`` bool for these conditions; ``None``
+        when every feature always is."""
+        return None
 
     @abstractmethod
     def observables(self, events: np.ndarray) -> dict[str, np.ndarray]:
         """Event array → observable name → values ``(n,)``; keys match :attr:`binnings`."""
 
+    def holdout(self) -> "Process":
+        """Where validation draws its truth: events never used in training. Monte Carlo with a
+        fresh seed is independent already, so by default the process itself; a file-based
+        process returns its held-out entries."""
+        return self
+
     @property
     def n_features(self) -> int:
         return len(self.feature_names)
+
+    @property
+    def n_conditions(self) -> int:
+        return len(self.condition_names)
 
 
 def sample_accepted(n: int, seed: int, draw: Callable[[int, np.random.Generator], np.ndarray], n_columns: int,

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from bayesgen.bayes import kl_divergence
 from bayesgen.core import distributed
 from bayesgen.core.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from bayesgen.core.conditions import ConditionDistribution
 from bayesgen.core.config import TrainConfig
 from bayesgen.core.device import resolve_device
 from bayesgen.core.errors import ConfigError, RunError
@@ -111,13 +112,19 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     if np.all(weights == weights[0]):
         weights = None  # unweighted: plain means everywhere
     preprocessor = Preprocessor.fit(process, events, weights)
-    features = torch.from_numpy(preprocessor.forward(events)).to(device)
+    features = torch.from_numpy(preprocessor.forward(
+        events, np.random.default_rng(derive_seed(config.seed, "absent-features")))).to(device)
+    conditions = None
+    if process.n_conditions:
+        raw_conditions = process.conditions(events)
+        conditions = ConditionDistribution.fit(raw_conditions, weights, process.condition_names)
+        cond = torch.from_numpy(raw_conditions).float().to(device)
     if weights is not None:  # normalised to mean 1, so the KL / N_train scale is unchanged
         weights = torch.from_numpy(weights / weights.mean()).float().to(device)
     del events
 
     torch.manual_seed(derive_seed(config.seed, "init"))
-    sampler = build_sampler(config, process.n_features).to(device)
+    sampler = build_sampler(config, process.n_features, process.n_conditions).to(device)
     ema = ExponentialMovingAverage(sampler, config.ema_decay)
     optimizer = torch.optim.AdamW(sampler.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history: dict[str, list[float]] = {"step": [], "loss": [], "kl": []}
@@ -139,6 +146,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
             "config": dataclasses.asdict(config), "step": step, "model": sampler.state_dict(),
             "ema": ema.model.state_dict(), "optimizer": optimizer.state_dict(),
             "preprocessing": preprocessor.state_dict(), "history": history,
+            **({"conditions": conditions.state_dict()} if conditions else {}),
             "train_seconds": seconds_before + time.perf_counter() - loop_start})
 
     batches = BatchStream(len(features), config.batch_size, config.seed, device)
@@ -160,7 +168,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         torch.manual_seed(derive_seed(config.seed, "layer-noise", step, ranks.rank))  # variational layers' ε
         with autocast:
             batch = batches.indices(step)[ranks.rank::ranks.world_size]
-            loss = model(features[batch], generator=generator, weights=None if weights is None else weights[batch])
+            loss = model(features[batch], None if conditions is None else cond[batch], generator=generator,
+                         weights=None if weights is None else weights[batch])
         running += loss.detach()
         if config.bayesian:
             kl = kl_divergence(sampler) * kl_weight

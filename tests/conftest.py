@@ -48,9 +48,42 @@ class ToyGauss(Process):
         return {"a": events[:, 0], "b": events[:, 1]}
 
 
+class ToySwitch(Process):
+    """A class c (30 % ones) as condition; x ~ N(4c - 2, 0.5); y ~ N(1, 0.3) only when c = 1."""
+
+    name = "toy_switch"
+    quantities = ("c", "x", "y")
+    feature_names = ("x", "y")
+    condition_names = ("c_is_0", "c_is_1")
+    binnings = {"x": Binning(-4, 4, 32, "x"), "y": Binning(0, 2, 20, "y")}
+
+    def sample(self, n, seed):
+        rng = np.random.default_rng(seed)
+        c = (rng.random(n) < 0.3).astype(float)
+        x = rng.normal(4 * c - 2, 0.5)
+        y = np.where(c == 1, rng.normal(1.0, 0.3, n), 0.0)
+        return np.stack([c, x, y], axis=1)
+
+    def conditions(self, events):
+        return np.stack([1 - events[:, 0], events[:, 0]], axis=1)
+
+    def feature_mask(self, conditions):
+        return np.stack([np.ones(len(conditions), bool), conditions[:, 1] == 1], axis=1)
+
+    def to_features(self, events):
+        return events[:, 1:]
+
+    def from_features(self, features, rng, conditions):
+        c = conditions[:, 1]
+        return np.stack([c, features[:, 0], np.where(c == 1, features[:, 1], 0.0)], axis=1)
+
+    def observables(self, events):
+        return {"x": events[:, 1], "y": np.where(events[:, 0] == 1, events[:, 2], np.nan)}
+
+
 @hookimpl
 def bayesgen_processes():
-    return {"toy_gauss": ToyGauss}
+    return {"toy_gauss": ToyGauss, "toy_switch": ToySwitch}
 '''
 
 

@@ -36,7 +36,7 @@ def reference(path: Path, leptons: tuple[int, int]) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def madgraph() -> tuple[LHEFileProcess, dict[str, np.ndarray]]:
-    process = LHEFileProcess(MADGRAPH, like="z_mumu", leptons=[13, -13], chunk_size=4000)
+    process = LHEFileProcess(MADGRAPH, like="z_mumu", leptons=[13, -13], chunk_size=4000, holdout_fraction=0)
     return process, process.sample_arrays(5003, seed=0)
 
 
@@ -71,8 +71,8 @@ def test_sample_sets_weights_and_multiplicity(madgraph):
 
 
 def test_powheg_z_to_ee_and_chunking():
-    process = LHEFileProcess(POWHEG, leptons=[11, -11])
-    chunked = LHEFileProcess(POWHEG, leptons=[11, -11], chunk_size=7)
+    process = LHEFileProcess(POWHEG, leptons=[11, -11], holdout_fraction=0)
+    chunked = LHEFileProcess(POWHEG, leptons=[11, -11], chunk_size=7, holdout_fraction=0)
     a, b = process.sample_arrays(60, seed=2), chunked.sample_arrays(60, seed=2)
     for key in ("events", "weights", "n_jets", "entry"):
         np.testing.assert_array_equal(a[key], b[key])
@@ -86,17 +86,36 @@ def test_powheg_z_to_ee_and_chunking():
 
 def test_errors(tmp_path):
     with pytest.raises(DataError, match=r"only 100 of 100 events pass.*asked for 200,000"):
-        LHEFileProcess(POWHEG, leptons=[11, -11]).sample(200_000, seed=0)
+        LHEFileProcess(POWHEG, leptons=[11, -11], holdout_fraction=0).sample(200_000, seed=0)
     with pytest.raises(DataError, match=r"only 0 of 100 events pass"):
-        LHEFileProcess(POWHEG, leptons=[13, -13]).sample(1, seed=0)
+        LHEFileProcess(POWHEG, leptons=[13, -13], holdout_fraction=0).sample(1, seed=0)
     with pytest.raises(DataError, match="LHE file not found"):
-        LHEFileProcess(tmp_path / "nope.lhe").sample(1, seed=0)
+        LHEFileProcess(tmp_path / "nope.lhe", holdout_fraction=0).sample(1, seed=0)
     (tmp_path / "junk.lhe").write_text("<html>not LHE</html>\n")
     with pytest.raises(DataError, match="not a readable LHE file"):
-        LHEFileProcess(tmp_path / "junk.lhe").sample(1, seed=0)
+        LHEFileProcess(tmp_path / "junk.lhe", holdout_fraction=0).sample(1, seed=0)
     text = POWHEG.read_text()
     (tmp_path / "cut.lhe").write_text(text[: text.index("<event>", len(text) // 2) + 40])
     with pytest.raises(DataError, match="broken LHE file"):
-        LHEFileProcess(tmp_path / "cut.lhe", leptons=[11, -11]).sample(1, seed=0)
+        LHEFileProcess(tmp_path / "cut.lhe", leptons=[11, -11], holdout_fraction=0).sample(1, seed=0)
     with pytest.raises(ConfigError, match="cannot be filled from 1 lepton"):
-        LHEFileProcess(POWHEG, leptons=[11])
+        LHEFileProcess(POWHEG, leptons=[11], holdout_fraction=0)
+
+
+def test_partons_fill_the_jets_of_z_mumu_jets():
+    process = LHEFileProcess(MADGRAPH, like="z_mumu_jets", leptons=[13, -13], jet_pt_min=20.0,
+                             n_jets_min=1, holdout_fraction=0)
+    arrays = process.sample_arrays(600, seed=0)
+    events, entry = arrays["events"], arrays["entry"]
+    by_entry = dict(enumerate(pylhe.LHEFile.fromfile(MADGRAPH).events))
+    for row, i in zip(events[:200], entry[:200]):
+        partons = sorted((math.hypot(p.px, p.py) for p in by_entry[int(i)].particles
+                          if p.status == 1 and (abs(p.id) <= 5 or p.id == 21)), reverse=True)
+        partons = [pt for pt in partons if pt >= 20.0]
+        assert row[6] == len(partons) >= 1
+        np.testing.assert_allclose(row[7:19:4][:len(partons)], partons, rtol=1e-9)
+        assert np.all(row[7 + 4 * len(partons):] == 0.0)
+    assert set(np.unique(events[:, 6])) == {1, 2}
+    assert np.isfinite(process.to_features(events)).all()
+    with pytest.raises(ConfigError, match="n_jets_max = 0 is below n_jets_min = 1"):
+        LHEFileProcess(MADGRAPH, like="z_mumu_jets", n_jets_min=1, n_jets_max=0)

@@ -4,7 +4,7 @@ import pytest
 
 import bayesgen
 
-EMBEDDED = ["z_mumu", "z_ee", "h_zz_4mu"]
+EMBEDDED = ["z_mumu", "z_ee", "h_zz_4mu", "z_mumu_jets"]
 
 
 @pytest.mark.parametrize("name", EMBEDDED)

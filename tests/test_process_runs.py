@@ -34,6 +34,10 @@ leptons = [13, -13]
 allow_fewer = true
 """
 
+LHE_JETS_OPTIONS = LHE_OPTIONS.replace('like = "z_mumu"', 'like = "z_mumu_jets"') + """jet_pt_min = 20.0
+n_jets_min = 1
+"""
+
 
 def train_and_validate(tmp_path, process, events, toml=""):
     config = tmp_path / "c.toml"
@@ -46,14 +50,16 @@ def train_and_validate(tmp_path, process, events, toml=""):
 
 
 @pytest.mark.parametrize("process,observable", [("z_mumu", "m_mumu"), ("z_ee", "m_ee"),
-                                                ("h_zz_4mu", "m_4mu")])
+                                                ("h_zz_4mu", "m_4mu"), ("z_mumu_jets", "m_j1j2")])
 def test_embedded_process_runs(tmp_path, process, observable):
     metrics = train_and_validate(tmp_path, process, 2048)
     assert metrics["process"] == process and observable in metrics["observables"]
 
 
 @pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data with the reader test files is absent")
-@pytest.mark.parametrize("process,options", [("root_file", ROOT_MAPPING), ("lhe_file", LHE_OPTIONS)])
-def test_file_process_runs(tmp_path, process, options):
+@pytest.mark.parametrize("process,options,observable", [
+    ("root_file", ROOT_MAPPING, "m_mumu"), ("lhe_file", LHE_OPTIONS, "m_mumu"),
+    ("lhe_file", LHE_JETS_OPTIONS, "m_j1j2")])
+def test_file_process_runs(tmp_path, process, options, observable):
     metrics = train_and_validate(tmp_path, process, 1024, options)
-    assert metrics["process"] == process and "m_mumu" in metrics["observables"]
+    assert metrics["process"] == process and observable in metrics["observables"]

@@ -68,7 +68,7 @@ def reference() -> dict[str, np.ndarray]:
 def hzz_all(tmp_path_factory) -> tuple[RootFileProcess, np.ndarray]:
     mapping = tmp_path_factory.mktemp("mapping") / "dimuon.toml"
     mapping.write_text(HZZ_MAPPING)
-    process = RootFileProcess(path=str(HZZ), mapping=str(mapping))
+    process = RootFileProcess(path=str(HZZ), mapping=str(mapping), holdout_fraction=0)
     return process, process.sample(1406, seed=0)
 
 
@@ -97,8 +97,8 @@ def test_jagged_selection_matches_independent_computation(hzz_all, reference):
 
 
 def test_chunked_reading_equals_one_shot(reference):
-    one_shot = RootFileProcess(HZZ, hzz_mapping(), step_size=10_000)
-    chunked = RootFileProcess(HZZ, hzz_mapping(), step_size=97)
+    one_shot = RootFileProcess(HZZ, hzz_mapping(), step_size=10_000, holdout_fraction=0)
+    chunked = RootFileProcess(HZZ, hzz_mapping(), step_size=97, holdout_fraction=0)
     a, b = one_shot.sample_arrays(500, seed=3), chunked.sample_arrays(500, seed=3)
     np.testing.assert_array_equal(a["events"], b["events"])
     np.testing.assert_array_equal(a["weights"], b["weights"])
@@ -110,17 +110,17 @@ def test_chunked_reading_equals_one_shot(reference):
 
 
 def test_too_few_events_is_a_clear_error():
-    process = RootFileProcess(HZZ, hzz_mapping(), step_size=10_000)
+    process = RootFileProcess(HZZ, hzz_mapping(), step_size=10_000, holdout_fraction=0)
     with pytest.raises(DataError, match=r"only 1,406 of 2,421 events pass.*asked for 200,000"):
         process.sample(200_000, seed=0)
-    lenient = RootFileProcess(HZZ, hzz_mapping(), allow_fewer=True)
+    lenient = RootFileProcess(HZZ, hzz_mapping(), allow_fewer=True, holdout_fraction=0)
     with pytest.warns(UserWarning, match="using all 1,406"):
         assert len(lenient.sample(200_000, seed=0)) == 1406
 
 
 def test_cuts_reduce_the_selection(reference):
     events = RootFileProcess(HZZ, hzz_mapping(pt_min=20.0, abs_eta_max=2.1),
-                             allow_fewer=True)
+                             allow_fewer=True, holdout_fraction=0)
     with pytest.warns(UserWarning):
         out = events.sample(2000, seed=0)
     assert 0 < len(out) < len(reference["events"])
@@ -129,23 +129,23 @@ def test_cuts_reduce_the_selection(reference):
 
 def test_missing_branch_tree_and_file_are_named(tmp_path):
     with pytest.raises(DataError, match=r"branch 'Muon_Pxx'.*did you mean Muon_Px"):
-        RootFileProcess(HZZ, hzz_mapping(px="Muon_Pxx")).sample(10, seed=0)
+        RootFileProcess(HZZ, hzz_mapping(px="Muon_Pxx"), holdout_fraction=0).sample(10, seed=0)
     with pytest.raises(DataError, match=r"no tree 'Events'; trees: events"):
-        RootFileProcess(HZZ, {**hzz_mapping(), "tree": "Events"}).sample(10, seed=0)
+        RootFileProcess(HZZ, {**hzz_mapping(), "tree": "Events"}, holdout_fraction=0).sample(10, seed=0)
     with pytest.raises(DataError, match="ROOT file not found"):
-        RootFileProcess(tmp_path / "nope.root", hzz_mapping()).sample(10, seed=0)
+        RootFileProcess(tmp_path / "nope.root", hzz_mapping(), holdout_fraction=0).sample(10, seed=0)
     with pytest.raises(ConfigError, match="mapping file not found"):
-        RootFileProcess(HZZ, tmp_path / "nope.toml")
+        RootFileProcess(HZZ, tmp_path / "nope.toml", holdout_fraction=0)
 
 
 def test_incomplete_mapping_names_the_quantities():
     with pytest.raises(ConfigError, match="does not provide mu1_pt, mu1_eta"):
         RootFileProcess(HZZ, {"like": "z_mumu", "branches": {"mu2_pt": "x", "mu2_eta": "y",
-                                                             "mu2_phi": "z"}})
+                                                             "mu2_phi": "z"}}, holdout_fraction=0)
     with pytest.raises(ConfigError, match="needs like"):
-        RootFileProcess(HZZ, {"branches": {}})
+        RootFileProcess(HZZ, {"branches": {}}, holdout_fraction=0)
     with pytest.raises(ConfigError, match="unknown key"):
-        RootFileProcess(HZZ, hzz_mapping(ptmin=3.0))
+        RootFileProcess(HZZ, hzz_mapping(ptmin=3.0), holdout_fraction=0)
 
 
 def _flat_file(path: Path, n: int = 300) -> dict[str, np.ndarray]:
@@ -165,14 +165,14 @@ FLAT = {"like": "z_mumu", "weight": "w",
 
 def test_flat_branches(tmp_path):
     columns = _flat_file(tmp_path / "flat.root")
-    process = RootFileProcess(tmp_path / "flat.root", FLAT, step_size=64)  # one tree: no name
+    process = RootFileProcess(tmp_path / "flat.root", FLAT, step_size=64, holdout_fraction=0)  # one tree: no name
     events = process.sample(300, seed=0)
     np.testing.assert_allclose(events[:, 0], columns["pt1"])
     np.testing.assert_allclose(events[:, 4], columns["eta2"])
     phi2 = np.where(columns["phi2"] > np.pi, columns["phi2"] - 2 * np.pi, columns["phi2"])
     np.testing.assert_allclose(events[:, 5], phi2)
     np.testing.assert_allclose(process.weights, columns["w"])
-    mev = RootFileProcess(tmp_path / "flat.root", {**FLAT, "momentum_unit": "MeV"})
+    mev = RootFileProcess(tmp_path / "flat.root", {**FLAT, "momentum_unit": "MeV"}, holdout_fraction=0)
     np.testing.assert_allclose(mev.sample(300, seed=0)[:, 3], 1e-3 * columns["pt2"])
 
 
@@ -182,7 +182,7 @@ def test_nan_is_reported_with_branch_and_entry(tmp_path):
     with uproot.recreate(tmp_path / "nan.root") as file:  # a TTree this time
         file.mktree("tree", {k: np.float64 for k in columns}).extend(columns)
     with pytest.raises(DataError, match=r"non-finite value in branch 'eta2' at entry 123"):
-        RootFileProcess(tmp_path / "nan.root", FLAT, step_size=50).sample(10, seed=0)
+        RootFileProcess(tmp_path / "nan.root", FLAT, step_size=50, holdout_fraction=0).sample(10, seed=0)
 
 
 def test_nanoaod_style_collection(tmp_path):
@@ -196,7 +196,30 @@ def test_nanoaod_style_collection(tmp_path):
                "collections": {"mu": {"pt": "Muon_pt", "eta": "Muon_eta", "phi": "Muon_phi",
                                       "charge": "Muon_charge", "opposite_charge": True,
                                       "abs_eta_max": 2.4}}}
-    events = RootFileProcess(tmp_path / "nano.root", mapping).sample(2, seed=0)
+    events = RootFileProcess(tmp_path / "nano.root", mapping, holdout_fraction=0).sample(2, seed=0)
     # event 1 loses its second muon to |η| < 2.4, event 2 has one muon; event 3 pairs 70 and 25
     np.testing.assert_allclose(events, [[50.0, 0.1, 0.5, 30.0, -0.2, -2.0],
                                         [70.0, 0.5, -1.0, 25.0, 1.5, 1.0]])
+
+
+def test_training_and_validation_read_disjoint_entries():
+    from bayesgen.plugins.processes.root_file import entry_uniform
+    from bayesgen.validation.report import Truth
+
+    process = RootFileProcess(HZZ, hzz_mapping(), allow_fewer=True)
+    whole = RootFileProcess(HZZ, hzz_mapping(), holdout_fraction=0).sample_arrays(1406, seed=0)["entry"]
+    with pytest.warns(UserWarning, match="training part"):
+        train_entries = process.sample_arrays(10_000, seed=0)["entry"]
+    with pytest.warns(UserWarning, match="held-out part"):
+        truth = Truth.draw(process, 10_000, seed=1)
+    with pytest.warns(UserWarning, match="held-out part"):
+        held_out = process.holdout().sample_arrays(10_000, seed=1)
+    np.testing.assert_array_equal(truth.events, held_out["events"])
+    held_out = held_out["entry"]
+    assert not set(train_entries) & set(held_out)
+    np.testing.assert_array_equal(np.sort(np.concatenate([train_entries, held_out])), whole)
+    assert len(held_out) / len(whole) == pytest.approx(0.2, abs=0.04)
+    u = entry_uniform(np.arange(100_000))
+    assert u.min() >= 0 and u.max() < 1 and abs(u.mean() - 0.5) < 0.005
+    with pytest.warns(UserWarning, match="reuses the training entries"):
+        RootFileProcess(HZZ, hzz_mapping(), holdout_fraction=0).holdout()

@@ -56,7 +56,8 @@ def markdown_table(result: dict[str, Any]) -> str:
               + (" · median σ_pred/mean · 1σ coverage of the band" if banded else ""), "",
               "| observable | " + " | ".join(samplers) + " |", "|---|" + "---|" * len(samplers)]
     for name in next(iter(samplers.values()))["observables"]:
-        cells = [f"{m['w1']:.3g} ± {m['w1_std']:.2g} · {m['max_rel_dev_bulk']:.1%} · {m['chi2_ndf']:.2f}"
+        cells = [m["skipped"] if "skipped" in m else
+                 f"{m['w1']:.3g} ± {m['w1_std']:.2g} · {m['max_rel_dev_bulk']:.1%} · {m['chi2_ndf']:.2f}"
                  + (f" · {m['sigma_pred_rel_median']:.1%} · {m['coverage_1sigma']:.0%}" if banded else "")
                  for m in (s["observables"][name] for s in samplers.values())]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")

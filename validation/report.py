@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from bayesgen.core.acceleration import compile_networks, resolved_precision
 from bayesgen.core.config import ValidateConfig
 from bayesgen.core.errors import DataError
 from bayesgen.core.generation import generate_events
@@ -24,18 +25,37 @@ from bayesgen.validation.metrics import band_metrics, observable_metrics
 from bayesgen.validation.plots import plot_observable
 
 
+MIN_DEFINED = 100  #: fewer defined values than this in either sample: the observable is not compared
+
+
 def finite_observables(process: Process, events: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Observables of the events whose every observable is finite, and that mask ``(n,)``."""
-    observables = process.observables(events)
-    finite = np.logical_and.reduce([np.isfinite(v) for v in observables.values()])
+    """Observables of the events whose quantities are all finite and no observable is ±inf, and
+    that mask ``(n,)``. NaN marks an observable the process leaves undefined for an event (the
+    third jet's pT in a two-jet event); it stays and is left out of that observable's metrics."""
+    events = np.asarray(events, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        observables = process.observables(events)
+    finite = np.isfinite(events).all(axis=1)
+    finite &= np.logical_and.reduce([~np.isinf(v) for v in observables.values()])
     return {name: values[finite] for name, values in observables.items()}, finite
 
 
+def defined(values: np.ndarray) -> np.ndarray:
+    """The values of an observable where it is defined (not NaN)."""
+    return values[~np.isnan(values)]
+
+
 def classifier_inputs(process: Process, events: np.ndarray) -> np.ndarray:
-    """What the two-sample classifier sees: the network features and every observable."""
+    """What the two-sample classifier sees: the network features and every observable, with
+    conditions and undefined entries as 0 (absent slots included, so multiplicities count)."""
     with np.errstate(all="ignore"):
         observables = process.observables(events)
-        return np.column_stack([process.to_features(events), *observables.values()])
+        features = process.to_features(events)
+        mask = process.feature_mask(process.conditions(events))
+        if mask is not None:
+            features = np.where(mask, features, 0.0)
+        columns = np.column_stack([features, process.conditions(events), *observables.values()])
+    return np.where(np.isnan(columns), 0.0, columns)
 
 
 @dataclass
@@ -47,11 +67,11 @@ class Truth:
 
     @classmethod
     def draw(cls, process: Process, n_events: int, seed: int) -> "Truth":
-        events = process.sample(n_events, seed=derive_seed(seed, "truth"))
+        events = process.holdout().sample(n_events, seed=derive_seed(seed, "truth"))
         return cls(events, finite_observables(process, events)[0])
 
     def histogram(self, name: str, edges: np.ndarray) -> Histogram:
-        return Histogram.fill(self.observables[name], edges)
+        return Histogram.fill(defined(self.observables[name]), edges)
 
 
 @dataclass
@@ -66,18 +86,20 @@ class Evaluation:
     def histogram(self, name: str, edges: np.ndarray) -> Histogram | BandHistogram:
         """All events in one histogram, or the ensemble band when there are several draws."""
         draws = int(self.draw.max()) + 1
+        values = self.observables[name]
         if draws == 1:
-            return Histogram.fill(self.observables[name], edges)
+            return Histogram.fill(defined(values), edges)
         return BandHistogram.from_histograms(
-            [Histogram.fill(self.observables[name][self.draw == m], edges) for m in range(draws)])
+            [Histogram.fill(defined(values[self.draw == m]), edges) for m in range(draws)])
 
 
 def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig) -> Evaluation:
     """Generate ``config.events`` events per ensemble member and measure them: metrics per
     observable (on all members' events pooled; with draws, the band's width and coverage too),
     the classifier AUC, generation speed and the model's size."""
+    precision = resolved_precision(model.sampler.device, config.precision)
     generated, stats = generate_events(model, config.events, config.batch_size, derive_seed(config.seed, "generate"),
-                                       config.sample_steps, config.solver, config.draws)
+                                       config.sample_steps, config.solver, config.draws, precision)
     process = model.process
     observables, finite = finite_observables(process, generated.events)
     n_dropped = int((~finite).sum())
@@ -89,7 +111,16 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig) -> Evalu
                             generated.draw[finite][order], {})
     per_observable = {}
     for name, binning in process.binnings.items():
-        metrics = observable_metrics(truth.observables[name], evaluation.observables[name], binning.edges)
+        truth_values, generated_values = truth.observables[name], evaluation.observables[name]
+        n_defined = min(len(defined(truth_values)), len(defined(generated_values)))
+        if n_defined < MIN_DEFINED:  # e.g. a third jet in a file with at most two
+            per_observable[name] = {"skipped": f"defined for {len(defined(truth_values))} truth and "
+                                               f"{len(defined(generated_values))} generated events"}
+            continue
+        metrics = observable_metrics(defined(truth_values), defined(generated_values), binning.edges)
+        if np.isnan(truth_values).any() or np.isnan(generated_values).any():
+            metrics["fraction_undefined"] = {"truth": float(np.isnan(truth_values).mean()),
+                                             "generated": float(np.isnan(generated_values).mean())}
         if config.draws > 1:
             metrics.update(band_metrics(truth.histogram(name, binning.edges),
                                         evaluation.histogram(name, binning.edges)))
@@ -99,7 +130,7 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig) -> Evalu
         "backbone": model.config.backbone, "bayesian": model.config.bayesian, "draws": config.draws,
         "n_events": config.events, "training_steps": model.step, "training_seconds": model.train_seconds,
         "parameters": count_parameters(model.sampler),
-        "sample_steps": config.sample_steps, "solver": config.solver,
+        "sample_steps": config.sample_steps, "solver": config.solver, "precision": precision,
         "evaluations_per_event": stats.evaluations_per_event,
         "generation_events_per_s": stats.events_per_second, "n_nonfinite_dropped": n_dropped,
         "classifier": classifier_two_sample_test(classifier_inputs(process, truth.events),
@@ -112,6 +143,8 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig) -> Evalu
 def plot_overlays(process: Process, truth: Truth, evaluations: dict[str, Evaluation], out: Path) -> None:
     """One PNG per observable: truth and every labelled generator (with its band), ratio panel."""
     for name, binning in process.binnings.items():
+        if len(defined(truth.observables[name])) < MIN_DEFINED:
+            continue
         edges = binning.edges
         plot_observable(out / f"{name}.png", binning, truth.histogram(name, edges),
                         {label: e.histogram(name, edges) for label, e in evaluations.items()},
@@ -126,6 +159,7 @@ def report_dir(run_dir: str | Path, config: ValidateConfig) -> Path:
 def validate(run_dir: str | Path, config: ValidateConfig) -> dict[str, Any]:
     """Write ``metrics.json`` and the plots for ``run_dir``; return the metrics."""
     model = TrainedModel.load(run_dir, config.device)
+    compile_networks(model.sampler, config.compile)
     out = check_output_path(report_dir(run_dir, config))
     truth = Truth.draw(model.process, config.events, config.seed)
     evaluation = evaluate(model, truth, config)

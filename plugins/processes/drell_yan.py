@@ -118,21 +118,12 @@ def collins_soper_axes(pair: vector.MomentumNumpy4D) -> tuple[np.ndarray, np.nda
     return x, y, z
 
 
-def generate_truth(n: int, rng: np.random.Generator, lepton: str,
-                   lepton_mass: float) -> dict[str, object]:
-    """``n`` unsmeared events before acceptance.
-
-    Returns ``pair``, ``{lepton}_minus``, ``{lepton}_plus`` (lab :mod:`vector` arrays ``(n,)``)
-    and the sampled ``mass``, ``pt``, ``y``, ``phi``, ``cos_theta``, ``phi_cs`` ``(n,)``.
-    """
-    mass = sample_mass(n, rng)
-    pt = sample_pt(n, rng)
-    mt = np.sqrt(mass * mass + pt * pt)
-    y = sample_rapidity(mt, rng)
-    phi = rng.uniform(-np.pi, np.pi, n)
-    pair = vector.array({"px": pt * np.cos(phi), "py": pt * np.sin(phi),
-                         "pz": mt * np.sinh(y), "E": mt * np.cosh(y)})
-
+def decay(pair: vector.MomentumNumpy4D, rng: np.random.Generator,
+          lepton_mass: float) -> tuple[vector.MomentumNumpy4D, vector.MomentumNumpy4D, np.ndarray, np.ndarray]:
+    """Two-body decay of the lab ``pair (n,)`` into ℓ⁻ℓ⁺ with the Collins–Soper angular
+    distribution: ``(ℓ⁻, ℓ⁺, cosθ_CS, φ_CS)``, the leptons as lab :mod:`vector` arrays."""
+    n = len(pair)
+    mass = np.asarray(pair.mass, dtype=np.float64)
     cos_theta = sample_cos_theta(n, rng)
     phi_cs = rng.uniform(-np.pi, np.pi, n)
     sin_theta = np.sqrt(1.0 - cos_theta * cos_theta)
@@ -146,7 +137,30 @@ def generate_truth(n: int, rng: np.random.Generator, lepton: str,
         rest = vector.array({"px": sign * p_star[:, 0], "py": sign * p_star[:, 1],
                              "pz": sign * p_star[:, 2], "mass": np.full(n, lepton_mass)})
         leptons.append(rest.boost_p4(pair))
-    return {"pair": pair, f"{lepton}_minus": leptons[0], f"{lepton}_plus": leptons[1],
+    return leptons[0], leptons[1], cos_theta, phi_cs
+
+
+def pair_vector(mass: np.ndarray, pt: np.ndarray, y: np.ndarray, phi: np.ndarray) -> vector.MomentumNumpy4D:
+    """Lab four-vectors ``(n,)`` of a pair of given mass, pT, rapidity and azimuth."""
+    mt = np.sqrt(mass * mass + pt * pt)
+    return vector.array({"px": pt * np.cos(phi), "py": pt * np.sin(phi),
+                         "pz": mt * np.sinh(y), "E": mt * np.cosh(y)})
+
+
+def generate_truth(n: int, rng: np.random.Generator, lepton: str,
+                   lepton_mass: float) -> dict[str, object]:
+    """``n`` unsmeared events before acceptance.
+
+    Returns ``pair``, ``{lepton}_minus``, ``{lepton}_plus`` (lab :mod:`vector` arrays ``(n,)``)
+    and the sampled ``mass``, ``pt``, ``y``, ``phi``, ``cos_theta``, ``phi_cs`` ``(n,)``.
+    """
+    mass = sample_mass(n, rng)
+    pt = sample_pt(n, rng)
+    y = sample_rapidity(np.sqrt(mass * mass + pt * pt), rng)
+    phi = rng.uniform(-np.pi, np.pi, n)
+    pair = pair_vector(mass, pt, y, phi)
+    minus, plus, cos_theta, phi_cs = decay(pair, rng, lepton_mass)
+    return {"pair": pair, f"{lepton}_minus": minus, f"{lepton}_plus": plus,
             "mass": mass, "pt": pt, "y": y, "phi": phi, "cos_theta": cos_theta, "phi_cs": phi_cs}
 
 
@@ -215,8 +229,9 @@ class DrellYan(Process):
         """See :func:`generate_truth`."""
         return generate_truth(n, rng, self.lepton, self.lepton_mass)
 
-    def detector(self, truth: dict[str, object], rng: np.random.Generator) -> np.ndarray:
-        """Smear, apply acceptance, order by pT: accepted events ``(m, 6)``."""
+    def reconstruct_leptons(self, truth: dict[str, object],
+                            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Smeared, pT-ordered leptons ``(n, 6)`` of every event and the acceptance ``(n,)``."""
         cols = []
         for lep in (truth[f"{self.lepton}_minus"], truth[f"{self.lepton}_plus"]):
             eta = np.asarray(lep.eta)
@@ -224,10 +239,15 @@ class DrellYan(Process):
                          wrap_phi(np.asarray(lep.phi))))
         (pt_a, eta_a, phi_a), (pt_b, eta_b, phi_b) = cols
         keep = self.accepted(pt_a, eta_a) & self.accepted(pt_b, eta_b)
-        a = np.stack([pt_a, eta_a, phi_a], axis=-1)[keep]
-        b = np.stack([pt_b, eta_b, phi_b], axis=-1)[keep]
+        a = np.stack([pt_a, eta_a, phi_a], axis=-1)
+        b = np.stack([pt_b, eta_b, phi_b], axis=-1)
         lead_a = (a[:, 0] >= b[:, 0])[:, None]
-        return np.concatenate([np.where(lead_a, a, b), np.where(lead_a, b, a)], axis=-1)
+        return np.concatenate([np.where(lead_a, a, b), np.where(lead_a, b, a)], axis=-1), keep
+
+    def detector(self, truth: dict[str, object], rng: np.random.Generator) -> np.ndarray:
+        """Smear, apply acceptance, order by pT: accepted events ``(m, 6)``."""
+        leptons, keep = self.reconstruct_leptons(truth, rng)
+        return leptons[keep]
 
     def sample(self, n: int, seed: int) -> np.ndarray:
         """Exactly ``n`` accepted events ``(n, 6)`` float64, reproducible for ``seed``."""

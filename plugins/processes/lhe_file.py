@@ -8,9 +8,12 @@ into awkward arrays with ``pylhe.to_awkward``). Among the final-state particles 
   ``pt_min`` (GeV) and ``abs_eta_max`` apply to them first. The chosen leptons, ordered by pT
   (leading first), fill the target quantities ``<prefix><i>_<var>`` (``var`` in
   ``pt eta phi mass px py pz E rapidity``), e.g. ``mu1_pt … mu2_phi`` of ``like = "z_mumu"``.
-* partons (|id| ≤ 5 or id 21) with pT ≥ ``jet_pt_min`` are counted: the multiplicity is in
+* partons (|id| ≤ 5 or id 21) with pT ≥ ``jet_pt_min`` are the jets: their multiplicity is in
   :attr:`LHEFileProcess.n_jets` after :meth:`sample` (and under ``"n_jets"`` in
-  :meth:`sample_arrays`); a target quantity named ``n_jets`` is filled with it.
+  :meth:`sample_arrays`); a target quantity named ``n_jets`` is filled with it, and target
+  quantities ``j<i>_<var>`` (e.g. ``j1_pt … j3_m`` of ``like = "z_mumu_jets"``) with the
+  pT-ordered partons, 0 where an event has fewer. Events with fewer than ``n_jets_min`` or more
+  than ``n_jets_max`` jets are dropped; ``n_jets_max`` defaults to the target's jet slots.
 
 Event weights (XWGTUP) go to :attr:`weights`. Options, e.g. in ``[train.process_options]``::
 
@@ -18,7 +21,7 @@ Event weights (XWGTUP) go to :attr:`weights`. Options, e.g. in ``[train.process_
     like = "z_mumu"
     leptons = [13, -13]
 
-Subset, sampling and errors as for ``root_file`` (see :mod:`.root_file`). Units: GeV, radians,
+Training/held-out split, subset, sampling and errors as for ``root_file`` (see :mod:`.root_file`). Units: GeV, radians,
 φ in (-π, π].
 """
 from __future__ import annotations
@@ -37,10 +40,20 @@ import pylhe
 
 from bayesgen.core.errors import ConfigError, DataError
 from bayesgen.core.hooks import hookimpl
-from bayesgen.plugins.processes.root_file import (KINEMATICS, Chunk, FileProcess, object_values,
-                                                  parse_quantity)
+from bayesgen.validation.observables import wrap_phi
+from bayesgen.plugins.processes.root_file import (HOLDOUT_FRACTION, KINEMATICS, Chunk, FileProcess,
+                                                  object_values, parse_quantity)
 
 PARTON_IDS = (1, 2, 3, 4, 5, 21)  #: |PDG id| of partons counted as jets
+JET_PREFIX = "j"                  #: target quantities ``j<i>_<var>`` are filled with partons
+
+
+def padded_values(objects: Any, slots: int, index: int, var: str) -> np.ndarray:
+    """Values ``(m,)`` of ``var`` for object ``index`` (0-based) of jagged awkward :mod:`vector`
+    ``objects``, 0 for events with fewer objects; φ wrapped to (-π, π]."""
+    values = ak.fill_none(ak.pad_none(getattr(objects, KINEMATICS[var]), slots, axis=1, clip=True), 0.0)
+    column = np.asarray(ak.to_numpy(values)[:, index], dtype=np.float64)
+    return wrap_phi(column) if var == "phi" else column
 
 
 class LHEFileProcess(FileProcess):
@@ -52,14 +65,21 @@ class LHEFileProcess(FileProcess):
 
     def __init__(self, path: str | Path, like: str = "z_mumu", leptons: Iterable[int] = (13, -13),
                  prefix: str | None = None, pt_min: float = 0.0, abs_eta_max: float = math.inf,
-                 jet_pt_min: float = 0.0, chunk_size: int = 10_000,
-                 allow_fewer: bool = False) -> None:
-        super().__init__(path, like, allow_fewer)
+                 jet_pt_min: float = 0.0, n_jets_min: int = 0, n_jets_max: int | None = None,
+                 chunk_size: int = 10_000,
+                 allow_fewer: bool = False, holdout_fraction: float = HOLDOUT_FRACTION) -> None:
+        super().__init__(path, like, allow_fewer, holdout_fraction)
         self.leptons = tuple(int(pid) for pid in leptons)
         if not self.leptons:
             raise ConfigError("leptons must list at least one PDG id, e.g. [13, -13]")
         self.pt_min, self.abs_eta_max = float(pt_min), float(abs_eta_max)
         self.jet_pt_min = float(jet_pt_min)
+        self.jet_slots = max((p[1] for p in map(parse_quantity, self.quantities)
+                              if p and p[0] == JET_PREFIX), default=0)
+        self.n_jets_min = int(n_jets_min)
+        self.n_jets_max = int(n_jets_max) if n_jets_max is not None else (self.jet_slots or None)
+        if self.n_jets_max is not None and self.n_jets_max < self.n_jets_min:
+            raise ConfigError(f"n_jets_max = {self.n_jets_max} is below n_jets_min = {self.n_jets_min}")
         if chunk_size <= 0:
             raise ConfigError(f"chunk_size must be positive, got {chunk_size}")
         self.chunk_size = int(chunk_size)
@@ -67,7 +87,8 @@ class LHEFileProcess(FileProcess):
 
     def _lepton_prefix(self, prefix: str | None) -> str:
         """The quantity prefix the leptons fill; every target quantity must be fillable."""
-        parsed = {q: parse_quantity(q) for q in self.quantities if q != "n_jets"}
+        parsed = {q: parse_quantity(q) for q in self.quantities
+                  if q != "n_jets" and (parse_quantity(q) or ("",))[0] != JET_PREFIX}
         prefixes = sorted({p[0] for p in parsed.values() if p})
         if prefix is None:
             if len(prefixes) != 1:
@@ -125,9 +146,13 @@ class LHEFileProcess(FileProcess):
         is_parton = np.isin(abs(ak.flatten(final.id)), PARTON_IDS)
         is_parton = ak.unflatten(is_parton, ak.num(final.id)) & (momenta.pt >= self.jet_pt_min)
         n_jets = ak.to_numpy(ak.sum(is_parton, axis=1)).astype(np.int64)
+        jets = momenta[is_parton]
+        jets = jets[ak.argsort(jets.pt, axis=1, ascending=False, stable=True)]
 
         accept = (momenta.pt > self.pt_min) & (abs(momenta.eta) < self.abs_eta_max)
-        mask = np.ones(n_read, dtype=bool)
+        mask = n_jets >= self.n_jets_min
+        if self.n_jets_max is not None:
+            mask &= n_jets <= self.n_jets_max
         groups = []
         for pid, count in Counter(self.leptons).items():
             chosen = momenta[accept & (final.id == pid)]
@@ -141,8 +166,11 @@ class LHEFileProcess(FileProcess):
         for q in self.quantities:
             if q == "n_jets":
                 columns.append(n_jets[rows].astype(np.float64))
+                continue
+            prefix, index, var = parse_quantity(q)
+            if prefix == JET_PREFIX:
+                columns.append(padded_values(jets[rows], self.jet_slots, index - 1, var))
             else:
-                _, index, var = parse_quantity(q)
                 columns.append(object_values(leptons, None, index - 1, var))
         events = np.stack(columns, axis=-1) if columns else np.empty((len(rows), 0))
         weights = ak.to_numpy(arrays.eventinfo.weight[rows]).astype(np.float64)

@@ -34,14 +34,20 @@ with ``var`` one of ``pt eta phi mass px py pz E rapidity charge``. Objects of a
 ordered by pT, leading first; an event is selected when its collection(s) yield the required
 objects. Units: GeV, radians, φ wrapped to (-π, π].
 
-``sample(n, seed)`` returns ``n`` selected events, a seeded uniform random subset in file order
-(independent of ``step_size``); their weights are in :attr:`FileProcess.weights` afterwards
+Entries are split once and for all into a training part and a held-out part (a fraction
+``holdout_fraction``, default 0.2, chosen by a hash of the entry number): training reads the
+first, validation's truth (:meth:`FileProcess.holdout`) the second, so a model is never judged
+on the events it learnt (``holdout_fraction = 0`` reads the whole file for both).
+
+``sample(n, seed)`` returns ``n`` selected events of the part, a seeded uniform random subset in
+file order (independent of ``step_size``); their weights are in :attr:`FileProcess.weights` afterwards
 (:meth:`FileProcess.sample_arrays` returns events and weights together). Asking for more
 events than pass the selection raises :class:`DataError` saying how many do, unless
 ``allow_fewer=True``, which returns them all with a warning.
 """
 from __future__ import annotations
 
+import copy
 import difflib
 import math
 import re
@@ -71,6 +77,7 @@ else:  # pragma: no cover
 
 __all__ = ["Chunk", "FileProcess", "RootFileProcess", "parse_quantity", "object_values"]
 
+HOLDOUT_FRACTION = 0.2  #: default share of a file's entries kept for validation
 _QUANTITY = re.compile(r"^([A-Za-z]+)(\d+)_(\w+)$")
 #: quantity suffix → attribute of a :mod:`vector` momentum (``charge`` is handled separately)
 KINEMATICS = {"pt": "pt", "eta": "eta", "phi": "phi", "mass": "mass", "m": "mass", "px": "px",
@@ -145,26 +152,65 @@ def _smallest_keys(pending: list[tuple[Chunk, np.ndarray]], n: int) -> tuple[Chu
     return chunk, keys
 
 
+def entry_uniform(entry: np.ndarray) -> np.ndarray:
+    """A fixed pseudo-random number in [0, 1) per file entry ``(n,)`` (splitmix64 of the entry
+    number), the same on every machine and for any chunking."""
+    z = np.asarray(entry, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
 class FileProcess(Process):
     """Base of file-backed processes: events read from a file, shaped like a target process.
 
     Subclasses implement :meth:`chunks` (and :attr:`selection`, a one-line description); this
-    class draws the seeded subset and delegates features and observables to the target.
+    class draws the seeded subset of its part of the file (training or held out) and delegates
+    features, conditions and observables to the target.
     """
 
     weights: np.ndarray | None = None  #: per-event weights ``(n,)`` of the last :meth:`sample`
     entry: np.ndarray | None = None    #: file entry numbers ``(n,)`` of the last :meth:`sample`
 
-    def __init__(self, path: str | Path, like: str, allow_fewer: bool = False) -> None:
+    def __init__(self, path: str | Path, like: str, allow_fewer: bool = False,
+                 holdout_fraction: float = HOLDOUT_FRACTION) -> None:
         self.path = Path(path).expanduser()
         if like in ("root_file", "lhe_file"):
             raise ConfigError(f"like = {like!r}: the target must be a process with its own features")
+        if not 0.0 <= holdout_fraction < 1.0:
+            raise ConfigError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}")
         self.target: Process = registry.get_process(like)
         self.like = like
         self.allow_fewer = bool(allow_fewer)
+        self.holdout_fraction = float(holdout_fraction)
+        self.held_out = False
         self.quantities = tuple(self.target.quantities)
         self.feature_names = tuple(self.target.feature_names)
+        self.condition_names = tuple(self.target.condition_names)
         self.binnings = dict(self.target.binnings)
+
+    def holdout(self) -> "FileProcess":
+        """The same file and selection restricted to the held-out entries (with
+        ``holdout_fraction = 0``, the whole file again, with a warning)."""
+        if self.holdout_fraction == 0.0:
+            warnings.warn(f"{self.path}: holdout_fraction = 0, so validation reuses the training "
+                          "entries", UserWarning, stacklevel=2)
+            return self
+        held_out = copy.copy(self)
+        held_out.held_out = True
+        return held_out
+
+    @property
+    def part(self) -> str:
+        if self.holdout_fraction == 0.0:
+            return "the whole file"
+        share = self.holdout_fraction if self.held_out else 1.0 - self.holdout_fraction
+        return f"the {'held-out' if self.held_out else 'training'} part ({share:.0%} of entries)"
+
+    def in_part(self, entry: np.ndarray) -> np.ndarray:
+        """Which of these entries ``(n,)`` belong to this process's part of the file."""
+        return (entry_uniform(entry) < self.holdout_fraction) == self.held_out
 
     @property
     @abstractmethod
@@ -189,7 +235,10 @@ class FileProcess(Process):
         pending: list[tuple[Chunk, np.ndarray]] = []
         n_read = n_selected = n_pending = 0
         for chunk in self.chunks():
-            pending.append((chunk, rng.random(chunk.n_read)[chunk.entry - n_read]))
+            keys = rng.random(chunk.n_read)[chunk.entry - n_read]
+            mine = self.in_part(chunk.entry)
+            chunk, keys = chunk.take(np.flatnonzero(mine)), keys[mine]
+            pending.append((chunk, keys))
             n_read += chunk.n_read
             n_selected += len(chunk.entry)
             n_pending += len(chunk.entry)
@@ -201,7 +250,7 @@ class FileProcess(Process):
         kept, _ = _smallest_keys(pending, n)
         if n_selected < n:
             message = (f"{self.path}: only {n_selected:,} of {n_read:,} events pass the selection "
-                       f"({self.selection}); asked for {n:,}")
+                       f"({self.selection}) in {self.part}; asked for {n:,}")
             if not self.allow_fewer:
                 raise DataError(f"{message}. Ask for at most {n_selected:,} events (--events "
                                 f"{n_selected}) or set allow_fewer = true in process_options")
@@ -226,8 +275,14 @@ class FileProcess(Process):
     def to_features(self, events: np.ndarray) -> np.ndarray:
         return self.target.to_features(events)
 
-    def from_features(self, features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return self.target.from_features(features, rng)
+    def from_features(self, features: np.ndarray, rng: np.random.Generator, *conditions) -> np.ndarray:
+        return self.target.from_features(features, rng, *conditions)
+
+    def conditions(self, events: np.ndarray) -> np.ndarray:
+        return self.target.conditions(events)
+
+    def feature_mask(self, conditions: np.ndarray) -> np.ndarray | None:
+        return self.target.feature_mask(conditions)
 
     def observables(self, events: np.ndarray) -> dict[str, np.ndarray]:
         return self.target.observables(events)
@@ -403,17 +458,12 @@ class RootFileProcess(FileProcess):
                    "mapped onto a target process")
 
     def __init__(self, path: str | Path, mapping: str | Path | Mapping[str, Any],
-                 step_size: int | str = "100 MB", allow_fewer: bool = False) -> None:
+                 step_size: int | str = "100 MB", allow_fewer: bool = False,
+                 holdout_fraction: float = HOLDOUT_FRACTION) -> None:
         parsed = RootMapping.load(mapping)
-        super().__init__(path, parsed.like, allow_fewer)
+        super().__init__(path, parsed.like, allow_fewer, holdout_fraction)
         self.mapping = parsed.resolve(self.quantities)
         self.step_size = step_size
-
-    @property
-    def options(self) -> dict[str, Any]:
-        """Keyword options rebuilding this process without the mapping file (for checkpoints)."""
-        return {"path": str(self.path.resolve()), "mapping": self.mapping.raw,
-                "step_size": self.step_size, "allow_fewer": self.allow_fewer}
 
     @property
     def _jagged_ok(self) -> set[str]:
