@@ -24,6 +24,8 @@ def _instantiate(kind: str, factory, *args, **options):
         return factory(*args, **options)
     except TypeError as error:
         raise ConfigError(f"bad {kind} options {options}: {error}") from None
+    except ValueError as error:  # a plugin refusing this combination, e.g. a shape it cannot take
+        raise ConfigError(f"{kind}: {error}") from None
 
 
 def build_process(config: TrainConfig) -> Process:
@@ -31,11 +33,15 @@ def build_process(config: TrainConfig) -> Process:
                         **config.process_options)
 
 
-def build_sampler(config: TrainConfig, n_features: int, n_conditions: int = 0) -> Sampler:
+def build_sampler(config: TrainConfig, n_features: int, n_conditions: int = 0,
+                  feature_shape: tuple[int, ...] | None = None) -> Sampler:
     """The sampler named in ``config``, building its backbones with the configured options;
-    with ``n_conditions`` they take a condition ``(batch, n_conditions)``."""
+    with ``n_conditions`` they take a condition ``(batch, n_conditions)``, with ``feature_shape``
+    they learn the shape of the flat features (points × channels, channels × pixels)."""
     backbone = registry.get_backbone(config.backbone)
     condition = {"cond_features": n_conditions} if n_conditions else {}
+    if feature_shape is not None:
+        condition["feature_shape"] = tuple(feature_shape)
 
     def make_network(in_features: int, out_features: int | None = None) -> torch.nn.Module:
         return _instantiate("backbone", backbone, in_features, out_features, **condition,
@@ -75,7 +81,7 @@ class TrainedModel:
         config = TrainConfig(**state["config"])
         process = build_process(config)
         preprocessor = Preprocessor.from_state_dict(process, state["preprocessing"])
-        sampler = build_sampler(config, process.n_features, process.n_conditions)
+        sampler = build_sampler(config, process.n_features, process.n_conditions, process.feature_shape)
         conditions = (ConditionDistribution.from_state_dict(state["conditions"])
                       if process.n_conditions else None)
         try:

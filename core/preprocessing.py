@@ -34,26 +34,44 @@ class Standardizer:
 
     @classmethod
     def fit(cls, features: np.ndarray, weights: np.ndarray | None = None,
-            mask: np.ndarray | None = None) -> "Standardizer":
+            mask: np.ndarray | None = None, channels: np.ndarray | None = None) -> "Standardizer":
         """Per-feature (weighted) mean and standard deviation of ``features``, over the entries
-        where ``mask (n, n_features)`` is true when given."""
+        where ``mask (n, n_features)`` is true when given; with ``channels (n_features,)`` (a
+        channel index per feature) the moments are pooled over the features of each channel."""
         w = np.ones(len(features)) if weights is None else np.asarray(weights, dtype=np.float64)
         w = np.broadcast_to(w[:, None], features.shape)
         if mask is not None:
             w = np.where(mask, w, 0.0)
-        total = w.sum(axis=0)
+        if channels is None:
+            channels = np.arange(features.shape[1])
+        n_channels = int(channels.max()) + 1 if channels.size else 0
+
+        def per_channel(values: np.ndarray) -> np.ndarray:
+            return np.bincount(channels, weights=values.sum(axis=0), minlength=n_channels)
+
+        total = per_channel(w)
         present = total != 0
         safe = np.where(present, total, 1.0)
-        mean = np.where(present, (w * features).sum(axis=0) / safe, 0.0)
-        variance = np.where(present, (w * (features - mean) ** 2).sum(axis=0) / safe, 1.0)
+        mean = np.where(present, per_channel(w * features) / safe, 0.0)
+        variance = np.where(present, per_channel(w * (features - mean[channels]) ** 2) / safe, 1.0)
         std = np.sqrt(np.maximum(variance, 0.0))
-        return cls(mean, np.where(std > 0, std, 1.0))
+        return cls(mean[channels], np.where(std > 0, std, 1.0)[channels])
 
     def forward(self, features: np.ndarray) -> np.ndarray:
         return (features - self.mean) / self.std
 
     def inverse(self, standardized: np.ndarray) -> np.ndarray:
         return standardized * self.std + self.mean
+
+
+def feature_channels(process: Process) -> np.ndarray | None:
+    """The channel of each flat feature ``(n_features,)`` of a process with a ``feature_shape``."""
+    if process.feature_shape is None:
+        return None
+    shape = tuple(process.feature_shape)
+    if int(np.prod(shape)) != process.n_features:
+        raise ValueError(f"{process.name}: feature_shape {shape} does not hold its {process.n_features} features")
+    return np.indices(shape)[process.channel_axis].ravel()
 
 
 class Preprocessor:
@@ -70,7 +88,7 @@ class Preprocessor:
         mask = process.feature_mask(process.conditions(events))
         check_finite(raw if mask is None else np.where(mask, raw, 0.0), process.feature_names,
                      "preprocessed training features")
-        return cls(process, Standardizer.fit(raw, weights, mask))
+        return cls(process, Standardizer.fit(raw, weights, mask, feature_channels(process)))
 
     def forward(self, events: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         """Standardised float32 features ``(n, n_features)``; absent features are drawn from

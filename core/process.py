@@ -5,6 +5,12 @@ quantities in GeV and radians (φ wrapped to (-π, π]); its columns become the 
 generated ROOT files. A *raw feature array* ``(n_events, n_features)`` is what the network sees
 before standardisation, which core applies on top (see :mod:`bayesgen.core.preprocessing`).
 
+A *detector-level* process (point clouds, images) declares ``feature_shape``, e.g. ``(300, 3)``
+points × (η, φ, E) or ``(3, 32, 32)`` channels × pixels, and the ``channel_axis`` of it; its
+features still travel flat, ``(n, prod(feature_shape))`` in C order, and core standardises them
+per channel (pooled over the other axes), so a permutation of points or a shift of pixels does
+not change the scaling. Backbones receive ``feature_shape`` to unflatten them.
+
 A *conditional* process (e.g. Z + jets, conditioned on the jet multiplicity) also names
 ``condition_names``: :meth:`Process.conditions` gives the network's condition per event, which
 must take few distinct values (categories, one-hot or integer); core stores their frequencies in
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -49,6 +56,8 @@ class Process(ABC):
     feature_names: tuple[str, ...]
     binnings: dict[str, Binning]
     condition_names: tuple[str, ...] = ()
+    feature_shape: tuple[int, ...] | None = None
+    channel_axis: int = -1
 
     @abstractmethod
     def sample(self, n: int, seed: int) -> np.ndarray:
@@ -82,6 +91,14 @@ class Process(ABC):
     @abstractmethod
     def observables(self, events: np.ndarray) -> dict[str, np.ndarray]:
         """Event array → observable name → values ``(n,)``; keys match :attr:`binnings`."""
+
+    def event_metrics(self, truth_events: np.ndarray, generated_events: np.ndarray, seed: int) -> dict:
+        """Metrics over whole events beyond the 1D observables (e.g. the EMD between point
+        clouds), json-serialisable; none by default."""
+        return {}
+
+    def plot_examples(self, truth_events: np.ndarray, generated_events: np.ndarray, out_dir: Path) -> None:
+        """Write pictures of example events into ``out_dir`` (truth above generated); none by default."""
 
     def holdout(self) -> "Process":
         """Where validation draws its truth: events never used in training. Monte Carlo with a

@@ -124,7 +124,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     del events
 
     torch.manual_seed(derive_seed(config.seed, "init"))
-    sampler = build_sampler(config, process.n_features, process.n_conditions).to(device)
+    sampler = build_sampler(config, process.n_features, process.n_conditions, process.feature_shape).to(device)
     ema = ExponentialMovingAverage(sampler, config.ema_decay)
     optimizer = torch.optim.AdamW(sampler.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history: dict[str, list[float]] = {"step": [], "loss": [], "kl": []}

@@ -53,3 +53,22 @@ def test_generation_follows_the_condition(third_party_plugin, tmp_path, tiny_con
     assert abs(x[c == 0].mean() + 2) < 0.25 and abs(x[c == 1].mean() - 2) < 0.25
     assert np.all(y[c == 0] == 0.0)
     assert abs(y[c == 1].mean() - 1.0) < 0.2
+
+
+def test_structured_features_are_standardised_per_channel():
+    """Two points × (a, b): each channel's moments pool both points, so swapping points cannot
+    change the scaling; absent entries stay out."""
+    from bayesgen.core.preprocessing import feature_channels
+
+    class Cloud:
+        name, n_features, feature_shape, channel_axis = "cloud", 4, (2, 2), -1
+
+    channels = feature_channels(Cloud())
+    np.testing.assert_array_equal(channels, [0, 1, 0, 1])
+    features = np.array([[1.0, 10.0, 3.0, 30.0], [5.0, 50.0, 0.0, 0.0]])
+    mask = np.array([[True, True, True, True], [True, True, False, False]])
+    fitted = Standardizer.fit(features, mask=mask, channels=channels)
+    np.testing.assert_allclose(fitted.mean, [3.0, 30.0, 3.0, 30.0])
+    np.testing.assert_allclose(fitted.std, np.sqrt([8 / 3, 800 / 3, 8 / 3, 800 / 3]))
+    Cloud.channel_axis = 0
+    np.testing.assert_array_equal(feature_channels(Cloud()), [0, 0, 1, 1])

@@ -46,15 +46,18 @@ def defined(values: np.ndarray) -> np.ndarray:
 
 
 def classifier_inputs(process: Process, events: np.ndarray) -> np.ndarray:
-    """What the two-sample classifier sees: the network features and every observable, with
-    conditions and undefined entries as 0 (absent slots included, so multiplicities count)."""
+    """What the two-sample classifier sees: the network features (flat processes only; for
+    point clouds and images the observables summarise them), the conditions and every
+    observable, undefined entries and absent slots as 0."""
     with np.errstate(all="ignore"):
         observables = process.observables(events)
-        features = process.to_features(events)
-        mask = process.feature_mask(process.conditions(events))
-        if mask is not None:
-            features = np.where(mask, features, 0.0)
-        columns = np.column_stack([features, process.conditions(events), *observables.values()])
+        conditions = process.conditions(events)
+        columns = [conditions, *observables.values()]
+        if process.feature_shape is None:
+            features = process.to_features(events)
+            mask = process.feature_mask(conditions)
+            columns.insert(0, features if mask is None else np.where(mask, features, 0.0))
+        columns = np.column_stack(columns)
     return np.where(np.isnan(columns), 0.0, columns)
 
 
@@ -77,11 +80,13 @@ class Truth:
 @dataclass
 class Evaluation:
     """One trained model measured against truth: its finite generated observables, the ensemble
-    member of each event, and the summary written to ``metrics.json``."""
+    member of each event, the summary written to ``metrics.json``, and the first member's
+    events (for whole-event metrics and example pictures)."""
 
     observables: dict[str, np.ndarray]
     draw: np.ndarray
     summary: dict[str, Any]
+    events: np.ndarray
 
     def histogram(self, name: str, edges: np.ndarray) -> Histogram | BandHistogram:
         """All events in one histogram, or the ensemble band when there are several draws."""
@@ -107,8 +112,9 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig) -> Evalu
         raise DataError(f"the {model.config.sampler} model generated {n_dropped:,} of {len(finite):,} events "
                         "with non-finite observables; it needs more training before it can be validated")
     order = np.random.default_rng(derive_seed(config.seed, "pool")).permutation(int(finite.sum()))
+    first_member = generated.events[finite & (generated.draw == 0)]
     evaluation = Evaluation({name: values[order] for name, values in observables.items()},
-                            generated.draw[finite][order], {})
+                            generated.draw[finite][order], {}, first_member)
     per_observable = {}
     for name, binning in process.binnings.items():
         truth_values, generated_values = truth.observables[name], evaluation.observables[name]
@@ -137,6 +143,9 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig) -> Evalu
                                                  classifier_inputs(process, generated.events), seed=config.seed),
         "observables": per_observable,
     })
+    event_metrics = process.event_metrics(truth.events, first_member, config.seed)
+    if event_metrics:
+        evaluation.summary["event_metrics"] = event_metrics
     return evaluation
 
 
@@ -165,5 +174,6 @@ def validate(run_dir: str | Path, config: ValidateConfig) -> dict[str, Any]:
     evaluation = evaluate(model, truth, config)
     out.mkdir(exist_ok=True)
     plot_overlays(model.process, truth, {f"{model.config.sampler} ({model.config.backbone})": evaluation}, out)
+    model.process.plot_examples(truth.events, evaluation.events, out)
     write_json(out / "metrics.json", evaluation.summary)
     return evaluation.summary

@@ -25,10 +25,12 @@ class ResidualBlock(nn.Module):
 
 
 class ResidualMLP(nn.Module):
-    """Residual MLP ``f(x, t, cond)`` with a sinusoidal time embedding and optional condition."""
+    """Residual MLP ``f(x, t, cond)`` with a sinusoidal time embedding and optional condition;
+    structured features (``feature_shape``) are taken flat, without their symmetries."""
 
     def __init__(self, in_features: int, out_features: int | None = None, cond_features: int = 0,
-                 width: int = 256, depth: int = 4, embed_dim: int = 64):
+                 width: int = 256, depth: int = 4, embed_dim: int = 64,
+                 feature_shape: tuple[int, ...] | None = None):
         super().__init__()
         out_features = out_features or in_features
         self.time_embedding = nn.Sequential(
