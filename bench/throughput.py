@@ -7,6 +7,7 @@ the same run. Runs on CPU at small sizes (CI checks it still runs) and on a GPU 
 
     python bench/throughput.py                       # full sizes
     python bench/throughput.py --quick               # CPU-sized smoke run
+    python bench/throughput.py --bf16 --compile reduce-overhead   # on a GPU
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from bayesgen.bayes import VariationalLinear, weight_draws
+from bayesgen.core.acceleration import COMPILE_MODES, compile_networks
 from bayesgen.core.config import TrainConfig
 from bayesgen.core.model import build_sampler
 
@@ -73,6 +75,8 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--draws", type=int, default=20)
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
+    parser.add_argument("--compile", default="none", choices=COMPILE_MODES,
+                        help="torch.compile the networks (reduce-overhead captures CUDA graphs)")
     parser.add_argument("--quick", action="store_true", help="CPU smoke sizes: 256 events, width 32, "
                         "depth 1, 4 draws, short ddpm schedules only")
     args = parser.parse_args()
@@ -84,7 +88,7 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.machine()} CPU"
     dtype = torch.bfloat16 if args.bf16 and device.type == "cuda" else torch.float32
-    print(f"device: {name} ({torch.get_num_threads()} CPU threads), {dtype}; mlp width {args.width}, "
+    print(f"device: {name} ({torch.get_num_threads()} CPU threads), {dtype}, compile {args.compile}; mlp width {args.width}, "
           f"depth {args.depth}; {args.events:,} events per draw; Bayesian mode: {args.draws} draws batched")
     print(f"{'setting':<24} {'mode':<13} {'events/s':>12} {'NFE/ev':>7} {'TFLOP/s':>8} {'ceiling':>8} {'ratio':>6}")
     for label, sampler_name, options, steps, solver in settings:
@@ -94,6 +98,7 @@ def main() -> None:
                                  backbone_options={"width": args.width, "depth": args.depth})
             torch.manual_seed(0)
             sampler = build_sampler(config, N_FEATURES).to(device).eval()
+            compile_networks(sampler, args.compile)
             draws = args.draws if bayesian else 1
             rows = args.events * draws
             ensemble = weight_draws(sampler, draws, seed=0) if bayesian else nullcontext()

@@ -1,8 +1,11 @@
 """Invertible preprocessing: a process's raw features, then per-feature standardisation.
 
 Features a conditional process marks absent (see :meth:`Process.feature_mask`) are left out of
-the standardisation's moments and handed to the network as standard-normal noise, so every
-sampler, likelihood-based ones included, sees a proper density in every slot.
+the standardisation's moments and handed to the network as narrow Gaussian noise, N(0, σ²) with
+σ = ABSENT_NOISE_STD in standardised units: nearly constant, so denoising and velocity targets
+there are almost fully predictable (a standard-normal fill makes them pure noise, whose
+gradients swamp the real features'), yet a proper density, so likelihood-based samplers stay
+finite.
 """
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import numpy as np
 
 from bayesgen.core.errors import DataError
 from bayesgen.core.process import Process
+
+ABSENT_NOISE_STD = 0.1  #: width of the noise in absent feature slots, in standardised units
 
 
 def check_finite(array: np.ndarray, names: tuple[str, ...], what: str) -> None:
@@ -92,13 +97,13 @@ class Preprocessor:
 
     def forward(self, events: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         """Standardised float32 features ``(n, n_features)``; absent features are drawn from
-        N(0, 1) with ``rng`` (required for a process with a feature mask)."""
+        N(0, ABSENT_NOISE_STD²) with ``rng`` (required for a process with a feature mask)."""
         standardized = self.standardizer.forward(self.process.to_features(events))
         mask = self.process.feature_mask(self.process.conditions(events))
         if mask is not None:
             if rng is None:
                 raise ValueError(f"{self.process.name} has absent features: pass rng to fill them")
-            standardized = np.where(mask, standardized, rng.standard_normal(standardized.shape))
+            standardized = np.where(mask, standardized, ABSENT_NOISE_STD * rng.standard_normal(standardized.shape))
         return standardized.astype(np.float32)
 
     def inverse(self, features: np.ndarray, rng: np.random.Generator,

@@ -16,7 +16,7 @@ A *conditional* process (e.g. Z + jets, conditioned on the jet multiplicity) als
 must take few distinct values (categories, one-hot or integer); core stores their frequencies in
 the training data and draws generation conditions from them. Such a process may have features
 that are absent for some conditions (the third jet of a two-jet event): :meth:`feature_mask`
-says which are present, core fills the absent ones with standard-normal noise for the network
+says which are present, core fills the absent ones with narrow Gaussian noise for the network
 and :meth:`from_features` ignores them.
 """
 from __future__ import annotations

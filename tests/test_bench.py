@@ -34,3 +34,10 @@ def test_train_speed_table():
     rows = [line for line in lines[2:] if line.strip()]
     assert lines[0].startswith("device: ") and len(rows) == 6
     assert {row.split()[0] for row in rows} == {"ddpm", "cfm", "inn"}
+
+
+def test_precision_table(trained_run):
+    lines = run("precision.py", str(trained_run), "--events", "2000", "--sample-steps", "3", "--device", "cpu")
+    assert lines[0].startswith("device: ") and "fp32 | bf16" in lines[0]
+    assert any(line.startswith("m_mumu") for line in lines)
+    assert lines[-1].startswith("events/s") and lines[-2].startswith("classifier AUC")

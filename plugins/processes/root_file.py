@@ -188,6 +188,7 @@ class FileProcess(Process):
         self.quantities = tuple(self.target.quantities)
         self.feature_names = tuple(self.target.feature_names)
         self.condition_names = tuple(self.target.condition_names)
+        self.feature_shape, self.channel_axis = self.target.feature_shape, self.target.channel_axis
         self.binnings = dict(self.target.binnings)
 
     def holdout(self) -> "FileProcess":
@@ -283,6 +284,12 @@ class FileProcess(Process):
 
     def feature_mask(self, conditions: np.ndarray) -> np.ndarray | None:
         return self.target.feature_mask(conditions)
+
+    def event_metrics(self, truth_events: np.ndarray, generated_events: np.ndarray, seed: int) -> dict:
+        return self.target.event_metrics(truth_events, generated_events, seed)
+
+    def plot_examples(self, truth_events: np.ndarray, generated_events: np.ndarray, out_dir: Path) -> None:
+        self.target.plot_examples(truth_events, generated_events, out_dir)
 
     def observables(self, events: np.ndarray) -> dict[str, np.ndarray]:
         return self.target.observables(events)

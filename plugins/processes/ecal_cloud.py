@@ -1,0 +1,179 @@
+"""ECAL point clouds of boosted top and QCD jets, from the toy shower of :mod:`.showers`.
+
+An event is a top jet (probability ``top_fraction``) or a QCD jet (quark or gluon, equally
+likely), pT 500–1000 GeV, seen as its ECAL crystals: the ``n_points`` (N) most energetic ones,
+sorted by energy, each at its crystal centre (η, φ relative to the jet axis) with its energy E.
+
+Event columns: ``is_top, n_hits, hit0_eta, hit0_phi, hit0_e, …, hit{N−1}_e`` (2 + 3N); points
+past ``n_hits`` (≤ N) are all 0. Features ``(N, 3)``, channel last: per point
+logit(min-max(x)) of x = η, φ over the grid extent ±GRID_HALF and of x = log E over
+[log E_FLOOR, log E_CEILING] (clipped to [1e-6, 1 − 1e-6] before the logit); core standardises
+them per channel. Conditions: the point mask ``mask_0 … mask_{N−1}`` (1 for the first
+``n_hits`` points), then the class one-hot ``is_top, is_qcd``.
+
+Only ECAL is seen (≈ 42 % of a jet's energy: photons and part of the charged hadrons), so
+the ECAL ``jet_mass`` of a top jet peaks near that fraction of m_top (≈ 70 GeV, QCD ≈ 15 GeV).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bayesgen.core.errors import ConfigError
+from bayesgen.core.hooks import hookimpl
+from bayesgen.core.process import Binning, Process
+from bayesgen.plugins.processes import showers
+
+GRID_HALF = showers.N_CRYSTALS * showers.CRYSTAL / 2  #: η, φ range of the features (grid edge)
+E_FLOOR = showers.ECAL_THRESHOLD      #: lower end of the log E range (no crystal is below)
+E_CEILING = 2000.0                    #: upper end of the log E range (above any jet energy)
+QCD_GLUON_FRACTION = 0.5              #: share of gluon jets among the QCD jets
+CHUNK = 2000                          #: jets simulated at once
+_CLIP = 1e-6
+
+
+def _logit(u: np.ndarray) -> np.ndarray:
+    u = np.clip(u, _CLIP, 1.0 - _CLIP)
+    return np.log(u / (1.0 - u))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def clouds_from_hits(hits: showers.Hits, n: int, n_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n_points`` hottest ``hits`` of each of ``n`` events as clouds ``(n, n_points, 3)``
+    (η, φ, E; energy-descending, zero-padded) and the number kept ``(n,)``."""
+    order = np.lexsort((-hits.e, hits.event))
+    event = hits.event[order]
+    rank = np.arange(len(event)) - np.searchsorted(event, event)
+    keep = rank < n_points
+    clouds = np.zeros((n, n_points, 3))
+    clouds[event[keep], rank[keep]] = np.stack([hits.eta, hits.phi, hits.e], axis=1)[order][keep]
+    return clouds, np.minimum(np.bincount(hits.event, minlength=n), n_points)
+
+
+class EcalCloud(Process):
+    """ECAL point clouds (η, φ, E) of boosted top and QCD jets (toy shower + crystal ECAL)."""
+
+    name = "ecal_cloud"
+    description = "ECAL point clouds of boosted top vs QCD jets (toy shower, N hits x (eta, phi, E), class condition)"
+    channel_axis = -1
+
+    def __init__(self, top_fraction: float = 0.5, n_points: int = 300):
+        if not 0.0 <= top_fraction <= 1.0:
+            raise ConfigError(f"top_fraction must be in [0, 1], got {top_fraction}")
+        if int(n_points) != n_points or n_points < 1:
+            raise ConfigError(f"n_points must be a positive integer, got {n_points}")
+        self.top_fraction, self.n_points = float(top_fraction), int(n_points)
+        n = self.n_points
+        self.quantities = ("is_top", "n_hits", *(f"hit{i}_{v}" for i in range(n) for v in ("eta", "phi", "e")))
+        self.feature_names = tuple(f"hit{i}_{v}_logit" for i in range(n) for v in ("eta", "phi", "log_e"))
+        self.condition_names = (*(f"mask_{i}" for i in range(n)), "is_top", "is_qcd")
+        self.feature_shape = (n, 3)
+        self.binnings = {
+            "et_sum": Binning(0.0, 800.0, 40, r"$\sum E_T$ [GeV]"),
+            "n_hits": Binning(0.0, float(n), min(n, 50), r"$n_\mathrm{hits}$"),
+            "e_max": Binning(0.0, 300.0, 30, r"$E_\mathrm{max}$ [GeV]"),
+            "jet_mass": Binning(0.0, 150.0, 50, r"$m_\mathrm{ECAL}$ [GeV]"),
+            "girth": Binning(0.0, 0.4, 40, r"girth $\sum E\,\Delta R / \sum E$"),
+        }
+
+    # --- Monte Carlo -------------------------------------------------------------------------
+    def simulate(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` events ``(n, 2 + 3N)``."""
+        is_top = rng.random(n) < self.top_fraction
+        gluon = rng.random(n) < QCD_GLUON_FRACTION
+        flavour = np.where(is_top, showers.TOP, np.where(gluon, showers.GLUON, showers.QUARK))
+        particles = showers.jets(flavour, rng)
+        hits = showers.ecal(particles, showers.ecal_fractions(particles, rng), rng)
+        clouds, n_hits = clouds_from_hits(hits, n, self.n_points)
+        return np.concatenate([is_top[:, None], n_hits[:, None], clouds.reshape(n, -1)], axis=1)
+
+    def sample(self, n: int, seed: int) -> np.ndarray:
+        """Exactly ``n`` events, reproducible for ``seed`` (simulated in chunks of CHUNK)."""
+        if n < 0:
+            raise ValueError(f"n must be non-negative, got {n}")
+        rng = np.random.default_rng(seed)
+        chunks = [self.simulate(min(CHUNK, n - start), rng) for start in range(0, n, CHUNK)]
+        return np.concatenate(chunks) if chunks else np.empty((0, len(self.quantities)))
+
+    def clouds(self, events: np.ndarray) -> np.ndarray:
+        """Event array → clouds ``(n, N, 3)`` of (η, φ, E)."""
+        return np.asarray(events, dtype=np.float64)[:, 2:].reshape(-1, self.n_points, 3)
+
+    # --- network representation --------------------------------------------------------------
+    def conditions(self, events: np.ndarray) -> np.ndarray:
+        """Point mask ``(n, N)`` then the one-hot class ``(is_top, is_qcd)``."""
+        ev = np.asarray(events, dtype=np.float64)
+        mask = np.arange(self.n_points) < ev[:, 1:2]
+        return np.concatenate([mask, ev[:, :1], 1.0 - ev[:, :1]], axis=1).astype(np.float64)
+
+    def feature_mask(self, conditions: np.ndarray) -> np.ndarray:
+        """A point's three features are present where its mask is 1."""
+        return np.repeat(np.asarray(conditions)[:, :self.n_points] > 0.5, 3, axis=1)
+
+    def to_features(self, events: np.ndarray) -> np.ndarray:
+        """``(n, 2 + 3N)`` → ``(n, 3N)``; absent points give finite placeholders."""
+        clouds = self.clouds(events)
+        unit = np.stack([(clouds[..., 0] + GRID_HALF) / (2 * GRID_HALF), (clouds[..., 1] + GRID_HALF) / (2 * GRID_HALF),
+                         np.log(np.maximum(clouds[..., 2], E_FLOOR) / E_FLOOR) / np.log(E_CEILING / E_FLOOR)], axis=-1)
+        return _logit(unit).reshape(len(clouds), -1)
+
+    def from_features(self, features: np.ndarray, rng: np.random.Generator,
+                      conditions: np.ndarray | None = None) -> np.ndarray:
+        """``(n, 3N)`` and the conditions → ``(n, 2 + 3N)``: absent points 0, present ones sorted
+        by energy."""
+        unit = _sigmoid(np.asarray(features, dtype=np.float64).reshape(-1, self.n_points, 3))
+        points = np.stack([(2 * unit[..., 0] - 1) * GRID_HALF, (2 * unit[..., 1] - 1) * GRID_HALF,
+                           E_FLOOR * (E_CEILING / E_FLOOR) ** unit[..., 2]], axis=-1)
+        conditions = np.asarray(conditions, dtype=np.float64)
+        present = conditions[:, :self.n_points] > 0.5
+        points = np.where(present[..., None], points, 0.0)
+        order = np.argsort(-points[..., 2], axis=1, kind="stable")
+        points = np.take_along_axis(points, order[..., None], axis=1)
+        is_top = (conditions[:, self.n_points] > conditions[:, self.n_points + 1]).astype(np.float64)
+        return np.concatenate([is_top[:, None], present.sum(axis=1, keepdims=True).astype(np.float64),
+                               points.reshape(len(points), -1)], axis=1)
+
+    # --- validation --------------------------------------------------------------------------
+    def observables(self, events: np.ndarray) -> dict[str, np.ndarray]:
+        """``et_sum`` (Σ E/cosh η), ``n_hits``, ``e_max``, ``jet_mass`` (hits as massless
+        four-vectors) and ``girth`` (E-weighted mean ΔR to the axis; 0 without hits)."""
+        clouds = self.clouds(events)
+        eta, phi, e = clouds[..., 0], clouds[..., 1], clouds[..., 2]
+        pt = e / np.cosh(eta)
+        p = [(pt * np.cos(phi)).sum(axis=1), (pt * np.sin(phi)).sum(axis=1), (pt * np.sinh(eta)).sum(axis=1)]
+        energy = e.sum(axis=1)
+        mass2 = energy ** 2 - p[0] ** 2 - p[1] ** 2 - p[2] ** 2
+        girth = np.divide((e * np.hypot(eta, phi)).sum(axis=1), energy, out=np.zeros_like(energy), where=energy > 0)
+        return {"et_sum": pt.sum(axis=1), "n_hits": np.asarray(events, dtype=np.float64)[:, 1],
+                "e_max": e.max(axis=1), "jet_mass": np.sqrt(np.maximum(mass2, 0.0)), "girth": girth}
+
+    def event_metrics(self, truth_events: np.ndarray, generated_events: np.ndarray, seed: int) -> dict:
+        """W1 of each observable (``<name>_w1``), the mean cloud EMD truth vs generated
+        (``emd_mean``, ``emd_stderr``) and its baseline between the two halves of the truth."""
+        from bayesgen.validation.detector import mean_emd
+        from bayesgen.validation.metrics import wasserstein_1d
+
+        truth_obs, generated_obs = self.observables(truth_events), self.observables(generated_events)
+        metrics = {f"{name}_w1": wasserstein_1d(truth_obs[name], generated_obs[name], n_batches=1)[0]
+                   for name in self.binnings}
+        truth, generated = self.clouds(truth_events), self.clouds(generated_events)
+        half = len(truth) // 2
+        metrics["emd_mean"], metrics["emd_stderr"] = mean_emd(truth, generated, seed=seed)
+        metrics["emd_truth_vs_truth"], metrics["emd_truth_vs_truth_stderr"] = mean_emd(truth[:half], truth[half:],
+                                                                                       seed=seed)
+        return metrics
+
+    def plot_examples(self, truth_events: np.ndarray, generated_events: np.ndarray, out_dir: Path) -> None:
+        """``examples.png``: a few truth clouds above generated ones."""
+        from bayesgen.validation.detector import plot_cloud_examples
+
+        plot_cloud_examples(self.clouds(truth_events), self.clouds(generated_events), Path(out_dir) / "examples.png")
+
+
+@hookimpl
+def bayesgen_processes():
+    return {"ecal_cloud": EcalCloud}
