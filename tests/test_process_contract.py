@@ -4,7 +4,7 @@ import pytest
 
 import bayesgen
 
-EMBEDDED = ["z_mumu", "z_ee", "h_zz_4mu", "z_mumu_jets"]
+EMBEDDED = ["z_mumu", "z_ee", "h_zz_4mu", "z_mumu_jets", "ecal_cloud", "jet_images"]
 
 
 @pytest.mark.parametrize("name", EMBEDDED)
@@ -14,3 +14,4 @@ def test_reproducible_and_seed_dependent(name):
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
     assert process.sample(0, 3).shape == (0, len(process.quantities))
+    assert set(process.observables(a)) == set(process.binnings)

@@ -234,16 +234,6 @@ def test_bigger_images_and_bad_options():
             bayesgen.get_process("ecal_cloud", **bad)
 
 
-@pytest.mark.parametrize("name", ["ecal_cloud", "jet_images"])
-def test_reproducible_and_seed_dependent(name):
-    process = bayesgen.get_process(name)
-    a, b, c = process.sample(300, 1), process.sample(300, 1), process.sample(300, 2)
-    np.testing.assert_array_equal(a, b)
-    assert not np.allclose(a, c)
-    assert process.sample(0, 3).shape == (0, len(process.quantities))
-    assert set(process.observables(a)) == set(process.binnings)
-
-
 # --- detector-level validation hooks ----------------------------------------------------------
 def test_event_metrics_and_examples(cloud, cloud_events, images, image_events, tmp_path):
     pytest.importorskip("bayesgen.validation.detector")

@@ -19,3 +19,14 @@ class SinusoidalEmbedding(nn.Module):
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         angles = 1000.0 * t.float()[:, None] * self.frequencies[None, :]
         return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+def embed_time_and_condition(time_embedding: nn.Module, cond_embedding: nn.Module | None, t: torch.Tensor,
+                             cond: torch.Tensor | None) -> torch.Tensor:
+    """``time_embedding(t)``, plus ``cond_embedding(cond)`` for a network built with a condition."""
+    emb = time_embedding(t)
+    if cond_embedding is None:
+        return emb
+    if cond is None:
+        raise ValueError("this network was built with a condition; pass cond")
+    return emb + cond_embedding(cond)

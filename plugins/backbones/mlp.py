@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from bayesgen.core.hooks import hookimpl
-from bayesgen.plugins.backbones.embeddings import SinusoidalEmbedding
+from bayesgen.plugins.backbones.embeddings import SinusoidalEmbedding, embed_time_and_condition
 
 
 class ResidualBlock(nn.Module):
@@ -43,11 +43,7 @@ class ResidualMLP(nn.Module):
         nn.init.zeros_(self.output[-1].bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        emb = self.time_embedding(t)
-        if self.cond_embedding is not None:
-            if cond is None:
-                raise ValueError("this network was built with a condition; pass cond")
-            emb = emb + self.cond_embedding(cond)
+        emb = embed_time_and_condition(self.time_embedding, self.cond_embedding, t, cond)
         h = self.input(x)
         for block in self.blocks:
             h = block(h, emb)

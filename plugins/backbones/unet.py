@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from bayesgen.core.hooks import hookimpl
-from bayesgen.plugins.backbones.embeddings import SinusoidalEmbedding
+from bayesgen.plugins.backbones.embeddings import SinusoidalEmbedding, embed_time_and_condition
 
 
 def group_norm(channels: int, groups: int) -> nn.GroupNorm:
@@ -140,11 +140,7 @@ class UNet(nn.Module):
         nn.init.zeros_(self.output[-1].bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        emb = self.time_embedding(t)
-        if self.cond_embedding is not None:
-            if cond is None:
-                raise ValueError("this network was built with a condition; pass cond")
-            emb = emb + self.cond_embedding(cond)
+        emb = embed_time_and_condition(self.time_embedding, self.cond_embedding, t, cond)
         h = self.input(x.reshape(x.shape[0], *self.image_shape))
         skips = []
         for block, attention, downsample in zip(self.down_blocks, self.down_attention, self.downsamples):

@@ -45,7 +45,7 @@ from numpy.lib import format as npy_format
 from bayesgen.core.errors import ConfigError, DataError
 from bayesgen.core.hooks import hookimpl
 from bayesgen.plugins.processes.root_file import (HOLDOUT_FRACTION, Chunk, FileProcess,
-                                                  first_nonfinite)
+                                                  first_nonfinite, open_tree)
 from bayesgen.validation.observables import wrap_phi
 
 __all__ = ["CloudFileProcess"]
@@ -184,19 +184,6 @@ class CloudFileProcess(FileProcess):
                                         f"at entry {start + row}")
                 yield self._select(values, start, "(event number, 0-based)")
 
-    def _open_tree(self, file: Any) -> tuple[Any, str]:
-        trees = [key for kind in ("TTree", "ROOT::RNTuple")
-                 for key in file.keys(filter_classname=kind, cycle=False, recursive=True)]
-        name = self.tree
-        if name is None:
-            if len(trees) != 1:
-                raise DataError(f"{self.path} holds {len(trees)} trees ({', '.join(trees) or 'none'});"
-                                " name one with tree = \"…\"")
-            name = trees[0]
-        if name not in trees:
-            raise DataError(f"{self.path} has no tree {name!r}; trees: {', '.join(trees) or 'none'}")
-        return file[name], name
-
     def _branches(self, tree: Any, name: str) -> dict[str, str]:
         """Role → branch name in ``tree`` (``Hit_eta[nHit]`` read as ``Hit_eta``)."""
         available = list(tree.keys())
@@ -218,7 +205,7 @@ class CloudFileProcess(FileProcess):
         except Exception as error:  # noqa: BLE001 - uproot raises several kinds
             raise DataError(f"{self.path} is not a readable ROOT file: {error}") from None
         with file:
-            tree, name = self._open_tree(file)
+            tree, name = open_tree(file, self.path, self.tree, "in process_options")
             branches = self._branches(tree, name)
             where = f"of tree {name!r}"
             for arrays, report in tree.iterate(list(dict.fromkeys(branches.values())),

@@ -29,7 +29,6 @@ GRID_HALF = showers.N_CRYSTALS * showers.CRYSTAL / 2  #: η, φ range of the fea
 E_FLOOR = showers.ECAL_THRESHOLD      #: lower end of the log E range (no crystal is below)
 E_CEILING = 2000.0                    #: upper end of the log E range (above any jet energy)
 QCD_GLUON_FRACTION = 0.5              #: share of gluon jets among the QCD jets
-CHUNK = 2000                          #: jets simulated at once
 _CLIP = 1e-6
 
 
@@ -92,12 +91,8 @@ class EcalCloud(Process):
         return np.concatenate([is_top[:, None], n_hits[:, None], clouds.reshape(n, -1)], axis=1)
 
     def sample(self, n: int, seed: int) -> np.ndarray:
-        """Exactly ``n`` events, reproducible for ``seed`` (simulated in chunks of CHUNK)."""
-        if n < 0:
-            raise ValueError(f"n must be non-negative, got {n}")
-        rng = np.random.default_rng(seed)
-        chunks = [self.simulate(min(CHUNK, n - start), rng) for start in range(0, n, CHUNK)]
-        return np.concatenate(chunks) if chunks else np.empty((0, len(self.quantities)))
+        """Exactly ``n`` events, reproducible for ``(n, seed)``."""
+        return showers.simulate_in_chunks(self.simulate, n, seed, len(self.quantities))
 
     def clouds(self, events: np.ndarray) -> np.ndarray:
         """Event array → clouds ``(n, N, 3)`` of (η, φ, E)."""

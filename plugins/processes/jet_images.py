@@ -34,7 +34,6 @@ SCALES = (0.5, 0.1, 0.1)              #: GeV per channel, about a pixel's smalle
 #: threshold, ECAL crystal threshold, an HCAL tower threshold shared by a few pixels): log1p
 #: is then logarithmic over the deposits' whole range and linear near 0
 EMPTY_BELOW = 1e-3                    #: a pixel below this (GeV) counts as empty
-CHUNK = 2000                          #: jets simulated at once
 
 
 def _overlaps(centre: np.ndarray, width: float, pixel: float, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -107,12 +106,8 @@ class JetImages(Process):
         return np.concatenate([gluon[:, None], self.render(particles, n, rng).reshape(n, -1)], axis=1)
 
     def sample(self, n: int, seed: int) -> np.ndarray:
-        """Exactly ``n`` events, reproducible for ``seed`` (simulated in chunks of CHUNK)."""
-        if n < 0:
-            raise ValueError(f"n must be non-negative, got {n}")
-        rng = np.random.default_rng(seed)
-        chunks = [self.simulate(min(CHUNK, n - start), rng) for start in range(0, n, CHUNK)]
-        return np.concatenate(chunks) if chunks else np.empty((0, len(self.quantities)))
+        """Exactly ``n`` events, reproducible for ``(n, seed)``."""
+        return showers.simulate_in_chunks(self.simulate, n, seed, len(self.quantities))
 
     def images(self, events: np.ndarray) -> np.ndarray:
         """Event array → images ``(n, 3, size, size)``."""

@@ -75,7 +75,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["Chunk", "FileProcess", "RootFileProcess", "parse_quantity", "object_values"]
+__all__ = ["Chunk", "FileProcess", "RootFileProcess", "open_tree", "parse_quantity", "object_values"]
 
 HOLDOUT_FRACTION = 0.2  #: default share of a file's entries kept for validation
 _QUANTITY = re.compile(r"^([A-Za-z]+)(\d+)_(\w+)$")
@@ -150,6 +150,21 @@ def _smallest_keys(pending: list[tuple[Chunk, np.ndarray]], n: int) -> tuple[Chu
         rows = np.argpartition(keys, n)[:n] if n else np.empty(0, dtype=np.int64)
         chunk, keys = chunk.take(rows), keys[rows]
     return chunk, keys
+
+
+def open_tree(file: Any, path: Path, name: str | None, where: str) -> tuple[Any, str]:
+    """The TTree or RNTuple ``name`` of an open uproot ``file`` (the only one when ``name`` is
+    None) and its name; errors name the trees there are and where to choose one."""
+    trees = [key for kind in ("TTree", "ROOT::RNTuple")
+             for key in file.keys(filter_classname=kind, cycle=False, recursive=True)]
+    if name is None:
+        if len(trees) != 1:
+            raise ConfigError(f"{path} holds {len(trees)} trees ({', '.join(trees) or 'none'});"
+                              f" name one with tree = \"…\" {where}")
+        name = trees[0]
+    if name not in trees:
+        raise DataError(f"{path} has no tree {name!r}; trees: {', '.join(trees) or 'none'}")
+    return file[name], name
 
 
 def entry_uniform(entry: np.ndarray) -> np.ndarray:
@@ -481,17 +496,7 @@ class RootFileProcess(FileProcess):
         return "; ".join(c.describe() for c in self.mapping.collections) or "all events"
 
     def _open_tree(self, file: Any) -> tuple[Any, str]:
-        trees = [key for kind in ("TTree", "ROOT::RNTuple")
-                 for key in file.keys(filter_classname=kind, cycle=False, recursive=True)]
-        name = self.mapping.tree
-        if name is None:
-            if len(trees) != 1:
-                raise ConfigError(f"{self.path} holds {len(trees)} trees ({', '.join(trees) or 'none'});"
-                                  " name one with tree = \"…\" in the mapping")
-            name = trees[0]
-        if name not in trees:
-            raise DataError(f"{self.path} has no tree {name!r}; trees: {', '.join(trees) or 'none'}")
-        tree = file[name]
+        tree, name = open_tree(file, self.path, self.mapping.tree, "in the mapping")
         available = list(tree.keys())
         for branch in self.mapping.branches:
             if branch not in available:

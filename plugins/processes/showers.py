@@ -26,6 +26,7 @@ Objects of a batch of ``n`` jets travel as flat arrays ``(m,)`` with an ``event`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -93,6 +94,20 @@ class Hits:
     @property
     def phi(self) -> np.ndarray:
         return cell_centre(self.iphi, self.width, self.n_cells)
+
+
+CHUNK = 2000  #: jets simulated at once by :func:`simulate_in_chunks`
+
+
+def simulate_in_chunks(simulate: Callable[[int, np.random.Generator], np.ndarray], n: int, seed: int,
+                       n_columns: int) -> np.ndarray:
+    """Exactly ``n`` events ``(n, n_columns)`` from ``simulate(batch, rng)``, CHUNK at a time from
+    one ``default_rng(seed)``: reproducible for ``(n, seed)``."""
+    if n < 0:
+        raise ValueError(f"n must be non-negative, got {n}")
+    rng = np.random.default_rng(seed)
+    chunks = [simulate(min(CHUNK, n - start), rng) for start in range(0, n, CHUNK)]
+    return np.concatenate(chunks) if chunks else np.empty((0, n_columns))
 
 
 def cell_index(x: np.ndarray, width: float, n_cells: int) -> np.ndarray:
