@@ -101,6 +101,9 @@ class PointTransformer(nn.Module):
         h = h + (self.pooled_embedding(pooled) + emb)[:, None, :]
         padding = real[:, :, 0] == 0
         padding = padding & ~padding.all(dim=1, keepdim=True)
+        # additive float mask: keeps MultiheadAttention off its eval-mode fast path, whose
+        # nested-tensor handling of padding is several times slower on CPUs
+        padding = torch.zeros_like(padding, dtype=h.dtype).masked_fill(padding, float("-inf"))
         for block in self.blocks:
             h = block(h, emb, padding)
         return self.output(h).reshape(batch, -1)
