@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import bayesgen
+from bayesgen.plugins.processes.jet_images import SCALES
 from bayesgen.core.errors import ConfigError
 from bayesgen.core.preprocessing import Preprocessor
 from bayesgen.plugins.processes import jet_images as ji
@@ -220,6 +221,17 @@ def test_image_features_round_trip_and_accept_extreme_inputs(images, image_event
         events = images.from_features(np.full((5, images.n_features), value), np.random.default_rng(0), conditions[:5])
         assert np.isfinite(events).all() and np.all(events >= 0)
         np.testing.assert_array_equal(events[:, 0], image_events[:5, 0])
+
+
+def test_images_are_zero_suppressed_alike_in_truth_and_generation(images, image_events):
+    from bayesgen.plugins.processes.jet_images import READOUT_THRESHOLDS
+
+    pixels = images.images(image_events)
+    thresholds = np.reshape(READOUT_THRESHOLDS, (1, 3, 1, 1))
+    assert not np.any((pixels > 0) & (pixels < thresholds))
+    faint = np.log1p(0.5 * np.broadcast_to(thresholds, pixels[:2].shape) / np.reshape(SCALES, (1, 3, 1, 1)))
+    back = images.from_features(faint.reshape(2, -1), np.random.default_rng(0), np.array([[1.0, 0.0]] * 2))
+    assert np.all(back[:, 1:] == 0.0)  # half a threshold reads out as empty
 
 
 def test_bigger_images_and_bad_options():

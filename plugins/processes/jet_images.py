@@ -12,7 +12,8 @@ column = φ), each channel at its own granularity:
 
 Event columns: ``is_gluon``, then the pixels ``track_0_0 … hcal_{size−1}_{size−1}`` (GeV, in C
 order of (channel, η row, φ column)). Features ``(3, size, size)``, channel first:
-log1p(pixel / SCALES[channel]); empty pixels are exactly 0 both ways. Conditions: the one-hot
+log1p(pixel / SCALES[channel]); pixels below READOUT_THRESHOLDS are 0 in simulated and in
+generated images alike (zero suppression), so empty pixels are exactly 0 both ways. Conditions: the one-hot
 ``is_quark, is_gluon``.
 """
 from __future__ import annotations
@@ -34,6 +35,14 @@ SCALES = (0.5, 0.1, 0.1)              #: GeV per channel, about a pixel's smalle
 #: threshold, ECAL crystal threshold, an HCAL tower threshold shared by a few pixels): log1p
 #: is then logarithmic over the deposits' whole range and linear near 0
 EMPTY_BELOW = 1e-3                    #: a pixel below this (GeV) counts as empty
+READOUT_THRESHOLDS = (0.4, 0.02, 0.1)  #: GeV per channel: pixels below are read out as 0 (zero
+#: suppression), in the simulation and in generated images alike, so a generator's faint
+#: residue in empty pixels is not mistaken for a deposit (tracks and towers lie above anyway)
+
+
+def zero_suppressed(images: np.ndarray) -> np.ndarray:
+    """``images (n, 3, H, W)`` with every pixel below its channel's READOUT_THRESHOLDS set to 0."""
+    return np.where(images >= np.reshape(READOUT_THRESHOLDS, (1, 3, 1, 1)), images, 0.0)
 
 
 def _overlaps(centre: np.ndarray, width: float, pixel: float, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +106,7 @@ class JetImages(Process):
         tower = cell_index(cell_centre(np.arange(s), self.pixel, s), showers.TOWER, showers.N_TOWERS)
         count = np.bincount(tower, minlength=showers.N_TOWERS)[tower]
         hcal = towers[:, tower[:, None], tower[None, :]] / (count[:, None] * count[None, :])
-        return np.stack([track, ecal, hcal], axis=1)
+        return zero_suppressed(np.stack([track, ecal, hcal], axis=1))
 
     def simulate(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` events ``(n, 1 + 3 size²)``."""
@@ -126,9 +135,10 @@ class JetImages(Process):
 
     def from_features(self, features: np.ndarray, rng: np.random.Generator,
                       conditions: np.ndarray | None = None) -> np.ndarray:
-        """``(n, 3 size²)`` and the conditions → ``(n, 1 + 3 size²)``; negative pixels become 0."""
+        """``(n, 3 size²)`` and the conditions → ``(n, 1 + 3 size²)``; pixels below the readout
+        thresholds (negative ones included) become 0."""
         f = np.asarray(features, dtype=np.float64).reshape(-1, *self.feature_shape)
-        images = np.maximum(np.expm1(f), 0.0) * np.reshape(SCALES, (1, 3, 1, 1))
+        images = zero_suppressed(np.expm1(f) * np.reshape(SCALES, (1, 3, 1, 1)))
         conditions = np.asarray(conditions, dtype=np.float64)
         gluon = (conditions[:, 1] > conditions[:, 0]).astype(np.float64)
         return np.concatenate([gluon[:, None], images.reshape(len(images), -1)], axis=1)
