@@ -3,8 +3,8 @@
 Features a conditional process marks absent (see :meth:`Process.feature_mask`) are left out of
 the standardisation's moments and handed to the network as narrow Gaussian noise, N(0, σ²) with
 σ = ABSENT_NOISE_STD in standardised units: nearly constant, so denoising and velocity targets
-there are almost fully predictable (a standard-normal fill makes them pure noise, whose
-gradients swamp the real features'), yet a proper density, so likelihood-based samplers stay
+there are almost fully predictable (with a standard-normal fill they are pure noise, an
+irreducible loss of one per slot), yet a proper density, so likelihood-based samplers stay
 finite.
 """
 from __future__ import annotations
