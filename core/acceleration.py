@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -30,24 +31,25 @@ def check_speed_options(precision: str, compile_mode: str) -> None:
         raise ConfigError(f"unknown compile mode {compile_mode!r}; choose from {', '.join(COMPILE_MODES)}")
 
 
+def resolved_precision(device: torch.device, precision: str) -> str:
+    """``fp32`` or ``bf16``: what ``precision`` means on ``device``."""
+    return "bf16" if precision == "bf16" or (precision == "auto" and device.type == "cuda") else "fp32"
+
+
 def autocast(device: torch.device, precision: str) -> AbstractContextManager:
     """The autocast context for ``precision`` on ``device`` (a no-op for fp32)."""
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+    if resolved_precision(device, precision) == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()
 
 
-def resolved_precision(device: torch.device, precision: str) -> str:
-    return "bf16" if precision == "bf16" or (precision == "auto" and device.type == "cuda") else "fp32"
-
-
 def compile_networks(sampler: Sampler, mode: str) -> None:
-    """Replace the sampler's network by its :func:`torch.compile` d version (``mode != "none"``)."""
+    """Replace the sampler's network by its :func:`torch.compile` version (``mode != "none"``)."""
     if mode != "none":
         sampler.network = torch.compile(sampler.network, mode=None if mode == "default" else mode)
 
 
-def auto_batch_size(sampler: Sampler, device: torch.device, precision: str, sample: callable,
+def auto_batch_size(device: torch.device, precision: str, sample: Callable[[int], torch.Tensor],
                     probe_rows: int = 4096) -> int:
     """Rows per chunk: on CUDA, as many as fit in MEMORY_SHARE of the free memory, from the peak
     memory of a probe ``sample(probe_rows)``; CPU_BATCH_SIZE elsewhere."""

@@ -121,7 +121,7 @@ def resolve_batch_size(model: TrainedModel, batch_size: int | None, draws: int, 
             return model.sampler.sample(rows, None if cond is None else cond.expand(rows, -1),
                                         steps=sample_steps, solver=solver)
 
-    return auto_batch_size(model.sampler, model.sampler.device, precision, probe)
+    return auto_batch_size(model.sampler.device, precision, probe)
 
 
 def generate_events(model: TrainedModel, n_events: int, batch_size: int | None, seed: int,
