@@ -372,8 +372,8 @@ def test_split_by_event_identity_keeps_every_row_of_an_event_on_one_side(cms):
     path, columns = cms
     mapping = {**POLAR_BRANCHES, "split_by": ["Run", "Event"]}
     del mapping["cut"]
-    process = RootFileProcess(path, mapping, allow_fewer=True)
-    with pytest.warns(UserWarning, match=r"selected rows repeat an event \(Run, Event\)"):
+    process = RootFileProcess(path, mapping, allow_fewer=True, step_size=37)
+    with pytest.warns(UserWarning, match=r"233 selected rows repeat an event \(Run, Event\)"):
         train = process.sample_arrays(10_000, seed=0)["entry"]
     with pytest.warns(UserWarning, match="repeat an event"):
         held_out = process.holdout().sample_arrays(10_000, seed=1)["entry"]
@@ -391,7 +391,7 @@ def test_split_by_event_identity_keeps_every_row_of_an_event_on_one_side(cms):
 def test_deduplicate_keeps_the_first_selected_row_of_each_event(cms):
     path, columns = cms
     mapping = {**POLAR_BRANCHES, "split_by": ["Run", "Event"], "deduplicate": True, "cut": "pt1 > 0"}
-    entries = RootFileProcess(path, mapping, holdout_fraction=0, allow_fewer=True)
+    entries = RootFileProcess(path, mapping, holdout_fraction=0, allow_fewer=True, step_size=37)  # across chunks
     with pytest.warns(UserWarning, match="using all 400"):
         rows = entries.sample_arrays(10_000, seed=0)["entry"]
     _, first = np.unique(np.stack([columns["Run"], columns["Event"]]), axis=1, return_index=True)

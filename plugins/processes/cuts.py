@@ -1,4 +1,5 @@
-"""Event-level selections written as expressions on branches, e.g. ``Type == 'GG' and Q1 * Q2 < 0``.
+"""Event-level selections: expressions on branches, e.g. ``Type == 'GG' and Q1 * Q2 < 0``, and
+event identities (run and event numbers) for splitting and de-duplicating.
 
 An expression is parsed with :mod:`ast` and evaluated node by node over the arrays of one
 chunk; nothing is handed to ``eval``. Allowed: branch names (Python identifiers), numbers,
@@ -153,3 +154,12 @@ def splitmix64(z: np.ndarray) -> np.ndarray:
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return z ^ (z >> np.uint64(31))
+
+
+def first_occurrences(keys: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which of ``keys`` ``(m,)`` appear for the first time, given the sorted keys ``seen``
+    before them, and the sorted keys seen after them (8 bytes an event)."""
+    first = np.zeros(len(keys), dtype=bool)
+    first[np.unique(keys, return_index=True)[1]] = True
+    first &= ~np.isin(keys, seen)
+    return first, np.union1d(seen, keys)

@@ -78,7 +78,7 @@ from bayesgen.core import registry
 from bayesgen.core.errors import ConfigError, DataError
 from bayesgen.core.hooks import hookimpl
 from bayesgen.core.process import Process
-from bayesgen.plugins.processes.cuts import identity_keys, splitmix64
+from bayesgen.plugins.processes.cuts import first_occurrences, identity_keys, splitmix64
 from bayesgen.plugins.processes.mapping import KINEMATICS, RootMapping, object_values, order_objects, parse_quantity
 
 __all__ = ["Chunk", "FileProcess", "RootFileProcess", "open_tree", "parse_quantity", "object_values",
@@ -379,8 +379,7 @@ class RootFileProcess(FileProcess):
             file = uproot.open(self.path)
         except Exception as error:  # noqa: BLE001 - uproot raises several kinds
             raise DataError(f"{self.path} is not a readable ROOT file: {error}") from None
-        seen: set[int] = set()
-        repeats = 0
+        seen, repeats = np.empty(0, dtype=np.uint64), 0
         with file:
             tree, name = self._open_tree(file)
             where = f"of tree {name!r}"
@@ -400,11 +399,7 @@ class RootFileProcess(FileProcess):
                                         f"at entry {start + row} {where}")
                 chunk = self._select(arrays, start, where)
                 if self.mapping.split_by:
-                    first = np.zeros(len(chunk.identity), dtype=bool)
-                    for row, key in enumerate(chunk.identity.tolist()):
-                        if key not in seen:
-                            seen.add(key)
-                            first[row] = True
+                    first, seen = first_occurrences(chunk.identity, seen)
                     repeats += int((~first).sum())
                     if self.mapping.deduplicate:
                         chunk = chunk.take(np.flatnonzero(first))
