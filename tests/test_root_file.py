@@ -368,6 +368,7 @@ def _identities(columns, entries) -> set[tuple[int, int]]:
     return set(zip(columns["Run"][entries].tolist(), columns["Event"][entries].tolist()))
 
 
+@pytest.mark.filterwarnings("ignore:.*using all:UserWarning")
 def test_split_by_event_identity_keeps_every_row_of_an_event_on_one_side(cms):
     path, columns = cms
     mapping = {**POLAR_BRANCHES, "split_by": ["Run", "Event"]}
