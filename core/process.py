@@ -58,6 +58,11 @@ class Process(ABC):
     condition_names: tuple[str, ...] = ()
     feature_shape: tuple[int, ...] | None = None
     channel_axis: int = -1
+    #: Training options that suit this process, over :class:`~bayesgen.core.config.TrainConfig`'s
+    #: defaults and under the user's TOML and flags: any of its options, with ``backbone_options``
+    #: and ``sampler_options`` keyed by plugin name (used with that plugin), e.g.
+    #: ``{"backbone": "transformer", "steps": 2000, "backbone_options": {"transformer": {"width": 64}}}``.
+    training_defaults: dict = {}
 
     @abstractmethod
     def sample(self, n: int, seed: int) -> np.ndarray:
@@ -99,6 +104,12 @@ class Process(ABC):
 
     def plot_examples(self, truth_events: np.ndarray, generated_events: np.ndarray, out_dir: Path) -> None:
         """Write pictures of example events into ``out_dir`` (truth above generated); none by default."""
+
+    def portable_options(self, options: dict) -> dict:
+        """The ``options`` this process was built with, as a run stores them to rebuild it
+        anywhere later: files it reads its setup from inlined, input paths absolute, inputs'
+        checksums added so that a changed input is noticed. The options themselves by default."""
+        return dict(options)
 
     def holdout(self) -> "Process":
         """Where validation draws its truth: events never used in training. Monte Carlo with a

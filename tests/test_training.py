@@ -1,5 +1,6 @@
 """The training loop: checkpoints, resume, reproducibility, refusal to overwrite."""
 import dataclasses
+import re
 
 import pytest
 import torch
@@ -15,7 +16,8 @@ def test_checkpoint_loads_with_weights_only(trained_run):
     assert set(state) >= {"config", "model", "ema", "optimizer", "preprocessing", "history"}
     assert state["config"]["process"] == "z_mumu"
     assert len(state["history"]["loss"]) > 0
-    assert not list(trained_run.glob(".*tmp*")), "temporary checkpoint left behind"
+    assert sorted(p.name for p in trained_run.iterdir()) == ["checkpoint.pt", "config.json"], \
+        "temporary checkpoint or lock left behind"
 
 
 def test_ema_differs_from_live_weights(trained_run):
@@ -88,3 +90,27 @@ def test_learning_rate_warms_up_then_decays(tiny_config, tmp_path):
     rates = [learning_rate(config, step) for step in range(1000)]
     assert rates[0] < rates[50] < rates[99] == pytest.approx(1e-3)
     assert rates[500] < rates[100] and rates[-1] < 1e-5
+
+
+def test_wall_time_estimate_comes_from_the_steps_after_the_first(monkeypatch):
+    from bayesgen.core.training import WallTimeEstimate, duration
+
+    clock = iter([100.0, 101.0, 102.0])  # after steps 1, 2, 3; step 1's warm-up is not counted
+    monkeypatch.setattr("bayesgen.core.training.time.perf_counter", lambda: next(clock))
+    estimate = WallTimeEstimate(0, 1001, torch.device("cpu"))
+    assert estimate.update(1) is None and estimate.update(2) is None  # 1 s timed: too little yet
+    assert estimate.update(3) == ("expected wall time: 17 min for the remaining 998 steps "
+                                  "(1 s/step on cpu, timed over 2 steps)")
+    assert (duration(42.4), duration(3725), duration(2 * 86400)) == ("42 s", "1 h 2 min", "48 h 0 min")
+
+
+def test_train_prints_the_expected_wall_time_once(tmp_path, capsys):
+    from bayesgen.core.cli import main
+
+    config = tmp_path / "c.toml"
+    config.write_text("[train.backbone_options]\nwidth = 8\ndepth = 1\n")
+    assert main(["train", "--steps", "30", "--events", "512", "--batch-size", "64", "--out", str(tmp_path / "r"),
+                 "--config", str(config)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "expected wall time" in line]
+    assert len(lines) == 1 and re.search(r"for the remaining \d+ steps \([\d.e-]+ s/step on cpu, timed over \d+ steps\)",
+                                         lines[0])
