@@ -73,6 +73,7 @@ class GenerateConfig:
     seed: int = 1
     device: str = "auto"
     distributed: bool = False
+    keep_unphysical: bool = False  # write events outside the process's support, flagged, instead of drawing again
     out: str = "events.root"
 
     def __post_init__(self):
@@ -93,6 +94,7 @@ class ValidateConfig:
     compile: str = "none"
     seed: int = 2
     device: str = "auto"
+    keep_unphysical: bool = False  # measure every generated event, those outside the support too
     out: str | None = None
 
     def __post_init__(self):
