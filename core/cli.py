@@ -43,6 +43,8 @@ FLAGS: dict[str, tuple[Any, str]] = {
     "draws": (int, "ensemble members (weight draws) of a Bayesian run; 1 uses the posterior means"),
     "sample_steps": (int, "sampler steps per event (sampler's default if unset)"),
     "solver": (str, "sampling procedure, e.g. ancestral or ddim for ddpm"),
+    "keep_unphysical": ("store_true", "keep events outside the process's support (physical limits, acceptance) "
+                                      "instead of drawing them again (generate: flagged in a branch unphysical)"),
     "samplers": (str, "comma-separated sampler names"),
     "train_events": (int, "training events per model"),
     "runs": ("list", "existing run directories to compare instead of training"),
@@ -95,12 +97,12 @@ def parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="write generated events to .root or .npz")
     generate.add_argument("run", help="run directory written by `bayesgen train`")
     _add_flags(generate, GenerateConfig, ["events", "draws", "sample_steps", "solver", "batch_size", "precision",
-                                          "compile", "seed", "device", "threads", "distributed", "out"])
+                                          "compile", "seed", "device", "threads", "distributed", "keep_unphysical", "out"])
 
     validate = commands.add_parser("validate", help="metrics.json and one PNG per observable")
     validate.add_argument("run", help="run directory written by `bayesgen train`")
     _add_flags(validate, ValidateConfig, ["events", "draws", "sample_steps", "solver", "batch_size", "precision",
-                                          "compile", "seed", "device", "threads", "out"])
+                                          "compile", "seed", "device", "threads", "keep_unphysical", "out"])
 
     compare = commands.add_parser("compare", help="several samplers on one process, side by side",
                                   epilog=PROCESS_DEFAULTS_NOTE)
@@ -142,6 +144,8 @@ def dispatch(args: argparse.Namespace) -> int:
 
         config = _config(args, GenerateConfig, "generate")
         stats = generate(args.run, config)
+        flagged = " with unphysical = 1" if config.keep_unphysical else ""
+        print(f"bayesgen: {stats.describe_out_of_support(config.keep_unphysical)}{flagged}", file=sys.stderr)
         print(f"wrote {stats.n_events:,} events to {config.out} "
               f"({stats.events_per_second:,.0f} events/s, {stats.evaluations_per_event} network calls/event)")
     elif args.command == "validate":

@@ -81,6 +81,7 @@ class GenerateConfig:
     device: str = "auto"
     threads: int | None = None
     distributed: bool = False
+    keep_unphysical: bool = False  # write events outside the process's support, flagged, instead of drawing again
     out: str = "events.root"
 
     def __post_init__(self):
@@ -102,6 +103,7 @@ class ValidateConfig:
     seed: int = 2
     device: str = "auto"
     threads: int | None = None
+    keep_unphysical: bool = False  # measure every generated event, those outside the support too
     out: str | None = None
 
     def __post_init__(self):

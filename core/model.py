@@ -111,5 +111,7 @@ class TrainedModel:
         except RuntimeError as error:
             raise RunError(f"checkpoint in {run_dir} does not match the {config.sampler}/"
                            f"{config.backbone} model it names: {str(error).splitlines()[0]}") from None
+        if "feature_range" in state:  # runs trained before ranges were recorded sample unguarded
+            sampler.set_feature_range(*state["feature_range"])
         sampler.to(torch_device).eval()
         return cls(config, process, preprocessor, sampler, state["step"], state["train_seconds"], conditions)

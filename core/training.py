@@ -28,7 +28,7 @@ from bayesgen.core.errors import ConfigError, DataError, RunError
 from bayesgen.core.io import write_json
 from bayesgen.core.lock import RunLock
 from bayesgen.core.model import build_process, build_sampler
-from bayesgen.core.preprocessing import Preprocessor, check_finite
+from bayesgen.core.preprocessing import Preprocessor, check_finite, feature_channels, feature_range
 from bayesgen.core.registry import get_backbone, get_sampler
 from bayesgen.core.seeding import derive_seed, torch_generator
 
@@ -160,8 +160,9 @@ def _train_locked(config: TrainConfig, ranks: distributed.Ranks, device: torch.d
     if np.all(weights == weights[0]):
         weights = None  # unweighted: plain means everywhere
     preprocessor = Preprocessor.fit(process, events, weights)
-    features = torch.from_numpy(preprocessor.forward(
-        events, np.random.default_rng(derive_seed(config.seed, "absent-features")))).to(device)
+    standardized = preprocessor.forward(events, np.random.default_rng(derive_seed(config.seed, "absent-features")))
+    training_range = feature_range(standardized, feature_channels(process))
+    features = torch.from_numpy(standardized).to(device)
     conditions = None
     if process.n_conditions:
         raw_conditions = process.conditions(events)
@@ -173,6 +174,7 @@ def _train_locked(config: TrainConfig, ranks: distributed.Ranks, device: torch.d
 
     torch.manual_seed(derive_seed(config.seed, "init"))
     sampler = build_sampler(config, process.n_features, process.n_conditions, process.feature_shape).to(device)
+    sampler.set_feature_range(*(torch.from_numpy(bound) for bound in training_range))
     ema = ExponentialMovingAverage(sampler, config.ema_decay)
     optimizer = torch.optim.AdamW(sampler.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history: dict[str, list[float]] = {"step": [], "loss": [], "kl": []}
@@ -194,7 +196,8 @@ def _train_locked(config: TrainConfig, ranks: distributed.Ranks, device: torch.d
             "config": dataclasses.asdict(config), "process_options": process_options, "step": step,
             "model": sampler.state_dict(),
             "ema": ema.model.state_dict(), "optimizer": optimizer.state_dict(),
-            "preprocessing": preprocessor.state_dict(), "history": history,
+            "preprocessing": preprocessor.state_dict(), "feature_range": sampler.feature_range.cpu(),
+            "history": history,
             **({"conditions": conditions.state_dict()} if conditions else {}),
             "train_seconds": seconds_before + time.perf_counter() - loop_start})
 

@@ -1,12 +1,17 @@
 """The training loop: checkpoints, resume, reproducibility, refusal to overwrite."""
 import dataclasses
 import re
+import shutil
 
+import numpy as np
 import pytest
 import torch
 
 from bayesgen.core.checkpoint import load_checkpoint, save_checkpoint
 from bayesgen.core.errors import ConfigError, RunError
+from bayesgen.core.generation import generate_events
+from bayesgen.core.model import TrainedModel
+from bayesgen.core.seeding import derive_seed
 from bayesgen.core.training import BatchStream, learning_rate, train
 
 
@@ -114,3 +119,36 @@ def test_train_prints_the_expected_wall_time_once(tmp_path, capsys):
     lines = [line for line in capsys.readouterr().out.splitlines() if "expected wall time" in line]
     assert len(lines) == 1 and re.search(r"for the remaining \d+ steps \([\d.e-]+ s/step on cpu, timed over \d+ steps\)",
                                          lines[0])
+
+
+def test_run_stores_the_range_of_its_training_features(trained_run):
+    state = load_checkpoint(trained_run)
+    model = TrainedModel.load(trained_run, "cpu")
+    events = model.process.sample(state["config"]["events"], seed=derive_seed(state["config"]["seed"], "train-data"))
+    features = model.preprocessor.forward(events)
+    np.testing.assert_allclose(state["feature_range"].numpy(), [features.min(0), features.max(0)], rtol=1e-6)
+    torch.testing.assert_close(model.sampler.feature_range, state["feature_range"])
+
+
+def test_a_run_without_a_stored_range_still_loads_and_generates(trained_run, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(trained_run, old)
+    state = load_checkpoint(old)
+    del state["feature_range"], state["format"]
+    save_checkpoint(old, state)
+    model = TrainedModel.load(old, "cpu")
+    assert model.sampler.feature_range is None
+    chunk, _ = generate_events(model, 200, 100, seed=0, sample_steps=10)
+    assert model.process.support(chunk.events).all()
+
+
+def test_training_range_is_pooled_per_channel_for_structured_features():
+    from bayesgen.core.preprocessing import feature_range
+
+    features = np.array([[0.0, 5.0, -1.0, 2.0], [1.0, -3.0, 0.5, 2.5]])
+    low, high = feature_range(features)
+    np.testing.assert_array_equal(low, [0.0, -3.0, -1.0, 2.0])
+    np.testing.assert_array_equal(high, [1.0, 5.0, 0.5, 2.5])
+    low, high = feature_range(features, channels=np.array([0, 1, 0, 1]))  # (point, channel) flattened
+    np.testing.assert_array_equal(low, [-1.0, -3.0, -1.0, -3.0])
+    np.testing.assert_array_equal(high, [1.0, 5.0, 1.0, 5.0])

@@ -123,6 +123,20 @@ class JetImages(Process):
         """Exactly ``n`` events, reproducible for ``(n, seed)``."""
         return showers.simulate_in_chunks(self.simulate, n, seed, len(self.quantities))
 
+    def support(self, events: np.ndarray, selection: bool = True) -> np.ndarray:
+        """``is_gluon`` 0 or 1, every pixel finite and ≥ 0, the track pT and the calorimeter
+        (ECAL + HCAL) energy each within the beam energy; with ``selection`` also zero-suppressed
+        (each pixel 0 or at least its channel's READOUT_THRESHOLDS)."""
+        ev = np.asarray(events, dtype=np.float64)
+        images = self.images(ev)
+        with np.errstate(invalid="ignore"):
+            ok = np.isin(ev[:, 0], (0.0, 1.0)) & (np.isfinite(images) & (images >= 0)).all(axis=(1, 2, 3))
+            sums = images.sum(axis=(2, 3))
+            ok &= (sums[:, 0] <= showers.BEAM_ENERGY) & (sums[:, 1] + sums[:, 2] <= showers.BEAM_ENERGY)
+            if selection:
+                ok &= (zero_suppressed(images) == images).all(axis=(1, 2, 3))
+        return ok
+
     def images(self, events: np.ndarray) -> np.ndarray:
         """Event array → images ``(n, 3, size, size)``."""
         return np.asarray(events, dtype=np.float64)[:, 1:].reshape(-1, *self.feature_shape)

@@ -325,6 +325,11 @@ class FileProcess(Process):
     def observables(self, events: np.ndarray) -> dict[str, np.ndarray]:
         return self.target.observables(events)
 
+    def support(self, events: np.ndarray, selection: bool = True) -> np.ndarray:
+        """Finite, and within the target's physical limits but not its selection: the file's
+        events pass cuts of their own."""
+        return super().support(events) & self.target.support(events, selection=False)
+
     def check_finite(self, events: np.ndarray, entry: np.ndarray, where: str) -> None:
         """Raise :class:`DataError` naming the first non-finite quantity and its entry."""
         bad = ~np.isfinite(events)

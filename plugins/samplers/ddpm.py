@@ -2,6 +2,9 @@
 
 Forward process, ``t = 0 … T−1``:  ``x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε``,  ``ᾱ_t = ∏_{s≤t} (1 − β_s)``.
 The network sees ``(x_t, (t+1)/T)`` and predicts either ``ε`` or ``v = √ᾱ_t ε − √(1−ᾱ_t) x₀``.
+While sampling, the predicted ``x̂₀`` is clipped to the training features' range widened by
+``clip_margin`` of its width on each side (``clip = "range"``, as improved diffusion clips images
+to [−1, 1]) and ``ε̂`` re-derived from it, so no trajectory leaves the region the network learnt.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from bayesgen.core.sampler import Sampler, weighted_mean
 SCHEDULES = ("linear", "cosine")
 PREDICTIONS = ("eps", "v")
 SOLVERS = ("ancestral", "ddim")
+CLIPS = ("range", "none")
 
 
 def beta_schedule(name: str, timesteps: int) -> np.ndarray:
@@ -38,10 +42,16 @@ def beta_schedule(name: str, timesteps: int) -> np.ndarray:
 class GaussianDiffusion(nn.Module):
     """Owns the noise schedule and every diffusion formula; networks know nothing of it."""
 
-    def __init__(self, timesteps: int = 1000, schedule: str = "linear", prediction: str = "eps"):
+    def __init__(self, timesteps: int = 1000, schedule: str = "linear", prediction: str = "eps",
+                 clip: str = "range", clip_margin: float = 0.1):
         super().__init__()
         if prediction not in PREDICTIONS:
             raise ConfigError(f"unknown prediction {prediction!r}; known: {', '.join(PREDICTIONS)}")
+        if clip not in CLIPS:
+            raise ConfigError(f"unknown clip {clip!r}; known: {', '.join(CLIPS)}")
+        if clip_margin < 0:
+            raise ConfigError(f"clip_margin must be non-negative, got {clip_margin}")
+        self.clip, self.clip_margin = clip, clip_margin
         if timesteps < 2:
             raise ConfigError(f"timesteps must be at least 2, got {timesteps}")
         self.timesteps, self.schedule, self.prediction = timesteps, schedule, prediction
@@ -79,25 +89,42 @@ class GaussianDiffusion(nn.Module):
         a, s = self._coefficients(t)
         return a * noise - s * x0
 
-    def split(self, x_t: torch.Tensor, t: torch.Tensor, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Network output → ``(x̂₀, ε̂)``."""
+    def clip_bounds(self, feature_range: torch.Tensor | None) -> torch.Tensor | None:
+        """``(2, n_features)`` bounds of x̂₀: the training range ``[low, high]`` widened by
+        ``clip_margin · (high − low)`` on each side; ``None`` (no clipping) with ``clip = "none"``
+        or no recorded range."""
+        if self.clip == "none" or feature_range is None:
+            return None
+        margin = self.clip_margin * (feature_range[1] - feature_range[0])
+        return torch.stack([feature_range[0] - margin, feature_range[1] + margin])
+
+    def split(self, x_t: torch.Tensor, t: torch.Tensor, output: torch.Tensor,
+              bounds: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Network output → ``(x̂₀, ε̂)``; with ``bounds`` (see :meth:`clip_bounds`) x̂₀ is clipped
+        to them and ``ε̂ = (x_t − √ᾱ x̂₀)/√(1−ᾱ)`` follows the clipped x̂₀."""
         a, s = self._coefficients(t)
         if self.prediction == "eps":
-            return (x_t - s * output) / a, output
-        return a * x_t - s * output, s * x_t + a * output
+            x0, eps = (x_t - s * output) / a, output
+        else:
+            x0, eps = a * x_t - s * output, s * x_t + a * output
+        if bounds is None:
+            return x0, eps
+        x0 = torch.clamp(x0, bounds[0], bounds[1])
+        return x0, (x_t - a * x0) / s
 
     def ancestral_step(self, x_t: torch.Tensor, t: torch.Tensor, output: torch.Tensor,
-                       noise: torch.Tensor) -> torch.Tensor:
+                       noise: torch.Tensor, bounds: torch.Tensor | None = None) -> torch.Tensor:
         """Draw ``x_{t−1} ~ q(x_{t−1} | x_t, x̂₀)``; no noise is added at ``t = 0``."""
-        x0, _ = self.split(x_t, t, output)
+        x0, _ = self.split(x_t, t, output, bounds)
         mean = self.posterior_c0[t][:, None] * x0 + self.posterior_ct[t][:, None] * x_t
         std = (0.5 * self.posterior_log_var[t][:, None]).exp() * (t > 0).float()[:, None]
         return mean + std * noise
 
     def ddim_step(self, x_t: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor, output: torch.Tensor,
-                  noise: torch.Tensor | None = None, eta: float = 0.0) -> torch.Tensor:
+                  noise: torch.Tensor | None = None, eta: float = 0.0,
+                  bounds: torch.Tensor | None = None) -> torch.Tensor:
         """DDIM update to ``t_prev`` (``−1`` means the data): ``√ᾱ' x̂₀ + √(1−ᾱ'−σ²) ε̂ + σ z``."""
-        x0, eps = self.split(x_t, t, output)
+        x0, eps = self.split(x_t, t, output, bounds)
         alpha_bar = self.alpha_bar[t][:, None]
         alpha_bar_prev = torch.where(t_prev[:, None] >= 0, self.alpha_bar[t_prev.clamp(min=0)][:, None],
                                      torch.ones_like(alpha_bar))
@@ -113,12 +140,14 @@ class GaussianDiffusion(nn.Module):
 
 
 class DDPM(Sampler):
-    """Denoising diffusion: linear/cosine schedule, ε/v prediction, ancestral or DDIM sampling."""
+    """Denoising diffusion: linear/cosine schedule, ε/v prediction, ancestral or DDIM sampling,
+    x̂₀ clipped to the training range (``clip = "range"`` or ``"none"``, ``clip_margin``)."""
 
     def __init__(self, make_network: Callable[..., nn.Module], n_features: int, timesteps: int = 1000,
-                 schedule: str = "linear", prediction: str = "eps", ddim_eta: float = 0.0):
+                 schedule: str = "linear", prediction: str = "eps", ddim_eta: float = 0.0,
+                 clip: str = "range", clip_margin: float = 0.1):
         super().__init__(make_network(n_features), n_features)
-        self.diffusion = GaussianDiffusion(timesteps, schedule, prediction)
+        self.diffusion = GaussianDiffusion(timesteps, schedule, prediction, clip, clip_margin)
         self.ddim_eta = ddim_eta
 
     def loss(self, x, cond=None, generator=None, weights=None):
@@ -143,6 +172,7 @@ class DDPM(Sampler):
         solver, steps = self._solver(steps, solver)
         device = self.device
         x = torch.randn((n, self.n_features), device=device, generator=generator)
+        bounds = self.diffusion.clip_bounds(self.feature_range)
         times = (list(range(self.diffusion.timesteps - 1, -1, -1)) if solver == "ancestral"
                  else self.diffusion.ddim_timesteps(steps))
         for i, step in enumerate(times):
@@ -150,11 +180,11 @@ class DDPM(Sampler):
             output = self.network(x, self.diffusion.network_time(t), cond).float()
             if solver == "ancestral":
                 noise = torch.randn(x.shape, device=device, generator=generator)
-                x = self.diffusion.ancestral_step(x, t, output, noise)
+                x = self.diffusion.ancestral_step(x, t, output, noise, bounds)
             else:
                 t_prev = torch.full_like(t, times[i + 1] if i + 1 < len(times) else -1)
                 noise = torch.randn(x.shape, device=device, generator=generator) if self.ddim_eta > 0 else None
-                x = self.diffusion.ddim_step(x, t, t_prev, output, noise, self.ddim_eta)
+                x = self.diffusion.ddim_step(x, t, t_prev, output, noise, self.ddim_eta, bounds)
         return x
 
     def evaluations_per_event(self, steps=None, solver=None):
