@@ -25,7 +25,7 @@ def test_reproducible_and_seed_dependent(name):
 # --- support: the truth lies in it, hand-made unphysical events do not --------------------------
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "w_munu"
-SHARED_DATA = Path(__file__).parents[1].parent / "shared" / "data"
+MADGRAPH = Path(__file__).parent / "data" / "pylhe-testfile-madgraph-2.2.1-Z-ckkwl-2000.lhe.gz"
 
 
 @pytest.fixture(scope="module")
@@ -108,21 +108,13 @@ def test_default_support_is_finiteness(third_party_plugin):
     assert process.support(events).tolist() == [i != 3 for i in range(10)]
 
 
-def shared_file(name):
-    path = SHARED_DATA / name
-    if not path.is_file():
-        pytest.skip(f"shared test data {path} is absent")
-    return path
-
-
 def test_file_processes_use_the_target_physics_without_its_selection():
     """A file selected by looser cuts than its target (LHE partons at any η, muons below the
     target's pT threshold) is in the support; an unphysical event is not."""
     from bayesgen.plugins.processes.lhe_file import LHEFileProcess
 
-    madgraph = shared_file("pylhe-testfile-madgraph-2.2.1-Z-ckkwl.lhe.gz")
     for like in ("z_mumu", "z_mumu_jets"):
-        process = LHEFileProcess(madgraph, like=like, leptons=[13, -13], holdout_fraction=0, allow_fewer=True)
+        process = LHEFileProcess(MADGRAPH, like=like, leptons=[13, -13], holdout_fraction=0, allow_fewer=True)
         events = process.sample(5003, seed=0)
         assert process.support(events).all()
         assert not process.target.support(events).all(), "the file is meant to pass looser cuts than the target"
