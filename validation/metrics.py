@@ -160,7 +160,9 @@ def band_metrics(truth: Histogram, band: BandHistogram, min_fraction: float = 0.
     sigma_total = np.sqrt(sigma_pred**2 + truth.density_error[bulk] ** 2 + band.stat_error[bulk] ** 2)
 
     def relative_median(sigma: np.ndarray) -> float:
-        return float(np.nanmedian(np.divide(sigma, mean, out=np.full_like(mean, np.nan), where=mean > 0)))
+        """Median of σ/ρ̄ over the bins where the ensemble puts any density (NaN if none)."""
+        filled = mean > 0
+        return float(np.median(sigma[filled] / mean[filled])) if filled.any() else float("nan")
 
     return {"sigma_pred_rel_median": relative_median(sigma_pred),
             "sigma_sampling_rel_median": relative_median(band.sampling[bulk]),
