@@ -95,19 +95,9 @@ def test_exact_velocity_attains_the_analytic_minimum_loss():
     assert cfm.loss(x, generator=torch.Generator().manual_seed(1)).item() - loss == pytest.approx(0.01, abs=1e-3)  # ± 2c·E[v − u]: noise ≈ 2e-4
 
 
-def test_a_gradient_step_lowers_the_cfm_loss_of_a_real_backbone():
-    torch.manual_seed(0)
-    cfm = ConditionalFlowMatching(tiny_backbone, n_features=3)
-    x = torch.randn(256, 3, generator=torch.Generator().manual_seed(2))
-    before = cfm.loss(x, generator=torch.Generator().manual_seed(0))
-    before.backward()
-    with torch.no_grad():
-        for p in cfm.parameters():
-            p -= 0.05 * p.grad
-    after = cfm.loss(x, generator=torch.Generator().manual_seed(0))  # the same t and noise
-    assert after.item() < before.item() - 1e-3
+def test_unknown_cfm_solver_is_named():
     with pytest.raises(ConfigError, match="unknown cfm solver"):
-        cfm.evaluations_per_event(solver="heun")
+        ConditionalFlowMatching(tiny_backbone, n_features=3).evaluations_per_event(solver="heun")
 
 
 def perturbed_inn(n_features=5, blocks=3):

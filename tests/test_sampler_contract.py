@@ -71,6 +71,22 @@ def test_two_optimiser_steps_move_the_ema_by_its_formula(name, bayesian):
     assert moved > 0
 
 
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_a_gradient_step_lowers_the_loss_on_the_same_batch(name):
+    """Every parameter is in the loss's graph, and its gradient points uphill (the output layers
+    start at zero, so the others' gradients may vanish at the first step)."""
+    sampler = small_sampler(name)
+    x = torch.randn(256, N_FEATURES, generator=torch.Generator().manual_seed(2))
+    before = sampler.loss(x, generator=torch.Generator().manual_seed(0))
+    before.backward()
+    assert all(p.grad is not None for p in sampler.parameters())
+    with torch.no_grad():
+        for p in sampler.parameters():
+            p -= 1e-3 * p.grad
+    after = sampler.loss(x, generator=torch.Generator().manual_seed(0))  # the same noise
+    assert after.item() < before.item()
+
+
 class CountingCompiled(nn.Module):
     """Stands in for torch.compile's OptimizedModule: counts the calls that pass through it."""
 
