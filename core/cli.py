@@ -108,7 +108,7 @@ def parser() -> argparse.ArgumentParser:
                                   epilog=PROCESS_DEFAULTS_NOTE)
     _add_flags(compare, CompareConfig, ["process", "samplers", "backbone", "steps", "batch_size", "lr",
                                         "train_events", "events", "bayesian", "draws", "sample_steps",
-                                        "seed", "device", "threads", "runs", "out"])
+                                        "seed", "device", "threads", "keep_unphysical", "runs", "out"])
 
     demo = commands.add_parser("demo", help="the three-minute CPU tour: train, generate, validate")
     demo.add_argument("--out", default="bayesgen-demo", help="demo directory (default: bayesgen-demo)")

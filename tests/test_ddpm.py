@@ -1,5 +1,4 @@
 """Diffusion formulas, checked against an exact denoiser for Gaussian data."""
-import math
 
 import pytest
 import torch

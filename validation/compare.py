@@ -87,7 +87,7 @@ def compare(config: CompareConfig, progress: bool = True) -> dict[str, Any]:
     process = next(iter(models.values())).process
     truth = Truth.draw(process, config.events, config.seed)
     validation = ValidateConfig(events=config.events, draws=config.draws, sample_steps=config.sample_steps,
-                                seed=config.seed, device=config.device)
+                                seed=config.seed, device=config.device, keep_unphysical=config.keep_unphysical)
     evaluations = {label: evaluate(model, truth, validation) for label, model in models.items()}
     result = {"process": process.name, "n_events": config.events, "draws": config.draws,
               "samplers": {label: e.summary for label, e in evaluations.items()}}
