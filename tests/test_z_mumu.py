@@ -8,7 +8,6 @@ import pytest
 
 from bayesgen.core.errors import ConfigError
 from bayesgen.plugins.processes import drell_yan, pdf, z_mumu
-from bayesgen.plugins.processes.lorentz import boost, pt_eta_phi, rapidity
 from bayesgen.plugins.processes.luminosity import drell_yan_born
 from bayesgen.plugins.processes.z_mumu import ZMuMu
 from bayesgen.validation.observables import dilepton_observables, wrap_phi
@@ -217,9 +216,17 @@ def test_collins_soper_decay_reproduces_its_angle():
     mt = np.sqrt(mass**2 + pt**2)
     system = np.stack([pt * np.cos(phi), pt * np.sin(phi), mt * np.sinh(y), mt * np.cosh(y)], axis=1)
     cos = rng.uniform(-1, 1, n)
-    minus, plus, _ = drell_yan.decay_at_rest(system, cos, rng, z_mumu.MUON_MASS)
-    minus, plus = boost(minus, system), boost(plus, system)
+    minus, plus, _ = drell_yan.decay(system, cos, rng, z_mumu.MUON_MASS)
     np.testing.assert_allclose(minus + plus, system, atol=1e-8)
+    for lepton in (minus, plus):
+        np.testing.assert_allclose(lepton[:, 3] ** 2 - np.sum(lepton[:, :3] ** 2, axis=1), z_mumu.MUON_MASS**2, atol=1e-6)
+    x, y, z = drell_yan.collins_soper_axes(system)
+    metric = np.array([-1.0, -1.0, -1.0, 1.0])
+    for axis in (x, y, z):
+        np.testing.assert_allclose(np.sum(axis * axis * metric, axis=1), -1.0, atol=1e-9)
+        np.testing.assert_allclose(np.sum(axis * system * metric, axis=1), 0.0, atol=1e-7)
+    for a, b in ((x, y), (y, z), (x, z)):
+        np.testing.assert_allclose(np.sum(a * b * metric, axis=1), 0.0, atol=1e-9)
     lc = lambda p, s: (p[:, 3] + s * p[:, 2]) / np.sqrt(2)
     beta = np.sqrt(1 - 4 * z_mumu.MUON_MASS**2 / mass**2)
     rebuilt = 2 * (lc(minus, 1) * lc(plus, -1) - lc(minus, -1) * lc(plus, 1)) / (mass * mt) / beta

@@ -38,12 +38,12 @@ from bayesgen.core.errors import ConfigError
 from bayesgen.core.process import Binning, Process, sample_accepted
 from bayesgen.plugins.processes import isr, qed_fsr
 from bayesgen.plugins.processes.electroweak import GAMMA_Z, M_Z
-from bayesgen.plugins.processes.lorentz import boost, dot, pt_eta_phi, to_rest_frame
+from bayesgen.plugins.processes.lorentz import pt_eta_phi
 from bayesgen.plugins.processes.luminosity import SQRT_S, drell_yan_born
 from bayesgen.validation.observables import dilepton_observables, wrap_phi
 
 __all__ = ["SQRT_S", "M_Z", "GAMMA_Z", "M_LOW", "M_HIGH", "DrellYan", "generate_truth", "sigma_pb",
-           "collins_soper_axes", "decay_at_rest"]
+           "collins_soper_axes", "decay"]
 
 M_LOW, M_HIGH = 50.0, 1000.0   #: default generated dilepton-mass window (GeV)
 CHUNK = 50_000                 #: events generated together (keeps the shower's arrays in cache)
@@ -52,39 +52,41 @@ _MAX_BATCH = 1_000_000
 _DPHI_CLIP = 1.0 - 1e-7
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
-
-
 def collins_soper_axes(system: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Collins–Soper unit axes ``(x, y, z)``, each ``(n, 3)``, in the rest frame of ``system``
-    ``(n, 4)`` (reached by the pure boost of :func:`.lorentz.to_rest_frame`): z bisects beam 1
-    and −beam 2, y ∝ beam 1 × beam 2 (lab ŷ when the system has no p_T), x = y × z."""
-    n = len(system)
-    beams = np.zeros((n, 2, 4))
-    beams[:, 0, 2], beams[:, 1, 2] = 1.0, -1.0
-    beams[..., 3] = 1.0
-    rest = to_rest_frame(beams, system[:, None, :])
-    b1, b2 = _unit(rest[:, 0, :3]), _unit(rest[:, 1, :3])
-    z = _unit(b1 - b2)
-    y = np.cross(b1, b2)
-    norm = np.linalg.norm(y, axis=-1, keepdims=True)
-    y = np.where(norm > 1e-12, y / np.maximum(norm, 1e-300), [0.0, 1.0, 0.0])
-    return np.cross(y, z), y, z
+    """Collins–Soper axes of ``system`` ``(n, 4)`` as lab four-vectors ``(n, 4)`` each: spacelike,
+    unit (X² = −1), orthogonal to the system, so that in its rest frame they are the unit axes.
+    With beam momenta p₁ = (0, 0, 1, 1), p₂ = (0, 0, −1, 1), A = P·p₁, B = P·p₂ (AB = m_T²):
+    Z = (B p₁ − A p₂)/(2√(AB)) bisects beam 1 and −beam 2; Y = (P_y, −P_x, 0, 0)/Q_T is
+    ∝ beam 1 × beam 2; X = Y × Z = −(P_x m_T/(M Q_T), P_y m_T/(M Q_T), P_z Q_T/(M m_T),
+    E Q_T/(M m_T)), the form of (M√B/(2Q_T√A))(p₁ + (A/B)p₂ − (2A/M²)P) without its
+    cancellation at small Q_T."""
+    px, py, pz, e = system[:, 0], system[:, 1], system[:, 2], system[:, 3]
+    m_t2 = e * e - pz * pz
+    m_t = np.sqrt(m_t2)
+    q_t = np.maximum(np.hypot(px, py), 1e-12)
+    mass = np.sqrt(np.maximum(m_t2 - q_t * q_t, 0.0))
+    zero = np.zeros(len(system))
+    z_axis = np.stack([zero, zero, e / m_t, pz / m_t], axis=1)
+    y_axis = np.stack([py / q_t, -px / q_t, zero, zero], axis=1)
+    transverse, longitudinal = m_t / (mass * q_t), q_t / (mass * m_t)
+    x_axis = -np.stack([px * transverse, py * transverse, pz * longitudinal, e * longitudinal], axis=1)
+    return x_axis, y_axis, z_axis
 
 
-def decay_at_rest(system: np.ndarray, cos_theta: np.ndarray, rng: np.random.Generator,
-                  lepton_mass: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ℓ⁻, ℓ⁺ ``(n, 4)`` in the rest frame of ``system`` with the ℓ⁻ at Collins–Soper polar
-    angle arccos(``cos_theta``) (z axis towards beam 1) and uniform φ_CS; also returns φ_CS."""
-    mass = np.sqrt(np.maximum(dot(system, system), 0.0))
+def decay(system: np.ndarray, cos_theta: np.ndarray, rng: np.random.Generator,
+          lepton_mass: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ℓ⁻, ℓ⁺ lab four-momenta ``(n, 4)`` of the two-body decay of ``system`` with the ℓ⁻ at
+    Collins–Soper polar angle arccos(``cos_theta``) (z axis towards beam 1) and uniform φ_CS:
+    ℓ∓ = P/2 ± p* D, D = sinθ cosφ X + sinθ sinφ Y + cosθ Z; also returns φ_CS."""
+    mass2 = system[:, 3] ** 2 - np.sum(system[:, :3] ** 2, axis=1)
     phi = rng.uniform(-np.pi, np.pi, len(system))
     sin = np.sqrt(np.maximum(1.0 - cos_theta * cos_theta, 0.0))
     x, y, z = collins_soper_axes(system)
-    direction = (sin * np.cos(phi))[:, None] * x + (sin * np.sin(phi))[:, None] * y + cos_theta[:, None] * z
-    p = np.sqrt(np.maximum(0.25 * mass * mass - lepton_mass**2, 0.0))[:, None] * direction
-    energy = 0.5 * mass[:, None]
-    return np.concatenate([p, energy], axis=1), np.concatenate([-p, energy], axis=1), phi
+    p_star = np.sqrt(np.maximum(0.25 * mass2 - lepton_mass**2, 0.0))
+    direction = (p_star * sin * np.cos(phi))[:, None] * x + (p_star * sin * np.sin(phi))[:, None] * y \
+        + (p_star * cos_theta)[:, None] * z
+    half = 0.5 * system
+    return half + direction, half - direction, phi
 
 
 def _truth_chunk(n: int, rng: np.random.Generator, lepton: str, lepton_mass: float, m_low: float,
@@ -92,11 +94,10 @@ def _truth_chunk(n: int, rng: np.random.Generator, lepton: str, lepton_mass: flo
     born = drell_yan_born(m_low, m_high).sample(n, rng)
     shower = isr.shower(born["x"], born["flavour"], rng, me=isr.VECTOR, keep=keep_partons)
     system = shower.final_state
-    minus, plus, phi_cs = decay_at_rest(system, born["cos_theta_beam"], rng, lepton_mass)
+    minus, plus, phi_cs = decay(system, born["cos_theta_beam"], rng, lepton_mass)
     fsr = qed_fsr.radiate(minus, plus, lepton_mass, rng)
-    parent = system[:, None, :]
-    truth = {"system": system, f"{lepton}_minus": boost(fsr.minus, system), f"{lepton}_plus": boost(fsr.plus, system),
-             "photons": boost(fsr.photons, parent), "n_photons": fsr.n_photons,
+    truth = {"system": system, f"{lepton}_minus": fsr.minus, f"{lepton}_plus": fsr.plus,
+             "photons": fsr.photons, "n_photons": fsr.n_photons,
              "photon_z": fsr.z, "photon_emitter": fsr.emitter, "phi_cs": phi_cs, "n_emissions": shower.n_emissions,
              "first_rho": shower.first_rho, **born}
     if keep_partons:

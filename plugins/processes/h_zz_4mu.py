@@ -255,6 +255,14 @@ class HZZ4Mu(Process):
         "pt_z2": Binning(0.0, 150.0, 50, r"$p_{T,Z_2}$ [GeV]"),
     }
 
+    def generate_truth(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """See :func:`generate_truth`."""
+        return generate_truth(n, rng)
+
+    def detector(self, truth: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+        """See :func:`detector`."""
+        return detector(truth, rng)
+
     def sample(self, n: int, seed: int) -> np.ndarray:
         """Exactly ``n`` accepted events ``(n, 12)`` float64, reproducible for ``seed``."""
         return sample_accepted(n, seed, lambda batch, rng: detector(generate_truth(batch, rng), rng), 12, 0.4, _MAX_BATCH)

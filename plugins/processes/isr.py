@@ -41,7 +41,8 @@ for a vector boson (q q̄ → V g, q g → V q)
 for a scalar from gluons (g g → H g, q g → H q; m_t → ∞)
     R_gg = (M⁸ + ŝ⁴ + t̂⁴ + û⁴)/(M⁸ + ŝ⁴ + (ŝ − M²)⁴) ≤ 1,   R_gq = (ŝ² + û²)/(ŝ² + (ŝ − M²)²) ≤ 1,
 with ŝ the new partonic energy. Later emissions are plain shower. The q ← g overestimate of a
-vector boson's first emission is doubled to cover P_qg R_qg ≤ T_R(1 + (1 − z)²).
+vector boson's first emission is raised to cover P_qg R_qg, by the largest
+(z² + (1 − z)²) R_qg within the band's ρ (:func:`qg_enhancement`; ≤ 2, → 1 for ρ ≪ M²).
 
 Primordial k_⊥: at the end each incoming parton receives a Gaussian transverse momentum of
 width PRIMORDIAL_KT per component; the final state takes the recoil (boost at fixed mass and
@@ -109,6 +110,27 @@ def _heavy_thresholds() -> np.ndarray:
 
 #: ρ̃ below which a leg of each flavour index stops evolving (0 for g, u, d, s)
 HEAVY_THRESHOLD = _heavy_thresholds()
+
+
+@lru_cache(maxsize=1)
+def _qg_table() -> tuple[np.ndarray, np.ndarray]:
+    """ln r nodes and max of g(z, r′) = (z² + (1 − z)²) R_qg over z and r′ ≤ r (kinematic
+    limit r′ ≤ (1 − z)²/z), r = ρ/M², ŝ′ = M²/z, t̂ = −ρ/(1 − z), in units of M²."""
+    log_r = np.linspace(np.log(1e-7), np.log(1e3), 161)
+    z = np.concatenate([np.geomspace(1e-5, 0.5, 1000), 1 - np.geomspace(0.5, 1e-7, 1000)[1:]])
+    r = np.minimum(np.exp(log_r)[:, None], (1 - z) ** 2 / z)
+    s, t = 1 / z, -r / (1 - z)
+    u = 1 - s - t
+    g = (z * z + (1 - z) ** 2) * (s * s + t * t + 2 * u) / ((s - 1) ** 2 + 1)
+    return log_r, np.maximum.accumulate(np.maximum(g.max(axis=1), 1.0))
+
+
+def qg_enhancement(rho_max: np.ndarray, mass2: np.ndarray) -> np.ndarray:
+    """Bound on (z² + (1 − z)²) R_qg for ρ ≤ ``rho_max`` (≥ 1, at most 2), from a table
+    read at the next node up."""
+    log_r, bound = _qg_table()
+    position = np.ceil((np.log(rho_max / mass2) - log_r[0]) * (1.0 / (log_r[1] - log_r[0])))
+    return bound[np.clip(position, 0, len(log_r) - 1).astype(np.intp)] * 1.01
 
 
 def z_max(rho: np.ndarray, s_hat: np.ndarray) -> np.ndarray:
@@ -254,7 +276,7 @@ class _State:
     FIELDS = ("index", "x0", "x1", "f0", "f1", "lx0", "lx1", "l1x0", "l1x1", "node0", "node1",
               "lh0", "lh1", "fl0", "fl1", "s_hat", "mass2", "scale", "band", "first", "first_rho",
               "boson", "partons", "n_emissions", "r0", "r1", "r2", "r3", "r4", "r5", "total", "z_hi",
-              "log_z_hi")
+              "log_z_hi", "qg_boost", "qg_bounds")
 
     def __init__(self, **arrays):
         for name in self.FIELDS:
@@ -266,10 +288,11 @@ class _State:
 
     def set_leg(self, rows: np.ndarray, leg: int, x: np.ndarray) -> None:
         """Momentum fraction of ``leg`` for ``rows`` and its cached logarithms and node."""
+        log_x, log_1mx = np.log(x), np.log1p(-x)
         getattr(self, f"x{leg}")[rows] = x
-        getattr(self, f"lx{leg}")[rows] = np.log(x)
-        getattr(self, f"l1x{leg}")[rows] = np.log1p(-x)
-        getattr(self, f"node{leg}")[rows] = pdf.x_node(x)
+        getattr(self, f"lx{leg}")[rows] = log_x
+        getattr(self, f"l1x{leg}")[rows] = log_1mx
+        getattr(self, f"node{leg}")[rows] = pdf.x_node_of_logit(log_x - log_1mx)
 
     def leg_values(self, rows: np.ndarray, leg1: np.ndarray, name: str) -> np.ndarray:
         """``name`` of the chosen leg (``leg1``: beam 2) for ``rows``."""
@@ -287,7 +310,12 @@ def _update_rates(st: _State, rows: np.ndarray, me: str | None) -> None:
     st.z_hi[rows], st.log_z_hi[rows] = z_hi, log_z_hi
     log_1mz = np.log1p(-z_hi)
     norm = BAND_DAMPING[band] * (1.0 / (2.0 * np.pi))
-    q_to_g = T_R * (1.0 + st.first[rows]) if me == VECTOR else T_R
+    if me == VECTOR:                # first emission: q ← g raised to cover R_qg in this band
+        boost = 1.0 + st.first[rows] * (st.qg_bounds[rows, band] - 1.0)
+        st.qg_boost[rows] = boost
+        q_to_g = T_R * boost
+    else:
+        q_to_g = T_R
     total = 0.0
     for leg in (0, 1):
         f = getattr(st, f"f{leg}")[rows]
@@ -347,13 +375,16 @@ def shower(x: np.ndarray, flavour: np.ndarray, rng: np.random.Generator, me: str
     scale = np.array(np.broadcast_to(rho_start, (n,)), dtype=np.float64) + RHO_0
     out = ShowerResult(boson, np.zeros((n, keep, 4)), np.zeros(n, dtype=np.int64), np.zeros(n), x, flavour)
     floats = ("x0", "x1", "lx0", "lx1", "l1x0", "l1x1", "lh0", "lh1", "fl0", "fl1", "z_hi", "log_z_hi",
-              "r0", "r1", "r2", "r3", "r4", "r5", "total")
+              "r0", "r1", "r2", "r3", "r4", "r5", "total", "qg_boost")
     st = _State(index=np.arange(n), f0=pdf.flavour_index(flavour[:, 0]), f1=pdf.flavour_index(flavour[:, 1]),
                 node0=np.zeros(n, dtype=np.intp), node1=np.zeros(n, dtype=np.intp),
                 s_hat=s_hat, mass2=s_hat.copy(), scale=scale, band=np.searchsorted(BAND_EDGES, scale, side="right") - 1,
                 first=np.full(n, me is not None), first_rho=np.zeros(n), boson=boson.copy(),
                 partons=np.zeros((n, keep, 4)) if keep else None, n_emissions=np.zeros(n, dtype=np.int64),
                 **{name: np.zeros(n) for name in floats})
+    if me == VECTOR:                # q ← g enhancement of the first emission, per band
+        band_top = np.append(BAND_EDGES[1:] - RHO_0, SQRT_S**2)
+        st.qg_bounds = qg_enhancement(band_top[None, :], s_hat[:, None])
     everyone = np.arange(n)
     st.set_leg(everyone, 0, x[:, 0])
     st.set_leg(everyone, 1, x[:, 1])
@@ -367,33 +398,37 @@ def shower(x: np.ndarray, flavour: np.ndarray, rng: np.random.Generator, me: str
         if dead.sum() > _COMPACT * len(dead):
             _store(out, st, dead)
             st, alive = st.subset(~dead), alive[~dead]
-        rows = np.flatnonzero(alive)
-        _next_scale(st, rows, rng, me)
-        ended = st.band[rows] < 0
-        alive[rows[ended]] = False
-        rows = rows[~ended]
-        if rows.size:
-            _trial(st, rows, rng, me, keep)
+        _next_scale(st, alive, rng, me)
+        alive &= st.band >= 0
+        if alive.any():
+            _trial(st, alive, rng, me, keep)
     if primordial_kt > 0:
         _primordial_kick(out, rng, primordial_kt, keep)
     return out
 
 
-def _next_scale(st: _State, rows: np.ndarray, rng: np.random.Generator, me: str | None) -> None:
-    """Trial scales ρ̃ < current for ``rows`` from the overestimate (module docstring): with
-    rate C α_s(ρ̃) dρ̃/ρ̃ and α_s = 1/(b₀ ln(ρ̃/Λ²)), ln ln(ρ̃′/Λ²) = ln ln(ρ̃/Λ²) + (b₀/C) ln u.
+def _next_scale(st: _State, alive: np.ndarray, rng: np.random.Generator, me: str | None) -> None:
+    """Trial scales ρ̃ < current from the overestimate (module docstring): with rate
+    C α_s(ρ̃) dρ̃/ρ̃ and α_s = 1/(b₀ ln(ρ̃/Λ²)), ln ln(ρ̃′/Λ²) = ln ln(ρ̃/Λ²) + (b₀/C) ln u.
     A trial below its band's lower edge restarts there with the next band's rates (band −1 when
-    the evolution has ended)."""
-    while rows.size:
+    the evolution has ended). Computed for every row; only ``alive`` ones change band."""
+    rows = slice(None)
+    while True:
         total = np.maximum(st.total[rows], 1e-12)
-        log_log = np.log(np.log(st.scale[rows] * (1.0 / LAMBDA2))) + np.log(rng.random(rows.size)) * (B0 / total)
+        log_log = np.log(np.log(st.scale[rows] * (1.0 / LAMBDA2))) + np.log(rng.random(total.size)) * (B0 / total)
         scale = LAMBDA2 * np.exp(np.exp(log_log))
         band = st.band[rows]
         edge = BAND_EDGES[band]
         crossed = scale < edge
         st.scale[rows] = np.maximum(scale, edge)
-        rows = rows[crossed]
-        band = band[crossed] - 1
+        if isinstance(rows, slice):
+            crossed &= alive
+            rows = np.flatnonzero(crossed)
+        else:
+            rows = rows[crossed]
+        if not rows.size:
+            return
+        band = st.band[rows] - 1
         st.band[rows] = band
         rows = rows[band >= 0]
         _update_rates(st, rows, me)
@@ -409,69 +444,66 @@ def _store(out: ShowerResult, st: _State, rows: np.ndarray | slice) -> None:
         out.partons[i] = st.partons[rows]
 
 
-def _trial(st: _State, rows: np.ndarray, rng: np.random.Generator, me: str | None, keep: int) -> None:
-    """One trial branching of the events ``rows`` at their new scale ``st.scale``.
+def _trial(st: _State, alive: np.ndarray, rng: np.random.Generator, me: str | None, keep: int) -> None:
+    """One trial branching of every ``alive`` event at its new scale ``st.scale`` (computed for
+    all rows, so that no column is gathered; the others are masked out).
 
     Channel 0 of a leg: z ∝ 1/(1 − z) on (x, z_hi); weight (1 + z²)/2 (q ← q) or
     z + z(1 − z)²/2 (the 1/(1 − z) end of P_gg/2C_A), times the density ratio over ``kept``.
     Channels 1, 2: x′ = x/z drawn from a density envelope E: q ← g flat in z (E = x′g/x′;
     weight z² + (1 − z)²), the 1/z end of g ← g (E = x′g; weight (1 − z)(1 + z²/2)), g ← q
     (E = Σ x′q; weight (1 + (1 − z)²)/2), times x′f(x′)/(x′^p E(x′)) and ``floor``/x f(x)."""
-    m = rows.size
+    m = len(alive)
     u = rng.random((3, m))
-    pick = u[0] * st.total[rows]
-    c1 = st.r0[rows]
-    c2 = c1 + st.r1[rows]
-    c3 = c2 + st.r2[rows]
-    c4 = c3 + st.r3[rows]
+    pick = u[0] * st.total
+    c1 = st.r0
+    c2 = c1 + st.r1
+    c3 = c2 + st.r2
+    c4 = c3 + st.r3
     leg1 = pick >= c3
     # slot within the leg: leg 1 counts c1, c2 below the pick; leg 2 counts c4, c5
-    slot = np.where(leg1, (pick >= c4) * 1 + (pick >= c4 + st.r4[rows]), (pick >= c1) * 1 + (pick >= c2))
-    x = st.leg_values(rows, leg1, "x")
-    f0 = st.f0[rows]
-    f_old = f0 + leg1 * (st.f1[rows] - f0)
+    slot = np.where(leg1, (pick >= c4) * 1 + (pick >= c4 + st.r4), (pick >= c1) * 1 + (pick >= c2))
+    x = st.x0 + leg1 * (st.x1 - st.x0)
+    f_old = st.f0 + leg1 * (st.f1 - st.f0)
     gluon = f_old == pdf.GLUON
-    band = st.band[rows]
+    band = st.band
     soft_end = slot == 0
     flat = (slot == 1) & ~gluon
-    x_new = np.empty(m)
-    height = np.zeros(m)
     # channel 0: 1 − z = (1 − x) exp(−u ln((1 − x)/(1 − z_hi)))
-    soft = np.flatnonzero(soft_end)
-    r = rows[soft]
-    leg_s = leg1[soft]
-    log_hi = st.lh0[r] + leg_s * (st.lh1[r] - st.lh0[r])
-    x_new[soft] = x[soft] / (1.0 - (1.0 - x[soft]) * np.exp(-u[1, soft] * log_hi))
+    log_hi = st.lh0 + leg1 * (st.lh1 - st.lh0)
+    x_new = x / (1.0 - (1.0 - x) * np.exp(-u[1] * log_hi))
+    height = np.zeros(m)
     # channels 1, 2: ln x′ from the envelope between ln(x/z_hi) and ln X_CAP
-    hard = np.flatnonzero(~soft_end)
+    hard = np.flatnonzero(~soft_end & alive)
     if hard.size:
-        r = rows[hard]
         leg_h = leg1[hard]
         column = 2 * (slot[hard] == 2) + flat[hard]
-        log_x = st.lx0[r] + leg_h * (st.lx1[r] - st.lx0[r]) - st.log_z_hi[r]
+        log_x = st.lx0[hard] + leg_h * (st.lx1[hard] - st.lx0[hard]) - st.log_z_hi[hard]
         mass = u[1, hard] * _EnvelopePosition(log_x).mass_above(band[hard], column)
         log_x_new, height[hard] = _draw_log_x(band[hard], column, mass)
         x_new[hard] = np.exp(log_x_new)
     z = x / x_new
-    scale = st.scale[rows]
+    scale = st.scale
     rho = scale - RHO_0
-    s_hat = st.s_hat[rows]
+    s_hat = st.s_hat
     omz = 1.0 - z
     zz, omz2 = z * z, omz * omz
-    q_soft, q_hard = 0.5 * (1.0 + zz), zz + omz2
+    q_soft, q_hard = 0.5 * (1.0 + zz), zz + omz2                    # P/overestimate per channel
     g_soft, g_low, g_quark = z * (1.0 + 0.5 * omz2), omz * (1.0 + 0.5 * zz), 0.5 * (1.0 + omz2)
     quark_shape = q_hard + soft_end * (q_soft - q_hard)
     gluon_hard = g_quark + (slot == 1) * (g_low - g_quark)
     gluon_shape = gluon_hard + soft_end * (g_soft - gluon_hard)
     weight = (quark_shape + gluon * (gluon_shape - quark_shape)) * ((rho / scale) / BAND_DAMPING[band])
     changed = slot == 1 + gluon              # q ← g (quark, slot 1) and g ← q (gluon, slot 2)
-    ok = (z <= z_max(rho, s_hat)) & (x_new < X_CAP) & (scale >= HEAVY_THRESHOLD[f_old])
+    # z ≤ z_max(ρ) ⇔ (1 − z)² ŝ ≥ ρ z
+    ok = alive & (omz > 0.0) & (omz * omz * s_hat >= rho * z) & (x_new < X_CAP) & (scale >= HEAVY_THRESHOLD[f_old])
     if me is not None:
-        first = st.first[rows]
-        if first.any():
-            correction = _matrix_element_weight(me, changed, s_hat / z, -rho / omz, st.mass2[rows])
-            vector_qg = (me == VECTOR) & changed & ~gluon      # its overestimate was doubled
-            weight *= 1.0 + first * (correction / (1.0 + vector_qg) - 1.0)
+        f = np.flatnonzero(st.first & ok)
+        if f.size:
+            correction = _matrix_element_weight(me, changed[f], st.s_hat[f] / z[f], -rho[f] / omz[f], st.mass2[f])
+            if me == VECTOR:                                   # its q ← g overestimate was raised
+                correction /= 1.0 + (changed[f] & ~gluon[f]) * (st.qg_boost[f] - 1.0)
+            weight[f] *= correction
     c = np.flatnonzero(ok & (u[2] < weight))
     if not c.size:
         return
@@ -483,17 +515,34 @@ def _trial(st: _State, rows: np.ndarray, rng: np.random.Generator, me: str | Non
     new_column = soft_c * f_c + (slot[c] == 2) * pdf.ALL_QUARKS          # else the gluon (0)
     new_density = pdf.GridPosition(x_new[c], log_scale).values(new_column)
     old_density = pdf.GridPosition(x[c], log_scale).values(f_c)
-    r, leg_c = rows[c], leg1[c]
-    node = st.node0[r] + leg_c * (st.node1[r] - st.node0[r])
-    floor = st.fl0[r] + leg_c * (st.fl1[r] - st.fl0[r])
+    leg_c = leg1[c]
+    node = st.node0[c] + leg_c * (st.node1[c] - st.node0[c])
+    floor = st.fl0[c] + leg_c * (st.fl1[c] - st.fl0[c])
     envelope = height[c] * (1.0 + flat[c] * (x_new[c] - 1.0))
     # bound on new/old density: ``kept`` (channel 0) or envelope/floor
     bound = _lookup(t.kept, band[c], f_c, node) * soft_c + envelope / np.maximum(floor, 1e-300) * ~soft_c
     ratio = new_density / np.maximum(old_density * bound, 1e-300)
     a = c[u[2, c] < weight[c] * ratio]
     if a.size:
-        _branch(st, rows[a], leg1[a], z[a], rho[a], changed[a], gluon[a], x_new[a], rng, keep)
-        _update_rates(st, rows[a], me)
+        _branch(st, a, leg1[a], z[a], rho[a], changed[a], gluon[a], x_new[a], rng, keep)
+        _update_rates(st, a, me)
+
+
+def _recoil(p: np.ndarray, old_z: np.ndarray, old_e: np.ndarray, new: np.ndarray, mass2: np.ndarray) -> np.ndarray:
+    """:func:`.lorentz.map_momenta` for the initial–initial dipole, whose old total
+    (0, 0, old_z, old_e) has no p_T: Λp = p − 2(T·p/T²) T + 2(K̃·p/K²) K, T = K + K̃,
+    K = ``new``, K² = K̃² = ``mass2``; ``p`` ``(k, 4)`` or ``(k, j, 4)``."""
+    tx, ty, tz, te = new[:, 0], new[:, 1], new[:, 2] + old_z, new[:, 3] + old_e
+    a = 2.0 / (te * te - tx * tx - ty * ty - tz * tz)
+    b = 2.0 / mass2
+    if p.ndim == 3:
+        tx, ty, tz, te, old_z, old_e, a, b = (v[:, None] for v in (tx, ty, tz, te, old_z, old_e, a, b))
+        new = new[:, None, :]
+    px, py, pz, pe = p[..., 0], p[..., 1], p[..., 2], p[..., 3]
+    ta = a * (te * pe - tx * px - ty * py - tz * pz)
+    kb = b * (old_e * pe - old_z * pz)
+    return np.stack([px - ta * tx + kb * new[..., 0], py - ta * ty + kb * new[..., 1],
+                     pz - ta * tz + kb * new[..., 2], pe - ta * te + kb * new[..., 3]], axis=-1)
 
 
 def _branch(st: _State, a: np.ndarray, leg1: np.ndarray, z: np.ndarray, rho: np.ndarray, changed: np.ndarray,
@@ -501,30 +550,30 @@ def _branch(st: _State, a: np.ndarray, leg1: np.ndarray, z: np.ndarray, rho: np.
     """Apply the accepted branchings of the events ``a``: kinematics, recoil, new flavours."""
     s_hat = st.s_hat[a]
     x0, x1 = st.x0[a], st.x1[a]
-    x_leg, x_other = np.where(leg1, x1, x0), np.where(leg1, x0, x1)
+    x_leg, x_other = x0 + leg1 * (x1 - x0), x1 + leg1 * (x0 - x1)
     v = rho * z / ((1.0 - z) * s_hat)
     kt = np.sqrt(np.maximum(v * (1.0 - z - v) * s_hat / z, 0.0))
     alpha, beta = x_leg * (1.0 - z - v) / z, v * x_other
-    sign = np.where(leg1, -1.0, 1.0)
+    sign = 1.0 - 2.0 * leg1
     phi = rng.uniform(-np.pi, np.pi, a.size)
-    zero = np.zeros(a.size)
-    emitted = np.stack([kt * np.cos(phi), kt * np.sin(phi), sign * E_BEAM * (alpha - beta),
-                        E_BEAM * (alpha + beta)], axis=1)
-    old = np.stack([zero, zero, sign * E_BEAM * (x_leg - x_other), E_BEAM * (x_leg + x_other)], axis=1)
-    new = np.stack([zero, zero, sign * E_BEAM * (x_new - x_other), E_BEAM * (x_new + x_other)], axis=1) - emitted
-    st.boson[a] = map_momenta(st.boson[a], old, new)
+    kx, ky = kt * np.cos(phi), kt * np.sin(phi)
+    kz, ke = sign * E_BEAM * (alpha - beta), E_BEAM * (alpha + beta)
+    old_z, old_e = sign * E_BEAM * (x_leg - x_other), E_BEAM * (x_leg + x_other)
+    new = np.stack([-kx, -ky, sign * E_BEAM * (x_new - x_other) - kz, E_BEAM * (x_new + x_other) - ke], axis=1)
+    st.boson[a] = _recoil(st.boson[a], old_z, old_e, new, s_hat)
     n_em = st.n_emissions[a]
     if keep:
-        partons = map_momenta(st.partons[a], old, new)
+        partons = _recoil(st.partons[a], old_z, old_e, new, s_hat)
         slot = np.flatnonzero(n_em < keep)
-        partons[slot, n_em[slot]] = emitted[slot]
+        partons[slot, n_em[slot]] = np.stack([kx, ky, kz, ke], axis=1)[slot]
         st.partons[a] = partons
-    st.first_rho[a] = np.where(n_em == 0, rho, st.first_rho[a])
+    st.first_rho[a] += (n_em == 0) * rho
     st.n_emissions[a] = n_em + 1
     st.first[a] = False
     st.s_hat[a] = s_hat / z
-    f_old = np.where(leg1, st.f1[a], st.f0[a])
-    f_new = np.where(changed & ~gluon, pdf.GLUON, f_old)
+    f0 = st.f0[a]
+    f_old = f0 + leg1 * (st.f1[a] - f0)
+    f_new = f_old * ~(changed & ~gluon)                   # q ← g: the new parton is the gluon (0)
     g = np.flatnonzero(changed & gluon)
     if g.size:                       # g ← q: the quark flavour by its density at x′
         position = pdf.GridPosition(x_new[g], np.log(rho[g] + RHO_0))

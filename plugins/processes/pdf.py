@@ -165,10 +165,15 @@ class GridPosition:
         return lo + self.wx * (hi - lo)
 
 
+def x_node_of_logit(xi: np.ndarray) -> np.ndarray:
+    """Index of the grid node at or below ξ = ln(x/(1 − x)) ``(n,)``."""
+    f = (xi - _XI_LO) * ((_N_XI - 1) / (_XI_HI - _XI_LO))
+    return np.clip(f, 0.0, _N_XI - 1.000001).astype(np.intp)
+
+
 def x_node(x: np.ndarray) -> np.ndarray:
     """Index of the grid node at or below x ``(n,)``."""
-    f = (np.log(x) - np.log1p(-x) - _XI_LO) * ((_N_XI - 1) / (_XI_HI - _XI_LO))
-    return np.clip(f, 0.0, _N_XI - 1.000001).astype(np.intp)
+    return x_node_of_logit(np.log(x) - np.log1p(-x))
 
 
 def interpolated(column: np.ndarray | int, x: np.ndarray, q2: np.ndarray) -> np.ndarray:
