@@ -93,7 +93,9 @@ def test_z_masses_reco(process, events):
     z1, z2 = obs["m_z1"], obs["m_z2"]
     near = z1[np.abs(z1 - M_Z) < 5]
     assert abs(np.median(near) - M_Z) < 0.5 and len(near) > 0.6 * N
-    assert (z2 <= z1 + 1.0).all()
+    # Z₁ is the heavier true pair; smearing (σ_M ≈ 0.6 GeV at m₁ ≈ m₂ ≈ 62 GeV, more for a
+    # boosted Higgs) swaps the order only at the edge m₁ + m₂ = M_H
+    assert np.mean(z2 > z1) < 1e-3 and (z2 <= z1 + 2.0).all()
     # m_4μ ≥ m_Z1 + m_Z2 for any two time-like pairs: the kinematic edge of m_Z2.
     assert (obs["m_4mu"] - z1 - z2 >= -1e-9).all()
     assert 18 < np.median(z2) < 30 and np.percentile(z2, 99) < 60
