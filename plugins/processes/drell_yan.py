@@ -216,19 +216,17 @@ class DrellYan(Process):
         leptons = [truth[f"{self.lepton}_minus"].copy(), truth[f"{self.lepton}_plus"].copy()]
         if self.dress_cone <= 0.0:
             return leptons
-        photons = truth["photons"]
-        present = photons[..., 3] > 0
-        if not present.any():
-            return leptons
-        _, eta_g, phi_g = pt_eta_phi(np.where(present[..., None], photons, [1.0, 0.0, 0.0, 1.0]))
+        event, slot = np.nonzero(truth["photons"][..., 3] > 0)
+        photons = truth["photons"][event, slot]
+        _, eta_g, phi_g = pt_eta_phi(photons)
         distances = []
         for lepton in leptons:
-            _, eta, phi = pt_eta_phi(lepton)
-            distances.append(np.hypot(eta_g - eta[:, None], wrap_phi(phi_g - phi[:, None])))
+            _, eta, phi = pt_eta_phi(lepton[event])
+            distances.append(np.hypot(eta_g - eta, wrap_phi(phi_g - phi)))
         nearer = distances[1] < distances[0]
         for i, lepton in enumerate(leptons):
-            own = present & (nearer == bool(i)) & (distances[i] < self.dress_cone)
-            lepton += np.sum(photons * own[..., None], axis=1)
+            own = (nearer == bool(i)) & (distances[i] < self.dress_cone)
+            np.add.at(lepton, event[own], photons[own])
         return leptons
 
     def reconstruct_leptons(self, truth: dict[str, np.ndarray],

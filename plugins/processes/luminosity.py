@@ -88,7 +88,8 @@ class DrellYanBorn:
     def partonic_pb(mass: np.ndarray) -> np.ndarray:
         """σ̂ ``(n, 10)`` in pb of each channel at ŝ = M²."""
         s_hat = mass * mass
-        return np.where(CHANNEL_UP, ew.sigma_hat_pb(s_hat, ew.UP)[:, None], ew.sigma_hat_pb(s_hat, ew.DOWN)[:, None])
+        by_type = np.stack([ew.sigma_hat_pb(s_hat, ew.DOWN), ew.sigma_hat_pb(s_hat, ew.UP)], axis=1)
+        return by_type[:, CHANNEL_UP.astype(np.intp)]
 
     def _mass_position(self, mass: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         f = (np.log(mass) - self.log_m[0]) * ((_N_M - 1) / (self.log_m[-1] - self.log_m[0]))
@@ -134,8 +135,10 @@ class DrellYanBorn:
         quark_beam = CHANNEL_ANTI_FIRST[channel]
         flavour = np.stack([np.where(quark_beam == 0, q, -q), np.where(quark_beam == 0, -q, q)], axis=1)
         s_hat = mass * mass
-        a_fb = np.where(CHANNEL_UP[channel], ew.forward_backward(s_hat, ew.UP),
-                        ew.forward_backward(s_hat, ew.DOWN))
+        up = CHANNEL_UP[channel]
+        a_fb = np.empty(n)
+        a_fb[up] = ew.forward_backward(s_hat[up], ew.UP)
+        a_fb[~up] = ew.forward_backward(s_hat[~up], ew.DOWN)
         cos_star = sample_cos_theta(n, rng, a_fb)
         return {"mass": mass, "y": y, "x": np.stack([x1, x2], axis=1), "flavour": flavour,
                 "quark_beam": quark_beam, "cos_theta_star": cos_star,
