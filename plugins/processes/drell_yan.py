@@ -116,7 +116,7 @@ def generate_truth(n: int, rng: np.random.Generator, lepton: str, lepton_mass: f
     ``flavour`` ``(n, 2)``, ``quark_beam``, ``cos_theta_star``, ``cos_theta_beam``, and with
     ``keep_partons`` the first emitted ``partons`` ``(n, keep_partons, 4)``."""
     chunks = [_truth_chunk(min(CHUNK, n - start), rng, lepton, lepton_mass, m_low, m_high, keep_partons)
-              for start in range(0, n, CHUNK)]
+              for start in range(0, max(n, 1), CHUNK)]
     if len(chunks) == 1:
         return chunks[0]
     return {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}

@@ -104,8 +104,7 @@ def alpha_s(mu2: np.ndarray) -> np.ndarray:
 
 def _heavy_thresholds() -> np.ndarray:
     s_thr = np.array([0, 0, 0, 0, pdf.S_CHARM, pdf.S_BOTTOM, 0, 0, 0, pdf.S_CHARM, pdf.S_BOTTOM])
-    q2 = pdf._LAMBDA2 * np.exp(np.log(pdf._MU2 / pdf._LAMBDA2) * np.exp(s_thr))
-    return np.where(s_thr > 0, HEAVY_FACTOR * q2, 0.0)
+    return np.where(s_thr > 0, HEAVY_FACTOR * pdf.scale_of(s_thr), 0.0)
 
 
 #: ρ̃ below which a leg of each flavour index stops evolving (0 for g, u, d, s)

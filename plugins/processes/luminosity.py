@@ -11,8 +11,9 @@ isation scale is μ_F = M and the densities are GRV94 LO (:mod:`.pdf`).
   1 + c² + (8/3)A_FB c of the channel's quark type.
 * :class:`GluonFusionBorn` — a colour singlet of fixed mass from g g: y from x₁g(x₁) x₂g(x₂).
 
-Luminosities are tabulated on a grid uniform in ln M and y (bilinear interpolation, relative
-accuracy ~10⁻³); the tables are built once per mass window.
+The channel luminosities are tabulated from the analytic densities on a grid uniform in ln M
+(121 nodes) and y (241 nodes), once per mass window; how they are sampled is in
+:class:`DrellYanBorn`. The tests compare the samples with direct integrations of the densities.
 """
 from __future__ import annotations
 

@@ -49,6 +49,11 @@ def evolution_variable(q2: np.ndarray) -> np.ndarray:
     return np.log(np.log(q2 / _LAMBDA2) / np.log(_MU2 / _LAMBDA2))
 
 
+def scale_of(s: np.ndarray) -> np.ndarray:
+    """Q² (GeV²) at GRV's evolution variable s (inverse of :func:`evolution_variable`)."""
+    return _LAMBDA2 * np.exp(np.log(_MU2 / _LAMBDA2) * np.exp(s))
+
+
 def _valence(x, n, a, b, big_a, big_b, big_c, big_d):
     return n * x**a * (1.0 + big_a * x**b + x * (big_b + big_c * np.sqrt(x))) * (1.0 - x) ** big_d
 
