@@ -41,3 +41,11 @@ def test_precision_table(trained_run):
     assert lines[0].startswith("device: ") and "fp32 | bf16" in lines[0]
     assert any(line.startswith("m_mumu") for line in lines)
     assert lines[-1].startswith("events/s") and lines[-2].startswith("classifier AUC")
+
+
+def test_event_rate_table():
+    lines = run("event_rate.py", "--events", "2000", "--repeats", "1", "--processes", "z_mumu")
+    assert lines[0].startswith("machine: ") and "load average" in lines[0]
+    row = lines[2].split()
+    assert row[0] == "z_mumu" and 0.2 < float(row[2]) < 0.6
+    assert any("initial-state shower" in line for line in lines)
