@@ -44,10 +44,15 @@ def test_point_clouds_with_the_transformer(tmp_path, sampler):
     metrics = json.loads((out / "report" / "metrics.json").read_text())
     assert {"et_sum", "n_hits"} <= set(metrics["observables"])
     # four training steps leave the clouds far from the truth, and every figure says by how much
-    # against its truth-vs-truth reference (measured: EMD 260 (cfm) and 24,700 (ddpm) against 186 ±
-    # 6 between truth halves; E_T-sum W1 2.6 and 540 × its floor; classifier AUC 10–12 σ above 0.5)
+    # against its truth-vs-truth reference (measured: EMD 260 (cfm) against 186 ± 6 between truth
+    # halves; E_T-sum W1 2.6 (cfm) and 7 (ddpm) × its floor; classifier AUC 10–12 σ above 0.5).
+    # ddpm's clipped x̂₀ keeps its clouds inside the training range, where the pairwise EMD, dominated
+    # by the spread between clouds, cannot tell them from the truth (195 ± 7); it must not beat it.
     event = metrics["event_metrics"]
-    assert event["emd_mean"] > event["emd_truth_vs_truth"] + 3 * (event["emd_stderr"] + event["emd_truth_vs_truth_stderr"])
+    spread = 3 * (event["emd_stderr"] + event["emd_truth_vs_truth_stderr"])
+    if sampler == "cfm":
+        assert event["emd_mean"] > event["emd_truth_vs_truth"] + spread
+    assert event["emd_mean"] > event["emd_truth_vs_truth"] - spread
     et_sum = metrics["observables"]["et_sum"]
     assert et_sum["n_truth"] == et_sum["n_generated"] == 200 and et_sum["w1_over_floor"] > 2
     assert metrics["classifier"]["auc_pull"] > 5
