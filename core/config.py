@@ -121,7 +121,9 @@ class CompareConfig:
     out: str = "compare"
     runs: list = field(default_factory=list)
     backbone_options: dict = field(default_factory=dict)
-    sampler_options: dict = field(default_factory=dict)  # sampler name → its options
+    # label in --samplers → its options; a label that is not a sampler's name names one with
+    # sampler = "NAME" (e.g. [compare.sampler_options.ddpm_learned_sigma] sampler = "ddpm")
+    sampler_options: dict = field(default_factory=dict)
     bayes_options: dict = field(default_factory=dict)
 
     def __post_init__(self):

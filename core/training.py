@@ -26,7 +26,7 @@ from bayesgen.core.config import TrainConfig
 from bayesgen.core.device import resolve_device
 from bayesgen.core.errors import ConfigError, RunError
 from bayesgen.core.io import write_json
-from bayesgen.core.model import build_process, build_sampler
+from bayesgen.core.model import build_process, build_sampler, sampler_feature_mask
 from bayesgen.core.preprocessing import Preprocessor, check_finite
 from bayesgen.core.registry import get_backbone, get_sampler
 from bayesgen.core.seeding import derive_seed, torch_generator
@@ -124,7 +124,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     del events
 
     torch.manual_seed(derive_seed(config.seed, "init"))
-    sampler = build_sampler(config, process.n_features, process.n_conditions, process.feature_shape).to(device)
+    sampler = build_sampler(config, process.n_features, process.n_conditions, process.feature_shape,
+                            None if conditions is None else sampler_feature_mask(process, raw_conditions)).to(device)
     ema = ExponentialMovingAverage(sampler, config.ema_decay)
     optimizer = torch.optim.AdamW(sampler.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history: dict[str, list[float]] = {"step": [], "loss": [], "kl": []}

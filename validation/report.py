@@ -21,6 +21,7 @@ from bayesgen.core.process import Process
 from bayesgen.core.seeding import derive_seed
 from bayesgen.validation.classifier import classifier_two_sample_test
 from bayesgen.validation.histogram import BandHistogram, Histogram
+from bayesgen.validation.likelihood import likelihood_summary
 from bayesgen.validation.metrics import band_metrics, observable_metrics
 from bayesgen.validation.plots import plot_observable
 
@@ -141,6 +142,7 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig) -> Evalu
         "generation_events_per_s": stats.events_per_second, "n_nonfinite_dropped": n_dropped,
         "classifier": classifier_two_sample_test(classifier_inputs(process, truth.events),
                                                  classifier_inputs(process, generated.events), seed=config.seed),
+        "likelihood": likelihood_summary(model, truth.events, config.seed),
         "observables": per_observable,
     })
     event_metrics = process.event_metrics(truth.events, first_member, config.seed)
