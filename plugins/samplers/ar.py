@@ -192,7 +192,7 @@ class AutoregressiveTransformer(Sampler):
         time = self.head_time[positions].repeat(n)
         return self.network["head"](states.flatten(0, 1), time, rows_cond).unflatten(0, (n, length))
 
-    def _present(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor | None:
+    def _present(self, cond: torch.Tensor | None) -> torch.Tensor | None:
         """Which coordinates are present ``(n, d)`` bool, in the order π; ``None`` for all."""
         if self.feature_mask is None:
             return None
@@ -201,8 +201,11 @@ class AutoregressiveTransformer(Sampler):
     def coordinate_log_probs(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """``log p(x_π(i) | x_π(<i), c)`` ``(n, d)`` in the order π, absent coordinates included
         (they enter later tokens as 0)."""
+        return self._coordinate_log_probs(x, cond, self._present(cond))
+
+    def _coordinate_log_probs(self, x: torch.Tensor, cond: torch.Tensor | None,
+                              present: torch.Tensor | None) -> torch.Tensor:
         ordered = x[:, self.order]
-        present = self._present(x, cond)
         if present is not None:
             ordered = torch.where(present, ordered, torch.zeros_like(ordered))
         values = torch.cat([torch.zeros_like(ordered[:, :1]), ordered[:, :-1]], dim=1)  # token 0: start
@@ -213,8 +216,8 @@ class AutoregressiveTransformer(Sampler):
     def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None, **_) -> torch.Tensor:
         """Exact ``log p(x)`` per event ``(n,)`` in feature space; absent coordinates count with
         the density of core's fill, N(0, absent_std²)."""
-        log_probs = self.coordinate_log_probs(x, cond)
-        present = self._present(x, cond)
+        present = self._present(cond)
+        log_probs = self._coordinate_log_probs(x, cond, present)
         if present is None:
             return log_probs.sum(-1)
         std = self.feature_mask.absent_std
@@ -223,8 +226,8 @@ class AutoregressiveTransformer(Sampler):
         return torch.where(present, log_probs, fill).sum(-1)
 
     def loss(self, x, cond=None, generator=None, weights=None):
-        log_probs = self.coordinate_log_probs(x, cond)
-        present = self._present(x, cond)
+        present = self._present(cond)
+        log_probs = self._coordinate_log_probs(x, cond, present)
         if present is not None:
             log_probs = torch.where(present, log_probs, torch.zeros_like(log_probs))
         return -weighted_mean(log_probs.sum(-1), weights) / self.n_features
@@ -233,7 +236,7 @@ class AutoregressiveTransformer(Sampler):
     def sample(self, n, cond=None, steps=None, solver=None, generator=None):
         """``n`` events drawn coordinate by coordinate; ``steps`` and ``solver`` do not apply."""
         device, dtype = self.device, self.network["transformer"].position_embedding.dtype
-        present = None if self.feature_mask is None else self.feature_mask.present(cond)[:, self.order]
+        present = self._present(cond)
         # coordinates after the last one any event has are only filled
         needed = self.n_features if present is None else int(present.any(0).cumsum(0).argmax()) + 1
         ordered = torch.zeros(n, self.n_features, device=device, dtype=dtype)
