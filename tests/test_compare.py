@@ -39,16 +39,23 @@ def test_classifier_drops_non_finite_rows_and_needs_events():
         classifier_two_sample_test(np.zeros((5, 2)), np.zeros((5, 2)))
 
 
-def test_compare_trains_each_sampler_on_identical_footing(tmp_path):
+TINY_DDPM = 'timesteps = 20\nschedule = "cosine"\nprediction = "v"\n'
+
+
+def tiny_compare(tmp_path, samplers, tables):
+    """Run ``compare`` of ``samplers`` for 10 steps with width-16 backbones and the TOML ``tables``."""
     out = tmp_path / "cmp"
     config = tmp_path / "c.toml"
-    config.write_text('[compare.backbone_options]\nwidth = 16\ndepth = 1\n'
-                      '[compare.sampler_options.ddpm]\ntimesteps = 20\nschedule = "cosine"\nprediction = "v"\n'
-                      '[compare.sampler_options.inn]\nblocks = 2\n')
-    assert main(["compare", "--samplers", "ddpm,cfm,inn", "--steps", "10", "--train-events", "1024",
+    config.write_text('[compare.backbone_options]\nwidth = 16\ndepth = 1\n' + tables)
+    assert main(["compare", "--samplers", samplers, "--steps", "10", "--train-events", "1024",
                  "--batch-size", "256", "--events", "1000", "--sample-steps", "4", "--out", str(out),
                  "--config", str(config)]) == 0
-    result = json.loads((out / "compare.json").read_text())
+    return out, json.loads((out / "compare.json").read_text())
+
+
+def test_compare_trains_each_sampler_on_identical_footing(tmp_path):
+    out, result = tiny_compare(tmp_path, "ddpm,cfm,inn",
+                               f'[compare.sampler_options.ddpm]\n{TINY_DDPM}[compare.sampler_options.inn]\nblocks = 2\n')
     assert list(result["samplers"]) == ["ddpm", "cfm", "inn"]
     for name, summary in result["samplers"].items():
         assert summary["training_steps"] == 10 and summary["n_events"] == 1000
@@ -107,17 +114,10 @@ def test_gaussianize_is_robust_to_outliers():
 
 
 def test_compare_runs_one_sampler_under_two_labels_beside_ar(tmp_path):
-    out = tmp_path / "cmp"
-    config = tmp_path / "c.toml"
-    config.write_text('[compare.backbone_options]\nwidth = 16\ndepth = 1\n'
-                      '[compare.sampler_options.ddpm]\ntimesteps = 20\nschedule = "cosine"\nprediction = "v"\n'
-                      '[compare.sampler_options.ddpm_learned_sigma]\nsampler = "ddpm"\ntimesteps = 20\n'
-                      'schedule = "cosine"\nprediction = "v"\nlearn_sigma = true\n'
-                      '[compare.sampler_options.ar]\nwidth = 16\ndepth = 1\nheads = 2\n')
-    assert main(["compare", "--samplers", "ddpm,ddpm_learned_sigma,ar", "--steps", "10", "--train-events", "1024",
-                 "--batch-size", "256", "--events", "1000", "--sample-steps", "4", "--out", str(out),
-                 "--config", str(config)]) == 0
-    result = json.loads((out / "compare.json").read_text())
+    out, result = tiny_compare(tmp_path, "ddpm,ddpm_learned_sigma,ar",
+                               f'[compare.sampler_options.ddpm]\n{TINY_DDPM}'
+                               f'[compare.sampler_options.ddpm_learned_sigma]\nsampler = "ddpm"\n{TINY_DDPM}'
+                               'learn_sigma = true\n[compare.sampler_options.ar]\nwidth = 16\ndepth = 1\nheads = 2\n')
     assert list(result["samplers"]) == ["ddpm", "ddpm_learned_sigma", "ar"]
     configs = {label: json.loads((out / "runs" / label / "config.json").read_text()) for label in result["samplers"]}
     assert {label: c["sampler"] for label, c in configs.items()} == {

@@ -10,7 +10,9 @@ linearly plus a learned embedding of its position. Pre-norm blocks of causal sel
 (query/key/value/output projections are ``nn.Linear``, so ``--bayesian`` swaps every one of them)
 turn token i into a state h_i that has seen π(0) … π(i − 1) only. The configured **backbone**
 (``make_network``; ``--backbone mlp`` by default) maps ``(h_i, t = (i + 1)/d, c)`` to the mixture
-of coordinate π(i): K weights (log-softmax), K means and K log σ (clamped to LOG_SIGMA_RANGE). The
+of coordinate π(i): K weights (log-softmax), K means and K log σ (clamped to LOG_SIGMA_RANGE),
+the means offset by the standard-normal quantiles Φ⁻¹((k + ½)/K): the head starts at zero, and
+components that start alike get the same gradient, so the mixture would stay one Gaussian. The
 conditions enter through that head; the transformer's size is this sampler's own option
 (``width``, ``depth``, ``heads``), the head's is the backbone's. A backbone that needs structured
 features (``transformer``, ``unet``) refuses the head's shape with a clear error.
@@ -184,13 +186,17 @@ class AutoregressiveTransformer(Sampler):
         self.components = components
         self.register_buffer("order", torch.tensor(coordinate_order(order, n_features)), persistent=False)
         self.register_buffer("head_time", (torch.arange(n_features) + 1.0) / n_features, persistent=False)
+        quantiles = torch.special.ndtri((torch.arange(components) + 0.5) / components)
+        self.register_buffer("head_offset", torch.cat([torch.zeros(components), quantiles, torch.zeros(components)]),
+                             persistent=False)
 
     def _head(self, states: torch.Tensor, positions: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         """Mixture parameters ``(n, L, 3K)`` of the coordinates at ``positions (L,)``."""
         n, length = states.shape[:2]
         rows_cond = None if cond is None else cond.repeat_interleave(length, dim=0)
         time = self.head_time[positions].repeat(n)
-        return self.network["head"](states.flatten(0, 1), time, rows_cond).unflatten(0, (n, length))
+        raw = self.network["head"](states.flatten(0, 1), time, rows_cond).unflatten(0, (n, length))
+        return raw + self.head_offset.to(raw.dtype)
 
     def _present(self, cond: torch.Tensor | None) -> torch.Tensor | None:
         """Which coordinates are present ``(n, d)`` bool, in the order π; ``None`` for all."""
