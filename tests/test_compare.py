@@ -54,8 +54,8 @@ def tiny_compare(tmp_path, samplers, tables):
 
 
 def test_compare_trains_each_sampler_on_identical_footing(tmp_path):
-    out, result = tiny_compare(tmp_path, "ddpm,cfm,inn",
-                               f'[compare.sampler_options.ddpm]\n{TINY_DDPM}[compare.sampler_options.inn]\nblocks = 2\n')
+    out, result = tiny_compare(tmp_path, "ddpm,cfm,inn", f'[compare.sampler_options.ddpm]\n{TINY_DDPM}'
+                                                         '[compare.sampler_options.inn]\nblocks = 2\n')
     assert list(result["samplers"]) == ["ddpm", "cfm", "inn"]
     for name, summary in result["samplers"].items():
         assert summary["training_steps"] == 10 and summary["n_events"] == 1000
