@@ -18,7 +18,7 @@ head (SAMPLERS), since its head runs once per coordinate. Per model: parameters,
 and the NLL in nats per event on 2,000 held-out events in feature space (``≤``: ddpm's bound).
 Plots (``--out``): truth and ddpm DDIM at the most steps, learned σ at the fewest and most, ar.
 
-    python bench/sharp_cuts.py --steps 2000 --train-events 100000 --events 20000 --out bench-cuts
+    python bench/sharp_cuts.py --steps 1500 --train-events 100000 --events 20000 --out bench-cuts
 """
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", default="z_mumu,z_mumu_jets")
     parser.add_argument("--samplers", default=",".join(SAMPLERS), help="labels of SAMPLERS to train and measure")
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--train-events", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--events", type=int, default=20_000, help="generated and truth events per setting")
