@@ -5,30 +5,38 @@ from pathlib import Path
 from typing import Any
 
 from bayesgen.core.config import CompareConfig, GenerateConfig, TrainConfig, ValidateConfig, build
+from bayesgen.core.device import set_threads
 from bayesgen.core.generation import GenerationStats
 from bayesgen.core.generation import generate as _generate
 from bayesgen.core.training import train as _train
 
 
+def configure(config_class: type, *layers: dict[str, Any]):
+    """The options of one subcommand (see :func:`build`), with torch's CPU threads set from them."""
+    config = build(config_class, *layers)
+    set_threads(config.threads)
+    return config
+
+
 def train(progress: bool = True, **options: Any) -> Path:
     """Train a model (options as :class:`TrainConfig`); return the run directory."""
-    return _train(build(TrainConfig, options), progress=progress)
+    return _train(configure(TrainConfig, options), progress=progress)
 
 
 def generate(run: str | Path, progress: bool = True, **options: Any) -> GenerationStats:
     """Write generated events of ``run`` to ``out`` (options as :class:`GenerateConfig`)."""
-    return _generate(run, build(GenerateConfig, options), progress=progress)
+    return _generate(run, configure(GenerateConfig, options), progress=progress)
 
 
 def compare(progress: bool = True, **options: Any) -> dict[str, Any]:
     """Compare samplers side by side (options as :class:`CompareConfig`); return compare.json's content."""
     from bayesgen.validation.compare import compare as _compare
 
-    return _compare(build(CompareConfig, options), progress=progress)
+    return _compare(configure(CompareConfig, options), progress=progress)
 
 
 def validate(run: str | Path, **options: Any) -> dict[str, Any]:
     """Validate ``run`` (options as :class:`ValidateConfig`); return the metrics dictionary."""
     from bayesgen.validation.report import validate as _validate
 
-    return _validate(run, build(ValidateConfig, options))
+    return _validate(run, configure(ValidateConfig, options))

@@ -1,7 +1,6 @@
 """Checkpoints: written atomically, read with ``torch.load(..., weights_only=True)``."""
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 import torch
 
 from bayesgen.core.errors import RunError
+from bayesgen.core.io import AtomicFile
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT_VERSION = 1
@@ -20,15 +20,10 @@ def checkpoint_path(run_dir: str | Path) -> Path:
 
 
 def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> Path:
-    """Write ``state`` to ``run_dir/checkpoint.pt`` through a temporary file and a rename."""
-    path = checkpoint_path(run_dir)
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
+    """Write ``state`` to ``run_dir/checkpoint.pt`` atomically (see :class:`AtomicFile`)."""
+    with AtomicFile(checkpoint_path(run_dir)) as temporary:
         torch.save({"format": FORMAT_VERSION, **state}, temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    return checkpoint_path(run_dir)
 
 
 def load_checkpoint(run_dir: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:

@@ -9,10 +9,11 @@ import argparse
 import dataclasses
 import os
 import sys
+import warnings
 from typing import Any, Sequence
 
-from bayesgen.core.config import (CompareConfig, GenerateConfig, TrainConfig, ValidateConfig, build,
-                                  read_toml)
+from bayesgen.core.config import CompareConfig, GenerateConfig, TrainConfig, ValidateConfig, read_toml
+from bayesgen.core.errors import BayesgenError
 
 # flag → (type or action, help); the same meaning in every subcommand that has it.
 FLAGS: dict[str, tuple[Any, str]] = {
@@ -28,6 +29,12 @@ FLAGS: dict[str, tuple[Any, str]] = {
     "events": (int, "number of events (training events for train, generated events otherwise)"),
     "seed": (int, "random seed"),
     "device": (str, "auto, cpu, cuda or cuda:N"),
+    "threads": (int, "CPU threads of torch (default: torch's, one per core; on a shared machine "
+                     "give your share, e.g. 1)"),
+    "checkpoint_every": (int, "steps between checkpoints"),
+    "ema_decay": (float, "decay d of the weights' exponential moving average, used for generation"),
+    "warmup_steps": (int, "linear learning-rate warm-up steps (at most a tenth of --steps)"),
+    "weight_decay": (float, "AdamW weight decay"),
     "out": (str, "output path (validate: RUN/report if unset)"),
     "resume": ("store_true", "continue training from the run's last checkpoint"),
     "distributed": ("store_true", "share the work over the processes that torchrun started "
@@ -36,10 +43,16 @@ FLAGS: dict[str, tuple[Any, str]] = {
     "draws": (int, "ensemble members (weight draws) of a Bayesian run; 1 uses the posterior means"),
     "sample_steps": (int, "sampler steps per event (sampler's default if unset)"),
     "solver": (str, "sampling procedure, e.g. ancestral or ddim for ddpm"),
+    "keep_unphysical": ("store_true", "keep events outside the process's support (physical limits, acceptance) "
+                                      "instead of drawing them again (generate: flagged in a branch unphysical)"),
     "samplers": (str, "comma-separated sampler names"),
     "train_events": (int, "training events per model"),
     "runs": ("list", "existing run directories to compare instead of training"),
 }
+
+
+PROCESS_DEFAULTS_NOTE = ("A process may set its own defaults for the backbone, batch size, events, steps and "
+                         "plugin options (listed by `bayesgen plugins`); the TOML file and flags override them.")
 
 
 def _add_flags(parser: argparse.ArgumentParser, config_class: type, names: Sequence[str]) -> None:
@@ -47,8 +60,9 @@ def _add_flags(parser: argparse.ArgumentParser, config_class: type, names: Seque
     for name in names:
         kind, text = FLAGS[name]
         flag = "--" + name.replace("_", "-")
-        default = defaults.get(name)
-        help_text = f"{text} (default: {default})" if default not in (None, False) else text
+        default = defaults[name]
+        shown = default is not dataclasses.MISSING and default is not None and default is not False
+        help_text = f"{text} (default: {default})" if shown else text
         if kind == "store_true":
             parser.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=help_text)
         elif kind == "list":
@@ -60,10 +74,12 @@ def _add_flags(parser: argparse.ArgumentParser, config_class: type, names: Seque
 
 
 def _config(args: argparse.Namespace, config_class: type, section: str):
+    from bayesgen.core.api import configure
+
     given = {k: v for k, v in vars(args).items()
              if k in {f.name for f in dataclasses.fields(config_class)}}
     from_file = read_toml(args.config, config_class, section) if args.config else {}
-    return build(config_class, from_file, given)
+    return configure(config_class, from_file, given)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -73,25 +89,26 @@ def parser() -> argparse.ArgumentParser:
 
     commands.add_parser("plugins", help="list processes, backbones and samplers")
 
-    train = commands.add_parser("train", help="train one model into a run directory")
+    train = commands.add_parser("train", help="train one model into a run directory", epilog=PROCESS_DEFAULTS_NOTE)
     _add_flags(train, TrainConfig, ["process", "sampler", "backbone", "steps", "batch_size", "lr",
-                                    "events", "bayesian", "seed", "device", "distributed", "out", "resume"])
+                                    "events", "bayesian", "seed", "device", "threads", "distributed", "out",
+                                    "resume", "checkpoint_every", "ema_decay", "warmup_steps", "weight_decay"])
 
     generate = commands.add_parser("generate", help="write generated events to .root or .npz")
     generate.add_argument("run", help="run directory written by `bayesgen train`")
     _add_flags(generate, GenerateConfig, ["events", "draws", "sample_steps", "solver", "batch_size", "precision",
-                                          "compile", "seed", "device", "distributed", "out"])
+                                          "compile", "seed", "device", "threads", "distributed", "keep_unphysical", "out"])
 
     validate = commands.add_parser("validate", help="metrics.json and one PNG per observable")
     validate.add_argument("run", help="run directory written by `bayesgen train`")
     _add_flags(validate, ValidateConfig, ["events", "draws", "sample_steps", "solver", "batch_size", "precision",
-                                          "compile", "seed", "device", "out"])
+                                          "compile", "seed", "device", "threads", "keep_unphysical", "out"])
 
-    compare = commands.add_parser("compare", help="several samplers on one process, side by side")
+    compare = commands.add_parser("compare", help="several samplers on one process, side by side",
+                                  epilog=PROCESS_DEFAULTS_NOTE)
     _add_flags(compare, CompareConfig, ["process", "samplers", "backbone", "steps", "batch_size", "lr",
                                         "train_events", "events", "bayesian", "draws", "sample_steps",
-                                        "seed", "device", "runs",
-                                        "out"])
+                                        "seed", "device", "threads", "runs", "out"])
 
     demo = commands.add_parser("demo", help="the three-minute CPU tour: train, generate, validate")
     demo.add_argument("--out", default="bayesgen-demo", help="demo directory (default: bayesgen-demo)")
@@ -106,6 +123,9 @@ def run_plugins() -> int:
         print(f"{kind}:")
         for name, factory in reg.plugins(kind).items():
             print(f"  {name:<16} {describe(factory)}")
+            defaults = getattr(factory, "training_defaults", None) if kind == "processes" else None
+            if defaults:
+                print(f"  {'':<16} training defaults: " + ", ".join(f"{k} = {v}" for k, v in defaults.items()))
     for failure in reg.failures:
         print(f"failed to load plugin {failure.name!r}: {failure.error}", file=sys.stderr)
     return 0
@@ -124,6 +144,8 @@ def dispatch(args: argparse.Namespace) -> int:
 
         config = _config(args, GenerateConfig, "generate")
         stats = generate(args.run, config)
+        flagged = " with unphysical = 1" if config.keep_unphysical else ""
+        print(f"bayesgen: {stats.describe_out_of_support(config.keep_unphysical)}{flagged}", file=sys.stderr)
         print(f"wrote {stats.n_events:,} events to {config.out} "
               f"({stats.events_per_second:,.0f} events/s, {stats.evaluations_per_event} network calls/event)")
     elif args.command == "validate":
@@ -146,19 +168,44 @@ def dispatch(args: argparse.Namespace) -> int:
     return 0
 
 
+#: exceptions that mean a mistake in code (ours or a plugin's), never in the user's input
+BUGS = (LookupError, TypeError, AttributeError, NameError, AssertionError, ArithmeticError)
+
+
+def describe_error(error: Exception) -> str:
+    """One line for the user: a bayesgen error or an operating-system error as it is; an error
+    that means a bug says so and where it happened, anything else names its type."""
+    if isinstance(error, (BayesgenError, OSError)):
+        return str(error) or type(error).__name__
+    if not isinstance(error, BUGS):
+        return f"{type(error).__name__}: {error}"
+    modules, tb = [], error.__traceback__
+    while tb is not None:
+        modules.append(tb.tb_frame.f_globals.get("__name__", "?"))
+        tb = tb.tb_next
+    where = next((m for m in reversed(modules) if m.startswith("bayesgen")), modules[-1] if modules else "?")
+    return (f"internal error: {type(error).__name__} in {where}: {error} (a bug, not a problem with your "
+            "input: please report it; BAYESGEN_DEBUG=1 shows the traceback)")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"bayesgen: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return dispatch(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return dispatch(args)
     except KeyboardInterrupt:
         print("bayesgen: interrupted (a training run continues with --resume)", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - one clear line instead of a traceback
         if os.environ.get("BAYESGEN_DEBUG"):
             raise
-        message = str(error) or type(error).__name__
-        print(f"bayesgen: error: {message}", file=sys.stderr)
-        return 2 if type(error).__module__.startswith("bayesgen") else 1
+        print(f"bayesgen: error: {describe_error(error)}", file=sys.stderr)
+        return 2 if isinstance(error, BayesgenError) else 1
 
 
 if __name__ == "__main__":

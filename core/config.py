@@ -1,7 +1,10 @@
 """Options of every subcommand: the one place their defaults live.
 
-Values come from the dataclass defaults, then a TOML file (``--config``; top-level keys and a
-table named after the subcommand, e.g. ``[train]``), then command-line flags.
+Values come from the dataclass defaults, then the process's own training defaults
+(:attr:`Process.training_defaults`, for ``train`` and ``compare``), then a TOML file
+(``--config``; top-level keys and a table named after the subcommand, e.g. ``[train]``), then
+command-line flags. Every key and value is checked: an unknown key is an error naming the
+closest valid one, a value of the wrong type names its key and the type expected.
 """
 from __future__ import annotations
 
@@ -11,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bayesgen.core import registry
 from bayesgen.core.acceleration import check_speed_options
-from bayesgen.core.errors import ConfigError
+from bayesgen.core.errors import ConfigError, PluginError
+from bayesgen.core.options import check_fields, check_names, did_you_mean
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -21,6 +26,7 @@ else:  # pragma: no cover
 
 
 def _positive(config: Any, *names: str) -> None:
+    check_fields(config)
     for name in names:
         value = getattr(config, name)
         if value is not None and value <= 0:
@@ -41,6 +47,7 @@ class TrainConfig:
     bayesian: bool = False
     seed: int = 0
     device: str = "auto"
+    threads: int | None = None  # CPU threads of torch; None: torch's default
     distributed: bool = False
     out: str = "runs/latest"
     resume: bool = False
@@ -54,7 +61,7 @@ class TrainConfig:
     bayes_options: dict = field(default_factory=dict)  # prior_std, init_log_sigma, deterministic_layers
 
     def __post_init__(self):
-        _positive(self, "steps", "batch_size", "lr", "events", "checkpoint_every")
+        _positive(self, "steps", "batch_size", "lr", "events", "checkpoint_every", "threads")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
@@ -72,11 +79,13 @@ class GenerateConfig:
     compile: str = "none"          # none, default, reduce-overhead (CUDA graphs) or max-autotune
     seed: int = 1
     device: str = "auto"
+    threads: int | None = None
     distributed: bool = False
+    keep_unphysical: bool = False  # write events outside the process's support, flagged, instead of drawing again
     out: str = "events.root"
 
     def __post_init__(self):
-        _positive(self, "events", "draws", "sample_steps", "batch_size")
+        _positive(self, "events", "draws", "sample_steps", "batch_size", "threads")
         check_speed_options(self.precision, self.compile)
 
 
@@ -93,10 +102,12 @@ class ValidateConfig:
     compile: str = "none"
     seed: int = 2
     device: str = "auto"
+    threads: int | None = None
+    keep_unphysical: bool = False  # measure every generated event, those outside the support too
     out: str | None = None
 
     def __post_init__(self):
-        _positive(self, "events", "draws", "sample_steps", "batch_size")
+        _positive(self, "events", "draws", "sample_steps", "batch_size", "threads")
         check_speed_options(self.precision, self.compile)
 
 
@@ -118,6 +129,7 @@ class CompareConfig:
     sample_steps: int | None = None
     seed: int = TrainConfig.seed
     device: str = "auto"
+    threads: int | None = None
     out: str = "compare"
     runs: list = field(default_factory=list)
     backbone_options: dict = field(default_factory=dict)
@@ -127,7 +139,11 @@ class CompareConfig:
     bayes_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        _positive(self, "steps", "batch_size", "lr", "train_events", "events", "draws", "sample_steps")
+        _positive(self, "steps", "batch_size", "lr", "train_events", "events", "draws", "sample_steps", "threads")
+        for name, options in self.sampler_options.items():
+            if name not in self.sampler_names or not isinstance(options, dict):
+                raise ConfigError(f"sampler_options of compare must hold one table per compared sampler "
+                                  f"({self.samplers}), e.g. [compare.sampler_options.ddpm]; got {name!r}")
 
     @property
     def sampler_names(self) -> list[str]:
@@ -138,12 +154,18 @@ class CompareConfig:
 
 
 C = TypeVar("C")
+SECTIONS = {"train": TrainConfig, "generate": GenerateConfig, "validate": ValidateConfig, "compare": CompareConfig}
+
+
+def option_names(config_class: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(config_class)}
 
 
 def read_toml(path: str | Path, config_class: type, section: str) -> dict[str, Any]:
     """Options for ``config_class`` from a TOML file: the top-level keys it knows (shared by all
-    subcommands, so keys of other subcommands are skipped), updated by its ``[section]`` table
-    (where every key must be one of its options)."""
+    subcommands, so keys of other subcommands are skipped), updated by its ``[section]`` table.
+    Every key of the file must be an option of some subcommand (top level) or of its table's
+    subcommand; ``-`` and ``_`` are the same in a key."""
     try:
         with open(path, "rb") as handle:
             document = tomllib.load(handle)
@@ -151,22 +173,75 @@ def read_toml(path: str | Path, config_class: type, section: str) -> dict[str, A
         raise ConfigError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
-    sections = {"train", "generate", "validate", "compare"}
-    known = {f.name for f in dataclasses.fields(config_class)}
-    values = {k.replace("-", "_"): v for k, v in document.items() if k not in sections}
-    values = {k: v for k, v in values.items() if k in known}
+    every_option = set().union(*map(option_names, SECTIONS.values()))
+    top = {k.replace("-", "_"): v for k, v in document.items() if k not in SECTIONS}
+    for name, value in top.items():
+        if isinstance(value, dict) and name not in every_option:
+            raise ConfigError(f"unknown table [{name}] in {path}{did_you_mean(name, SECTIONS)}; tables: "
+                              f"{', '.join(SECTIONS)}, or an option's such as [train.process_options]")
+    check_names(top, every_option, f"in {path}")
+    for name, table in ((k, v) for k, v in document.items() if k in SECTIONS):
+        if not isinstance(table, dict):
+            raise ConfigError(f"{name} in {path} must be a table ([{name}]), got {table!r}")
+        check_names([k.replace("-", "_") for k in table], option_names(SECTIONS[name]), f"in [{name}] of {path}")
+    known = option_names(config_class)
+    values = {k: v for k, v in top.items() if k in known}
     values.update({k.replace("-", "_"): v for k, v in document.get(section, {}).items()})
     return values
 
 
 def build(config_class: type[C], *layers: dict[str, Any]) -> C:
-    """Instantiate ``config_class`` from defaults overridden by each layer in turn."""
-    known = {f.name for f in dataclasses.fields(config_class)}
+    """Instantiate ``config_class`` from its defaults, then (``train``, ``compare``) the
+    process's :attr:`~bayesgen.core.process.Process.training_defaults`, then each layer in turn."""
+    known = option_names(config_class)
     values: dict[str, Any] = {}
     for layer in layers:
-        unknown = sorted(set(layer) - known)
-        if unknown:
-            raise ConfigError(f"unknown option(s) {', '.join(unknown)} for {config_class.__name__}; "
-                              f"known: {', '.join(sorted(known))}")
+        check_names(layer, known, f"for {config_class.__name__}")
         values.update(layer)
+    if config_class in (TrainConfig, CompareConfig):
+        values = with_process_defaults(config_class, values)
     return config_class(**values)
+
+
+def process_training_defaults(process: str) -> dict[str, Any]:
+    """The training defaults that the process ``process`` declares, checked against
+    :class:`TrainConfig`'s options."""
+    defaults = dict(getattr(registry.registry().get("processes", process), "training_defaults", {}))
+    unknown = sorted(set(defaults) - option_names(TrainConfig))
+    if unknown:
+        raise PluginError(f"the process plugin {process!r} declares training defaults for unknown "
+                          f"option(s) {', '.join(unknown)}{did_you_mean(unknown[0], option_names(TrainConfig))}")
+    return defaults
+
+
+def with_process_defaults(config_class: type, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` over the process's training defaults: plain options where ``values`` lacks
+    them, the defaults' ``backbone_options`` / ``sampler_options`` (keyed by plugin name) for
+    the backbone and sampler in use, under the options ``values`` gives for them."""
+    process = values.get("process", TrainConfig.process)
+    if not isinstance(process, str):
+        return values  # the config's own type check names the problem
+    defaults = process_training_defaults(process)
+    backbone_options = defaults.pop("backbone_options", {})
+    sampler_options = defaults.pop("sampler_options", {})
+    if config_class is CompareConfig:
+        defaults = {("train_events" if k == "events" else k): v for k, v in defaults.items()
+                    if k in option_names(CompareConfig) or k == "events"}
+    merged = {**defaults, **values}
+    backbone = merged.get("backbone", TrainConfig.backbone)
+    if isinstance(backbone, str) and isinstance(merged.get("backbone_options", {}), dict):
+        merged["backbone_options"] = {**backbone_options.get(backbone, {}), **merged.get("backbone_options", {})}
+    given = merged.get("sampler_options", {})
+    if not isinstance(given, dict):
+        return merged
+    if config_class is CompareConfig:  # label → its options, under the defaults of the sampler it names
+        compared = [name.strip() for name in str(merged.get("samplers", CompareConfig.samplers)).split(",")]
+        merged["sampler_options"] = dict(given)
+        for label in compared:
+            options = given.get(label, {})
+            sampler = options.get("sampler", label) if isinstance(options, dict) else None
+            if sampler in sampler_options:
+                merged["sampler_options"][label] = {**sampler_options[sampler], **options}
+    elif isinstance(sampler := merged.get("sampler", TrainConfig.sampler), str):
+        merged["sampler_options"] = {**sampler_options.get(sampler, {}), **given}
+    return merged

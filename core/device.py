@@ -1,4 +1,4 @@
-"""Device selection."""
+"""Device selection and CPU threads."""
 from __future__ import annotations
 
 import torch
@@ -17,3 +17,11 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} requested but CUDA is not available here")
     return device
+
+
+def set_threads(threads: int | None) -> None:
+    """Let torch use ``threads`` CPU threads (``None``: leave torch's default, one per core).
+    On a machine shared with others, more threads than one's share of the cores makes small
+    networks many times slower, so give that share."""
+    if threads is not None:
+        torch.set_num_threads(threads)

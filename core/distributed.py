@@ -55,8 +55,17 @@ def check_in_sync(module: torch.nn.Module) -> None:
 
 def smallest(value: int, device: torch.device) -> int:
     """The smallest of the ranks' ``value`` (e.g. a batch size all ranks can hold)."""
+    return _all_reduce(value, device, dist.ReduceOp.MIN)
+
+
+def total(value: int, device: torch.device) -> int:
+    """The sum of the ranks' ``value`` (e.g. events counted on each)."""
+    return _all_reduce(value, device, dist.ReduceOp.SUM)
+
+
+def _all_reduce(value: int, device: torch.device, op: dist.ReduceOp) -> int:
     tensor = torch.tensor([value], dtype=torch.int64, device=device)
-    dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+    dist.all_reduce(tensor, op=op)
     return int(tensor.item())
 
 

@@ -22,3 +22,7 @@ class RunError(BayesgenError):
 
 class ConfigError(BayesgenError, ValueError):
     """An option with an invalid value."""
+
+
+class PluginError(BayesgenError):
+    """A plugin that failed on its own: a fault in the plugin, not in the user's options."""

@@ -6,11 +6,17 @@ for files that are identical across devices (by default it follows the GPU's fre
 A Bayesian model generates ``draws`` ensemble members at once: each chunk holds the same number
 of events from every member, evaluated as one batch (see :func:`bayesgen.bayes.weight_draws`);
 with ``draws = 1`` it uses the posterior means.
+
+Every event lies in the process's support (:meth:`bayesgen.core.process.Process.support`):
+one the model draws outside it is drawn again, from the same ensemble member and with the same
+condition (seeded from its chunk's stream), unless ``keep_unphysical`` keeps it and flags it in
+a branch ``unphysical``. Either way the count is returned (:class:`GenerationStats`).
 """
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -27,7 +33,7 @@ from bayesgen.core.acceleration import (HostCopy, auto_batch_size, autocast, com
                                         resolved_precision)
 from bayesgen.core.config import GenerateConfig
 from bayesgen.core.device import resolve_device
-from bayesgen.core.errors import ConfigError
+from bayesgen.core.errors import ConfigError, RunError
 from bayesgen.core.io import SUFFIXES, TREE_NAME, check_output_path, open_writer
 from bayesgen.core.model import TrainedModel
 from bayesgen.core.seeding import derive_seed, torch_generator
@@ -40,18 +46,31 @@ class GenerationStats:
     n_events: int
     seconds: float
     evaluations_per_event: int | None
+    n_out_of_support: int = 0  #: events the model drew outside the support (drawn again, or flagged)
 
     @property
     def events_per_second(self) -> float:
         return self.n_events / self.seconds if self.seconds > 0 else float("nan")
 
+    @property
+    def out_of_support_fraction(self) -> float:
+        return self.n_out_of_support / self.n_events if self.n_events else 0.0
+
+    def describe_out_of_support(self, kept: bool) -> str:
+        """One line saying how many generated events lay outside the process's support."""
+        return (f"{self.out_of_support_fraction:.2%} of the generated events ({self.n_out_of_support:,} of "
+                f"{self.n_events:,}) lay outside the process's support (physical limits and acceptance); "
+                + ("kept" if kept else "drawn again"))
+
 
 @dataclass
 class Chunk:
-    """Generated events ``(n, n_quantities)`` in physical units and their ensemble member ``(n,)``."""
+    """Generated events ``(n, n_quantities)`` in physical units, their ensemble member ``(n,)``
+    and which of them the model first drew outside the support ``(n,)`` (drawn again, or kept)."""
 
     events: np.ndarray
     draw: np.ndarray
+    outside: np.ndarray | None = None
 
 
 def check_draws(model: TrainedModel, draws: int) -> None:
@@ -66,11 +85,19 @@ def chunk_sizes(n_events: int, batch_size: int, draws: int = 1) -> list[int]:
     return [min(per_draw, n_events - start) for start in range(0, n_events, per_draw)]
 
 
+MIN_IN_SUPPORT = 0.05  #: a chunk with fewer of its events in the support stops generation
+MAX_ROUNDS = 20        #: rounds of drawing again per chunk before generation gives up
+MAX_COPIES = 50        #: candidates per missing event and round, at most
+
+
 def event_chunks(model: TrainedModel, n_events: int, batch_size: int, seed: int,
                  sample_steps: int | None = None, solver: str | None = None, draws: int = 1,
-                 shard: tuple[int, int] = (0, 1), precision: str = "fp32") -> Iterator[Chunk]:
+                 shard: tuple[int, int] = (0, 1), precision: str = "fp32",
+                 keep_unphysical: bool = False) -> Iterator[Chunk]:
     """Yield chunks of ``n_events`` events per ensemble member, about ``batch_size`` rows each;
-    with ``shard = (rank, world_size)`` only the chunks ``rank, rank + world_size, …``.
+    with ``shard = (rank, world_size)`` only the chunks ``rank, rank + world_size, …``. Events
+    outside the process's support are drawn again (see :func:`replace_outside`), or kept with
+    ``keep_unphysical``.
 
     Chunk ``i + 1`` is queued on the device before chunk ``i`` is brought back and turned into
     events, so on a GPU the host's work and the copy (pinned, asynchronous) overlap the compute."""
@@ -78,32 +105,86 @@ def event_chunks(model: TrainedModel, n_events: int, batch_size: int, seed: int,
     device = model.sampler.device
     rank, world_size = shard
     ensemble = weight_draws(model.sampler, draws, derive_seed(seed, "ensemble")) if draws > 1 else nullcontext()
+
+    def draw_features(rows: int, conditions: np.ndarray | None, stream: int) -> HostCopy:
+        cond = None if conditions is None else torch.from_numpy(conditions).float().to(device)
+        return HostCopy.start(model.sampler.sample(rows, cond, steps=sample_steps, solver=solver,
+                                                   generator=torch_generator(stream, device)))
+
+    def draw_events(rows: int, conditions: np.ndarray | None, stream: int) -> np.ndarray:
+        return _to_events(model, draw_features(rows, conditions, stream), conditions, stream)
+
+    def finish(features: HostCopy, n: int, conditions: np.ndarray | None, chunk_seed: int) -> Chunk:
+        events = _to_events(model, features, conditions, chunk_seed)
+        outside = ~model.process.support(events)
+        if outside.any() and not keep_unphysical:
+            replace_outside(events, outside, conditions, draws, draw_events, model.process.support,
+                            chunk_seed, f"the {model.config.sampler} model of {model.config.process}")
+        return Chunk(events, np.repeat(np.arange(draws, dtype=np.int32), n), outside)
+
     pending: tuple[HostCopy, int, np.ndarray | None, int] | None = None
     with ensemble, torch.no_grad(), autocast(device, precision):
         for index, n in enumerate(chunk_sizes(n_events, batch_size, draws)):
             if index % world_size != rank:
                 continue
             chunk_seed = derive_seed(seed, "generate", index)
-            conditions = cond = None
+            conditions = None
             if model.conditions is not None:  # every ensemble member sees the same conditions
                 conditions = np.tile(model.conditions.sample(
                     n, np.random.default_rng(derive_seed(chunk_seed, "conditions"))), (draws, 1))
-                cond = torch.from_numpy(conditions).float().to(device)
-            features = model.sampler.sample(n * draws, cond, steps=sample_steps, solver=solver,
-                                            generator=torch_generator(chunk_seed, device))
-            queued = (HostCopy.start(features), n, conditions, chunk_seed)
+            queued = (draw_features(n * draws, conditions, chunk_seed), n, conditions, chunk_seed)
             if pending is not None:
-                yield _to_events(model, *pending, draws)
+                yield finish(*pending)
             pending = queued
-    if pending is not None:
-        yield _to_events(model, *pending, draws)
+        if pending is not None:  # inside the ensemble: drawing again needs the members' weights
+            yield finish(*pending)
 
 
-def _to_events(model: TrainedModel, features: HostCopy, n: int, conditions: np.ndarray | None,
-               chunk_seed: int, draws: int) -> Chunk:
-    rng = np.random.default_rng(derive_seed(chunk_seed, "inverse"))
-    events = model.preprocessor.inverse(features.numpy(), rng, conditions)
-    return Chunk(events, np.repeat(np.arange(draws, dtype=np.int32), n))
+def _to_events(model: TrainedModel, features: HostCopy, conditions: np.ndarray | None, stream: int) -> np.ndarray:
+    """Events of the features, rounded to the float32 the files hold, so that the support is
+    checked on the values written."""
+    rng = np.random.default_rng(derive_seed(stream, "inverse"))
+    with np.errstate(over="ignore"):
+        return model.preprocessor.inverse(features.numpy(), rng, conditions).astype(np.float32).astype(np.float64)
+
+
+def replace_outside(events: np.ndarray, outside: np.ndarray, conditions: np.ndarray | None, draws: int,
+                    draw_events: Callable[[int, np.ndarray | None, int], np.ndarray],
+                    support: Callable[[np.ndarray], np.ndarray], seed: int, what: str) -> None:
+    """Replace, in place, the rows of ``events`` (``draws`` consecutive blocks, one per ensemble
+    member) marked ``outside`` by events in the ``support``, of the same member and condition.
+
+    Each round draws, per missing row, as many candidates as the chunk's share in the support
+    suggests (``draw_events(rows, conditions, stream)`` with the stream ``(seed, "regenerate",
+    round)``; rows in member-major blocks, as the ensemble evaluates them) and keeps the first in
+    the support. :class:`RunError` when fewer than MIN_IN_SUPPORT of the chunk's events are in
+    the support, or rows are still missing after MAX_ROUNDS rounds."""
+    n = len(events) // draws
+    in_support = 1.0 - float(outside.mean())
+
+    def failure(detail: str) -> RunError:
+        return RunError(f"{what} drew {outside.mean():.1%} of a chunk's events outside the process's support "
+                        f"(physical limits and acceptance){detail}: it needs more training or more "
+                        "--sample-steps; --keep-unphysical writes them with a flag instead")
+
+    if in_support < MIN_IN_SUPPORT:
+        raise failure("")
+    copies = min(MAX_COPIES, math.ceil(1.5 / in_support))
+    missing = outside.copy()
+    for attempt in range(MAX_ROUNDS):
+        blocks = [m * n + np.flatnonzero(missing[m * n:(m + 1) * n]) for m in range(draws)]
+        width = max(len(block) for block in blocks)
+        rows = np.repeat(np.concatenate([np.resize(block, width) if len(block) else np.full(width, m * n)
+                                         for m, block in enumerate(blocks)]), copies)
+        candidates = draw_events(len(rows), None if conditions is None else conditions[rows],
+                                 derive_seed(seed, "regenerate", attempt))
+        good = np.flatnonzero(missing[rows] & support(candidates))
+        targets, first = np.unique(rows[good], return_index=True)
+        events[targets] = candidates[good[first]]
+        missing[targets] = False
+        if not missing.any():
+            return
+    raise failure(f", and {int(missing.sum()):,} stayed outside in {MAX_ROUNDS} rounds of drawing again")
 
 
 def resolve_batch_size(model: TrainedModel, batch_size: int | None, draws: int, precision: str,
@@ -126,35 +207,43 @@ def resolve_batch_size(model: TrainedModel, batch_size: int | None, draws: int, 
 
 def generate_events(model: TrainedModel, n_events: int, batch_size: int | None, seed: int,
                     sample_steps: int | None = None, solver: str | None = None, draws: int = 1,
-                    precision: str = "fp32") -> tuple[Chunk, GenerationStats]:
-    """Generate ``n_events`` per ensemble member into memory, with timing."""
+                    precision: str = "fp32", keep_unphysical: bool = False) -> tuple[Chunk, GenerationStats]:
+    """Generate ``n_events`` per ensemble member into memory, with timing and the count of events
+    the model drew outside the process's support (drawn again, or kept with ``keep_unphysical``)."""
     batch_size = resolve_batch_size(model, batch_size, draws, precision, sample_steps, solver)
     start = time.perf_counter()
     chunks = list(event_chunks(model, n_events, batch_size, seed, sample_steps, solver, draws,
-                               precision=precision))
+                               precision=precision, keep_unphysical=keep_unphysical))
     _synchronize(model.sampler.device)
     seconds = time.perf_counter() - start
-    result = Chunk(np.concatenate([c.events for c in chunks]), np.concatenate([c.draw for c in chunks]))
-    return result, GenerationStats(len(result.draw), seconds,
-                                   model.sampler.evaluations_per_event(sample_steps, solver))
+    result = Chunk(*(np.concatenate([getattr(c, name) for c in chunks]) for name in ("events", "draw", "outside")))
+    return result, GenerationStats(len(result.draw), seconds, model.sampler.evaluations_per_event(sample_steps, solver),
+                                   int(result.outside.sum()))
 
 
-def write_chunks(path: Path, chunks: Iterator[Chunk], names: tuple[str, ...], draws: int, bar: tqdm) -> None:
-    """Stream chunks into one event file; a background thread writes chunk i while chunk i + 1 is
-    generated (at most one write in flight; a failed write stops the loop and the writer removes
-    its temporary file)."""
+def write_chunks(path: Path, chunks: Iterator[Chunk], names: tuple[str, ...], draws: int, bar: tqdm,
+                 flag_unphysical: bool = False) -> int:
+    """Stream chunks into one event file, with a branch ``unphysical`` (1: outside the support)
+    when ``flag_unphysical``; return how many events the model drew outside the support. A
+    background thread writes chunk i while chunk i + 1 is generated (at most one write in flight;
+    a failed write stops the loop and the writer removes its temporary file)."""
+    n_outside = 0
     with open_writer(path) as writer, ThreadPoolExecutor(max_workers=1) as disk:
         pending: Future | None = None
         for chunk in chunks:
             branches = {name: chunk.events[:, i].astype(np.float32) for i, name in enumerate(names)}
             if draws > 1:
                 branches["draw"] = chunk.draw
+            if flag_unphysical:
+                branches["unphysical"] = chunk.outside.astype(np.uint8)
+            n_outside += 0 if chunk.outside is None else int(chunk.outside.sum())
             if pending is not None:
                 pending.result()
             pending = disk.submit(writer.write, branches)
             bar.update(len(chunk.draw))
         if pending is not None:
             pending.result()
+    return n_outside
 
 
 def part_path(out: Path, rank: int, world_size: int) -> Path:
@@ -181,7 +270,8 @@ def merge_parts(out: Path, parts: list[Path], rows_per_chunk: list[int]) -> None
 
 def generate(run_dir: str | Path, config: GenerateConfig, progress: bool = True) -> GenerationStats:
     """Generate ``config.events`` events (per ensemble member) of a trained run into ``config.out``
-    (.root or .npz); a ``draw`` branch numbers the members when ``config.draws > 1``. With
+    (.root or .npz); a ``draw`` branch numbers the members when ``config.draws > 1``, and an
+    ``unphysical`` branch flags events outside the support with ``config.keep_unphysical``. With
     ``config.distributed`` (under torchrun) each rank generates every ``world_size``-th chunk
     into its own part, and rank 0 merges the parts into ``config.out``."""
     out = check_output_path(config.out, SUFFIXES)
@@ -199,12 +289,14 @@ def generate(run_dir: str | Path, config: GenerateConfig, progress: bool = True)
     start = time.perf_counter()
     total = config.events * config.draws
     chunks = event_chunks(model, config.events, batch_size, config.seed, config.sample_steps,
-                          config.solver, config.draws, shard=(ranks.rank, ranks.world_size), precision=precision)
+                          config.solver, config.draws, shard=(ranks.rank, ranks.world_size), precision=precision,
+                          keep_unphysical=config.keep_unphysical)
     target = part_path(out, ranks.rank, ranks.world_size) if config.distributed else out
     with tqdm(total=total // ranks.world_size, disable=not (progress and ranks.is_main), unit="event",
               unit_scale=True, desc="generating") as bar:
-        write_chunks(target, chunks, model.process.quantities, config.draws, bar)
+        n_outside = write_chunks(target, chunks, model.process.quantities, config.draws, bar, config.keep_unphysical)
     if config.distributed:
+        n_outside = distributed.total(n_outside, device)
         distributed.barrier()
         parts = [part_path(out, rank, ranks.world_size) for rank in range(ranks.world_size)]
         if ranks.is_main:
@@ -217,7 +309,7 @@ def generate(run_dir: str | Path, config: GenerateConfig, progress: bool = True)
         distributed.barrier()
         distributed.stop()
     return GenerationStats(total, time.perf_counter() - start,
-                           model.sampler.evaluations_per_event(config.sample_steps, config.solver))
+                           model.sampler.evaluations_per_event(config.sample_steps, config.solver), n_outside)
 
 
 def _synchronize(device: torch.device) -> None:

@@ -1,14 +1,22 @@
 """Event files: ROOT (uproot) and ``.npz``, streamed in chunks and written atomically.
 
-Each writer fills a temporary file next to the target and renames it only when every chunk
-is in; an error removes the temporary file and leaves any existing target untouched.
+Every writer of the project (event files, checkpoints, JSON, text, plots) goes through
+:class:`AtomicFile`: it fills a hidden temporary file next to the target and renames it only when
+the content is complete; an error removes the temporary file and leaves any existing target
+untouched. Temporary names carry the host and process id, so concurrent writers never share
+one, and those left behind by a killed writer on this host are removed by the next writer of
+the same target. Files get the mode a plain ``open`` would give them: the umask's for a new
+file, the old file's when one is replaced.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import shutil
-import tempfile
+import socket
+import stat
 import zipfile
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -21,6 +29,7 @@ from bayesgen.core.errors import ConfigError
 
 TREE_NAME = "events"
 SUFFIXES = (".root", ".npz")
+HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "localhost"
 
 
 def check_output_path(path: str | Path, suffixes: tuple[str, ...] | None = None) -> Path:
@@ -34,23 +43,85 @@ def check_output_path(path: str | Path, suffixes: tuple[str, ...] | None = None)
     return path
 
 
-def temporary_sibling(path: Path) -> Path:
-    """A hidden temporary name in ``path``'s directory, keeping its suffix."""
-    handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
-    os.close(handle)
-    return Path(name)
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this host (one of another user counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _temporary_names(path: Path) -> re.Pattern:
+    """Names of :class:`AtomicFile` temporaries of ``path`` (and anything a writer hangs on
+    them, such as a spool directory): ``.STEM.HOST_PID_TOKEN.partSUFFIX…``."""
+    return re.compile(rf"^\.{re.escape(path.stem)}\.(?P<host>[A-Za-z0-9-]+)_(?P<pid>\d+)_[0-9a-f]+"
+                      rf"\.part{re.escape(path.suffix)}")
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Remove the temporaries of ``path`` that writers on this host left when they died; return them."""
+    pattern, removed = _temporary_names(path), []
+    for entry in path.parent.iterdir():
+        match = pattern.match(entry.name)
+        if match and match["host"] == HOST and not process_alive(int(match["pid"])):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+class AtomicFile:
+    """A hidden temporary file beside ``path`` that becomes ``path`` on :meth:`commit`.
+
+    As a context manager it yields the temporary path and commits when the block succeeds
+    (discards otherwise)::
+
+        with AtomicFile(path) as temporary:
+            torch.save(state, temporary)
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        remove_stale_temporaries(self.path)
+        self.temporary = self.path.with_name(f".{self.path.stem}.{HOST}_{os.getpid()}_{secrets.token_hex(4)}"
+                                             f".part{self.path.suffix}")
+        handle = os.open(self.temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)  # umask applies
+        try:
+            if self.path.exists():  # a replaced file keeps its mode
+                os.fchmod(handle, stat.S_IMODE(self.path.stat().st_mode))
+        finally:
+            os.close(handle)
+
+    def commit(self) -> Path:
+        """Rename the temporary file onto the target."""
+        os.replace(self.temporary, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the temporary file (nothing once committed)."""
+        self.temporary.unlink(missing_ok=True)
+
+    def __enter__(self) -> Path:
+        return self.temporary
+
+    def __exit__(self, kind, value, traceback) -> None:
+        try:
+            if kind is None:
+                self.commit()
+        finally:
+            self.discard()
 
 
 def write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    temporary = temporary_sibling(path)
-    try:
+    """Write ``text`` to ``path`` atomically."""
+    with AtomicFile(path) as temporary:
         temporary.write_text(text)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def write_json(path: str | Path, payload: Any) -> Path:
@@ -63,7 +134,8 @@ class EventWriter(ABC):
 
     def __init__(self, path: str | Path):
         self.path = check_output_path(path, SUFFIXES)
-        self.temporary = temporary_sibling(self.path)
+        self._output = AtomicFile(self.path)
+        self.temporary = self._output.temporary
         self.n_events = 0
 
     def __enter__(self) -> "EventWriter":
@@ -73,10 +145,10 @@ class EventWriter(ABC):
         try:
             if kind is None:
                 self._finish()
-                os.replace(self.temporary, self.path)
+                self._output.commit()
         finally:
             self._cleanup()
-            self.temporary.unlink(missing_ok=True)
+            self._output.discard()
 
     def write(self, chunk: dict[str, np.ndarray]) -> None:
         lengths = {len(v) for v in chunk.values()}
@@ -121,7 +193,8 @@ class NpzWriter(EventWriter):
 
     def __init__(self, path: str | Path):
         super().__init__(path)
-        self._spool = Path(tempfile.mkdtemp(prefix=f".{self.path.stem}.", dir=self.path.parent))
+        self._spool = self.temporary.with_name(self.temporary.name + ".spool")
+        self._spool.mkdir()
         self._dtypes: dict[str, np.dtype] = {}
 
     def _write(self, chunk):

@@ -79,6 +79,20 @@ def feature_channels(process: Process) -> np.ndarray | None:
     return np.indices(shape)[process.channel_axis].ravel()
 
 
+def feature_range(features: np.ndarray, channels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature ``(low, high)`` ``(n_features,)`` of ``features (n, n_features)``; with
+    ``channels`` (a channel index per feature) pooled over each channel's features, like the
+    standardisation, so every pixel or point of a channel gets the same range."""
+    low, high = features.min(axis=0), features.max(axis=0)
+    if channels is None:
+        return low, high
+    pooled_low = np.full(int(channels.max()) + 1, np.inf)
+    pooled_high = np.full_like(pooled_low, -np.inf)
+    np.minimum.at(pooled_low, channels, low)
+    np.maximum.at(pooled_high, channels, high)
+    return pooled_low[channels], pooled_high[channels]
+
+
 class Preprocessor:
     """Event array ``(n, n_quantities)`` ↔ standardised float32 features ``(n, n_features)``."""
 

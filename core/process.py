@@ -58,6 +58,11 @@ class Process(ABC):
     condition_names: tuple[str, ...] = ()
     feature_shape: tuple[int, ...] | None = None
     channel_axis: int = -1
+    #: Training options that suit this process, over :class:`~bayesgen.core.config.TrainConfig`'s
+    #: defaults and under the user's TOML and flags: any of its options, with ``backbone_options``
+    #: and ``sampler_options`` keyed by plugin name (used with that plugin), e.g.
+    #: ``{"backbone": "transformer", "steps": 2000, "backbone_options": {"transformer": {"width": 64}}}``.
+    training_defaults: dict = {}
 
     @abstractmethod
     def sample(self, n: int, seed: int) -> np.ndarray:
@@ -100,6 +105,25 @@ class Process(ABC):
     def plot_examples(self, truth_events: np.ndarray, generated_events: np.ndarray, out_dir: Path) -> None:
         """Write pictures of example events into ``out_dir`` (truth above generated); none by default."""
 
+    def portable_options(self, options: dict) -> dict:
+        """The ``options`` this process was built with, as a run stores them to rebuild it
+        anywhere later: files it reads its setup from inlined, input paths absolute, inputs'
+        checksums added so that a changed input is noticed. The options themselves by default."""
+        return dict(options)
+
+    def support(self, events: np.ndarray, selection: bool = True) -> np.ndarray:
+        """Which events ``(n, len(quantities))`` lie in the process's support: bool ``(n,)``.
+
+        An event is in it when a collision could have produced it (finite values, pT and masses
+        ≥ 0, φ in (-π, π], energies within the beam's; see :func:`physical_objects`) and, with
+        ``selection``, when it also passes the selection the process's own events pass
+        (acceptance cuts, pT ordering, a point cloud's grid), so every event :meth:`sample`
+        returns is in it. ``generate`` never writes an event outside it silently: it draws it
+        again, or flags it. A file-based process shaped like this one asks with
+        ``selection=False``, since its file was selected by other cuts. By default: every
+        quantity finite."""
+        return np.isfinite(np.asarray(events, dtype=np.float64)).all(axis=1)
+
     def holdout(self) -> "Process":
         """Where validation draws its truth: events never used in training. Monte Carlo with a
         fresh seed is independent already, so by default the process itself; a file-based
@@ -113,6 +137,21 @@ class Process(ABC):
     @property
     def n_conditions(self) -> int:
         return len(self.condition_names)
+
+
+def physical_objects(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, mass: np.ndarray | float,
+                     sqrt_s: float) -> np.ndarray:
+    """Events ``(n,)`` whose objects ``(n, k)`` (pT, η, φ, mass; GeV, radians) a collision at
+    √s could produce: every value finite, pT ≥ 0, mass ≥ 0 (≥ −10⁻⁴ E: a massless parton's
+    mass computed from its four-momentum rounds either way), φ in (-π, π], each energy
+    E = √(pT² cosh²η + m²) at most the beam energy √s/2 and their sum at most √s. An absent
+    object given as all zeros passes (E = 0)."""
+    pt, eta, phi = (np.asarray(a, dtype=np.float64) for a in (pt, eta, phi))
+    mass = np.broadcast_to(np.asarray(mass, dtype=np.float64), pt.shape)
+    with np.errstate(all="ignore"):
+        energy = np.sqrt((pt * np.cosh(eta)) ** 2 + mass ** 2)
+        ok = (pt >= 0) & (mass >= -1e-4 * energy) & (phi > -np.pi) & (phi <= np.pi) & (energy <= sqrt_s / 2)
+        return ok.all(axis=1) & (energy.sum(axis=1) <= sqrt_s)
 
 
 def sample_accepted(n: int, seed: int, draw: Callable[[int, np.random.Generator], np.ndarray], n_columns: int,

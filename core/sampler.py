@@ -42,6 +42,14 @@ class Sampler(nn.Module, ABC):
         super().__init__()
         self.network = network
         self.n_features = n_features
+        self.register_buffer("feature_range", None, persistent=False)
+
+    def set_feature_range(self, low: torch.Tensor, high: torch.Tensor) -> None:
+        """Record the per-feature range ``[low, high]`` (each ``(n_features,)``) of the
+        standardised training features as :attr:`feature_range` ``(2, n_features)``; a sampler
+        with an output guard (e.g. DDPM's x̂₀ clipping) keeps its samples near it. ``None`` until
+        set (a run trained before ranges were recorded): no guard."""
+        self.feature_range = torch.stack([torch.as_tensor(low), torch.as_tensor(high)]).float().to(self.device)
 
     @abstractmethod
     def loss(self, x: torch.Tensor, cond: torch.Tensor | None = None, generator: torch.Generator | None = None,

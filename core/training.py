@@ -22,16 +22,17 @@ from bayesgen.bayes import kl_divergence
 from bayesgen.core import distributed
 from bayesgen.core.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from bayesgen.core.conditions import ConditionDistribution
-from bayesgen.core.config import TrainConfig
+from bayesgen.core.config import TrainConfig, build
 from bayesgen.core.device import resolve_device
-from bayesgen.core.errors import ConfigError, RunError
+from bayesgen.core.errors import ConfigError, DataError, RunError
 from bayesgen.core.io import write_json
+from bayesgen.core.lock import RunLock
 from bayesgen.core.model import build_process, build_sampler, sampler_feature_mask
-from bayesgen.core.preprocessing import Preprocessor, check_finite
+from bayesgen.core.preprocessing import Preprocessor, check_finite, feature_channels, feature_range
 from bayesgen.core.registry import get_backbone, get_sampler
 from bayesgen.core.seeding import derive_seed, torch_generator
 
-RESUMABLE_CHANGES = {"steps", "checkpoint_every", "device", "distributed", "out", "resume"}
+RESUMABLE_CHANGES = {"steps", "checkpoint_every", "device", "threads", "distributed", "out", "resume"}
 
 
 class ExponentialMovingAverage:
@@ -55,7 +56,8 @@ class BatchStream:
 
     def __init__(self, n_events: int, batch_size: int, seed: int, device: torch.device):
         if batch_size > n_events:
-            raise ConfigError(f"--batch-size {batch_size} exceeds the {n_events} training events")
+            raise ConfigError(f"--batch-size {batch_size} exceeds the {n_events} training events; "
+                              f"use --batch-size {n_events} or less")
         self.n_events, self.batch_size, self.seed, self.device = n_events, batch_size, seed, device
         self.steps_per_epoch = n_events // batch_size
         self._epoch, self._permutation = -1, None
@@ -68,6 +70,40 @@ class BatchStream:
             self._permutation = torch.randperm(self.n_events, generator=generator).to(self.device)
         start = position * self.batch_size
         return self._permutation[start:start + self.batch_size]
+
+
+class WallTimeEstimate:
+    """The expected wall time of a run, from the steps after its first (which pays for warm-up),
+    once they have taken ``min_seconds`` or numbered ``max_steps``."""
+
+    def __init__(self, start: int, steps: int, device: torch.device, min_seconds: float = 2.0,
+                 max_steps: int = 20):
+        self.start, self.steps, self.device = start, steps, device
+        self.min_seconds, self.max_steps = min_seconds, max_steps
+        self.tick: float | None = None
+
+    def update(self, done: int) -> str | None:
+        """After step ``done``: the line to print, once, or None."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now, timed = time.perf_counter(), done - self.start - 1
+        if self.tick is None:
+            self.tick = now
+            return None
+        elapsed = now - self.tick
+        if done >= self.steps or (elapsed < self.min_seconds and timed < self.max_steps):
+            return None
+        per_step, remaining = elapsed / timed, self.steps - done
+        return (f"expected wall time: {duration(per_step * remaining)} for the remaining {remaining:,} steps "
+                f"({per_step:.3g} s/step on {self.device.type}, timed over {timed} steps)")
+
+
+def duration(seconds: float) -> str:
+    """``3725`` → ``1 h 2 min``; ``42.5`` → ``43 s``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -83,18 +119,28 @@ def _load_resume_state(config: TrainConfig) -> tuple[TrainConfig, dict]:
     """The saved run's config, with ``steps`` (to extend a run), ``device`` and ``out`` from
     ``config``; any other option set away from its default must match the saved run."""
     state = load_checkpoint(config.out)
-    saved, defaults = TrainConfig(**state["config"]), TrainConfig()
+    saved, defaults = TrainConfig(**state["config"]), build(TrainConfig, {"process": config.process})
     conflicts = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in RESUMABLE_CHANGES
                  and getattr(config, f.name) not in (getattr(defaults, f.name), getattr(saved, f.name))]
     if conflicts:
         raise ConfigError(f"cannot resume {config.out} with a different {', '.join(conflicts)}")
     steps = saved.steps if config.steps == defaults.steps else config.steps
-    return dataclasses.replace(saved, steps=steps, device=config.device, distributed=config.distributed,
-                               out=config.out, resume=True), state
+    return dataclasses.replace(saved, steps=steps, device=config.device, threads=config.threads,
+                               distributed=config.distributed, out=config.out, resume=True), state
 
 
 def train(config: TrainConfig, progress: bool = True) -> Path:
-    """Train the configured model into ``config.out``; return the run directory."""
+    """Train the configured model into ``config.out``, holding the run directory's lock
+    (:class:`RunLock`, taken by the main rank); return the run directory."""
+    if config.resume and not Path(config.out).is_dir():
+        raise RunError(f"run directory not found: {config.out} (to start a new run there, leave out --resume)")
+    ranks, device = distributed.start(config.device) if config.distributed else (
+        distributed.Ranks(), resolve_device(config.device))
+    with RunLock(config.out) if ranks.is_main else nullcontext():
+        return _train_locked(config, ranks, device, progress)
+
+
+def _train_locked(config: TrainConfig, ranks: distributed.Ranks, device: torch.device, progress: bool) -> Path:
     run_dir = Path(config.out)
     state = None
     if config.resume:
@@ -102,18 +148,21 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     elif checkpoint_path(run_dir).exists():
         raise RunError(f"{run_dir} already holds a trained run; pass --resume to continue it "
                        "or choose another --out")
-    ranks, device = distributed.start(config.device) if config.distributed else (
-        distributed.Ranks(), resolve_device(config.device))
     get_backbone(config.backbone), get_sampler(config.sampler)  # unknown names fail before any work
-    process = build_process(config)
+    stored_options = state.get("process_options") if state else None  # the run's own, on resume
+    process = build_process(config, stored_options)
 
     events, weights = process.sample_with_weights(config.events, seed=derive_seed(config.seed, "train-data"))
+    if len(events) == 0:
+        raise DataError(f"the {config.process} process gave no training events")
+    process_options = stored_options or process.portable_options(config.process_options)
     check_finite(weights[:, None], ("event weight",), "training events")
     if np.all(weights == weights[0]):
         weights = None  # unweighted: plain means everywhere
     preprocessor = Preprocessor.fit(process, events, weights)
-    features = torch.from_numpy(preprocessor.forward(
-        events, np.random.default_rng(derive_seed(config.seed, "absent-features")))).to(device)
+    standardized = preprocessor.forward(events, np.random.default_rng(derive_seed(config.seed, "absent-features")))
+    training_range = feature_range(standardized, feature_channels(process))
+    features = torch.from_numpy(standardized).to(device)
     conditions = None
     if process.n_conditions:
         raw_conditions = process.conditions(events)
@@ -126,6 +175,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     torch.manual_seed(derive_seed(config.seed, "init"))
     sampler = build_sampler(config, process.n_features, process.n_conditions, process.feature_shape,
                             None if conditions is None else sampler_feature_mask(process, raw_conditions)).to(device)
+    sampler.set_feature_range(*(torch.from_numpy(bound) for bound in training_range))
     ema = ExponentialMovingAverage(sampler, config.ema_decay)
     optimizer = torch.optim.AdamW(sampler.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history: dict[str, list[float]] = {"step": [], "loss": [], "kl": []}
@@ -144,9 +194,11 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         if not ranks.is_main:
             return
         save_checkpoint(run_dir, {
-            "config": dataclasses.asdict(config), "step": step, "model": sampler.state_dict(),
+            "config": dataclasses.asdict(config), "process_options": process_options, "step": step,
+            "model": sampler.state_dict(),
             "ema": ema.model.state_dict(), "optimizer": optimizer.state_dict(),
-            "preprocessing": preprocessor.state_dict(), "history": history,
+            "preprocessing": preprocessor.state_dict(), "feature_range": sampler.feature_range.cpu(),
+            "history": history,
             **({"conditions": conditions.state_dict()} if conditions else {}),
             "train_seconds": seconds_before + time.perf_counter() - loop_start})
 
@@ -159,6 +211,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     running, tick, tick_step = torch.zeros((), device=device), time.perf_counter(), start
     running_kl = torch.zeros((), device=device)
     loop_start = tick
+    estimate = WallTimeEstimate(start, config.steps, device) if progress and ranks.is_main else None
     sampler.train()
     for step in range(start, config.steps):
         for group in optimizer.param_groups:
@@ -200,6 +253,9 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
             running_kl.zero_()
             tick, tick_step = now, done
         bar.update(1)
+        if estimate is not None and (line := estimate.update(done)):
+            bar.write(line)
+            estimate = None
         if done % config.checkpoint_every == 0 or done == config.steps:
             checkpoint(done)
     bar.close()

@@ -1,9 +1,12 @@
-"""Shared fixtures: tiny training configurations and a third-party plugin made on the fly."""
+"""Shared fixtures: tiny training configurations, a third-party plugin made on the fly and a
+CMS-dimuon-like ntuple."""
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+import uproot
 
 from bayesgen.core import registry
 from bayesgen.core.config import TrainConfig
@@ -106,6 +109,41 @@ def third_party_plugin(tmp_path, monkeypatch) -> Path:
     yield site
     monkeypatch.undo()
     registry.registry(refresh=True)
+
+
+MUON_MASS = 0.10566
+
+
+def cms_dimuon_file(path: Path, n_events: int = 400, seed: int = 3) -> dict[str, np.ndarray]:
+    """Rows ``Run, Event, Type, E1, px1, py1, pz1, pt1, eta1, phi1, Q1, (… 2), M`` in the layout of
+    the public CMS dimuon ntuples: every event has a 'GG' row, 60 % a second 'GT' row with the same
+    muons; the two muons come in random order and 10 % of pairs have the same charge."""
+    rng = np.random.default_rng(seed)
+    pt = rng.uniform(20.0, 60.0, (n_events, 2))
+    eta, phi = rng.normal(0.0, 1.0, (n_events, 2)), rng.uniform(-np.pi, np.pi, (n_events, 2))
+    charge = np.stack([np.where(rng.random(n_events) < 0.5, 1, -1)] * 2, axis=1)
+    charge[:, 1] *= np.where(rng.random(n_events) < 0.9, -1, 1)
+    px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+    energy = np.sqrt(px**2 + py**2 + pz**2 + MUON_MASS**2)
+    rows = np.repeat(np.arange(n_events), np.where(rng.random(n_events) < 0.6, 2, 1))
+    kind = np.where(np.r_[False, rows[1:] == rows[:-1]], "GT", "GG")
+    columns = {"Run": (1 + rows // 100).astype(np.int32), "Event": (5000 + rows).astype(np.int64), "Type": kind}
+    for i in (0, 1):
+        for name, values in (("E", energy), ("px", px), ("py", py), ("pz", pz), ("pt", pt), ("eta", eta),
+                             ("phi", phi), ("Q", charge)):
+            columns[f"{name}{i + 1}"] = values[rows, i]
+    mass = np.sqrt(np.maximum(energy.sum(1) ** 2 - px.sum(1) ** 2 - py.sum(1) ** 2 - pz.sum(1) ** 2, 0.0))
+    columns["M"] = mass[rows]
+    with uproot.recreate(path) as file:
+        file["events"] = columns
+    return columns
+
+
+@pytest.fixture(scope="session")
+def cms_dimuon(tmp_path_factory) -> tuple[Path, dict[str, np.ndarray]]:
+    """A CMS-dimuon-like ntuple (see :func:`cms_dimuon_file`) and its columns."""
+    path = tmp_path_factory.mktemp("cms") / "dimuon.root"
+    return path, cms_dimuon_file(path)
 
 
 def _tiny_config(out: Path, **overrides) -> TrainConfig:

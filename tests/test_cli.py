@@ -116,7 +116,7 @@ def test_unknown_toml_option_is_named(tmp_path, capsys):
     config = tmp_path / "c.toml"
     config.write_text("[train]\nstepz = 3\n")
     assert main(["train", "--config", str(config)]) == 2
-    assert "unknown option(s) stepz" in error_line(capsys)
+    assert "unknown option 'stepz' in [train] of" in error_line(capsys)
 
 
 def test_train_generate_validate_through_the_cli(trained_run, tmp_path, capsys):

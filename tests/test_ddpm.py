@@ -118,6 +118,59 @@ def test_loss_is_mse_to_target_and_backpropagates():
     assert network.weight.grad is not None and network.weight.grad.abs().sum() > 0
 
 
+class Garbage(nn.Module):
+    """A broken network: outputs of order 10⁶ with either sign."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, time, cond=None):
+        return 1e6 * torch.sin(1e3 * x + 7.0 * time[:, None])
+
+
+LOW, HIGH = torch.tensor([-1.0, -2.0]), torch.tensor([3.0, 0.5])
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+@pytest.mark.parametrize("solver,steps", [("ancestral", None), ("ddim", 7)])
+def test_clipping_keeps_a_garbage_network_in_the_training_range(prediction, solver, steps):
+    outputs = {}
+    for clip in ("range", "none"):
+        ddpm = DDPM(lambda n: nn.Identity(), n_features=2, timesteps=100, prediction=prediction, clip=clip)
+        ddpm.network = Garbage()
+        ddpm.set_feature_range(LOW, HIGH)
+        outputs[clip] = ddpm.sample(500, steps=steps, solver=solver, generator=torch.Generator().manual_seed(1))
+    margin = 0.1 * (HIGH - LOW)
+    clipped = outputs["range"]
+    assert torch.isfinite(clipped).all()
+    assert (clipped >= LOW - margin - 1e-5).all() and (clipped <= HIGH + margin + 1e-5).all()
+    assert not torch.isfinite(outputs["none"]).all() or outputs["none"].abs().max() > 1e3, \
+        "without the guard the same network must run away"
+
+
+def test_clipping_leaves_a_good_model_alone():
+    data = DATA_MEAN + DATA_STD * torch.randn(100_000, 2, generator=torch.Generator().manual_seed(2))
+    samples = {}
+    for clip in ("range", "none"):
+        ddpm = make("eps", "linear")
+        ddpm.diffusion.clip = clip
+        ddpm.set_feature_range(data.amin(0), data.amax(0))
+        samples[clip] = ddpm.sample(20_000, steps=50, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(samples["range"], samples["none"], atol=1e-4, rtol=1e-4)
+
+
+def test_clip_options_are_checked_and_a_missing_range_means_no_clipping():
+    with pytest.raises(ConfigError, match="unknown clip 'dynamic'"):
+        GaussianDiffusion(clip="dynamic")
+    with pytest.raises(ConfigError, match="clip_margin must be non-negative"):
+        GaussianDiffusion(clip_margin=-0.1)
+    diffusion = GaussianDiffusion(10)
+    assert diffusion.clip_bounds(None) is None
+    torch.testing.assert_close(diffusion.clip_bounds(torch.stack([LOW, HIGH])),
+                               torch.tensor([[-1.4, -2.25], [3.4, 0.75]]))
+
+
 def reverse_variance_v(kept, timesteps, schedule):
     """Per kept step, the learned-σ output v at which σ² is the true reverse variance
     Var(x_{s'} | x_s) = β̃' + c₀² Var(x₀ | x_s) of N(DATA_MEAN, DATA_STD²) data on the chain of the

@@ -50,8 +50,11 @@ def test_point_clouds_with_the_transformer(tmp_path, sampler):
 
 def test_bayesian_images_with_the_unet(tmp_path):
     out = run(tmp_path, "jet_images", "ddpm", "unet", IMAGES, "--bayesian")
-    assert main(["validate", str(out), "--events", "200", "--draws", "2", "--sample-steps", "2"]) == 0
+    # four training steps leave the network's images far brighter than any jet: measured as drawn
+    assert main(["validate", str(out), "--events", "200", "--draws", "2", "--sample-steps", "2",
+                 "--keep-unphysical"]) == 0
     metrics = json.loads((out / "report" / "metrics.json").read_text())
+    assert metrics["out_of_support_fraction"] > 0.5
     assert set(metrics["event_metrics"]) >= {"track", "ecal", "hcal"}
     assert "coverage_1sigma" in metrics["observables"]["ecal_sum"]
     assert (out / "report" / "examples.png").stat().st_size > 0

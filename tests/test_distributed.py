@@ -42,16 +42,18 @@ def test_distributed_without_launcher_is_a_clear_error(tmp_path, capsys, monkeyp
     assert "--distributed needs a launcher: run `torchrun" in capsys.readouterr().err
 
 
-def test_sharded_generation_equals_a_single_process(trained_run, tmp_path):
+def test_sharded_generation_equals_a_single_process(trained_run, tmp_path, capsys):
     from bayesgen.core.io import read_events
 
     single = tmp_path / "single.npz"
     options = ["--events", "1000", "--batch-size", "150", "--sample-steps", "3", "--seed", "9",
                "--device", "cpu"]
     assert main(["generate", str(trained_run), *options, "--out", str(single)]) == 0
+    count = [line for line in capsys.readouterr().err.splitlines() if "outside the process's support" in line]
     sharded = tmp_path / "sharded.npz"
     result = torchrun("generate", str(trained_run), "--distributed", *options, "--out", str(sharded))
     assert result.returncode == 0, result.stderr[-2000:]
+    assert len(count) == 1 and count[0] in result.stderr, "the ranks' counts of events drawn again must add up"
     a, b = read_events(single), read_events(sharded)
     assert sorted(a) == sorted(b)
     for name in a:

@@ -1,8 +1,13 @@
 """What every embedded Monte Carlo process promises, checked once for all of them."""
+import importlib
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import bayesgen
+from bayesgen.core.process import physical_objects
 
 EMBEDDED = ["z_mumu", "z_ee", "h_zz_4mu", "z_mumu_jets", "ecal_cloud", "jet_images"]
 
@@ -15,3 +20,116 @@ def test_reproducible_and_seed_dependent(name):
     assert not np.allclose(a, c)
     assert process.sample(0, 3).shape == (0, len(process.quantities))
     assert set(process.observables(a)) == set(process.binnings)
+
+
+# --- support: the truth lies in it, hand-made unphysical events do not --------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "w_munu"
+MADGRAPH = Path(__file__).parent / "data" / "pylhe-testfile-madgraph-2.2.1-Z-ckkwl-2000.lhe.gz"
+
+
+@pytest.fixture(scope="module")
+def w_munu():
+    """The example plugin's process, imported from the checkout."""
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        yield importlib.import_module("bayesgen_w_munu.process").WMuNu()
+    finally:
+        sys.path.remove(str(EXAMPLE))
+
+
+def truth_in_support(process, n=2000, seed=11):
+    events = process.sample(n, seed)
+    assert process.support(events).all(), f"{process.name}: its own events left the support"
+    assert process.support(events, selection=False).all()
+    return events
+
+
+@pytest.mark.parametrize("name", EMBEDDED)
+def test_own_truth_lies_in_the_support(name):
+    truth_in_support(bayesgen.get_process(name))
+
+
+def test_example_plugin_truth_lies_in_the_support(w_munu):
+    events = truth_in_support(w_munu)
+    met_beyond_beam = events[:3].copy()
+    met_beyond_beam[:, 3] = 7000.0
+    assert not w_munu.support(met_beyond_beam, selection=False).any()
+
+
+# (column, value, outside with the selection, outside the physical limits): one event edited
+UNPHYSICAL = {
+    "z_mumu": [("mu1_pt", 3.7e13, True, True), ("mu1_pt", np.nan, True, True), ("mu2_eta", np.inf, True, True),
+               ("mu1_phi", 3.5, True, True), ("mu1_eta", 2.6, True, False), ("mu2_pt", 5.0, True, False),
+               ("mu2_pt", 1000.0, True, False),  # sub-leading above the leading muon
+               ("mu1_pt", -1.0, True, True)],
+    "z_ee": [("e1_pt", 7000.0, True, True), ("e1_eta", 1.5, True, False), ("e2_phi", -np.pi, True, True)],
+    "h_zz_4mu": [("mu3_pt", 1e9, True, True), ("mu4_eta", -2.5, True, False), ("mu2_phi", np.nan, True, True)],
+    "z_mumu_jets": [("j1_pt", 1e13, True, True), ("j1_m", -5.0, True, True), ("j1_eta", 2.7, True, False),
+                    ("j3_pt", 30.0, True, True),  # a jet beyond the multiplicity
+                    ("n_jets", 1.5, True, True), ("mu1_pt", np.nan, True, True)],
+    "ecal_cloud": [("hit0_e", 1e5, True, True), ("hit0_e", np.nan, True, True), ("hit1_eta", 1.5, True, False),
+                   ("n_hits", 301.0, True, True), ("is_top", 0.5, True, True), ("hit0_e", 0.05, True, False)],
+    "jet_images": [("ecal_16_16", -1.0, True, True), ("hcal_10_10", 1e4, True, True), ("track_0_0", 0.2, True, False),
+                   ("is_gluon", np.nan, True, True)],
+}
+
+
+@pytest.mark.parametrize("name,column,value,out_selected,out_physical",
+                         [(name, *case) for name, cases in UNPHYSICAL.items() for case in cases])
+def test_hand_made_unphysical_events_are_outside(name, column, value, out_selected, out_physical):
+    process = bayesgen.get_process(name)
+    events = process.sample(50, seed=3)
+    if name == "z_mumu_jets":
+        events = events[events[:, process.quantities.index("n_jets")] == 1]
+    assert process.support(events).all()
+    edited = events.copy()
+    edited[0, process.quantities.index(column)] = value
+    assert process.support(edited)[1:].all()
+    assert process.support(edited)[0] == (not out_selected)
+    assert process.support(edited, selection=False)[0] == (not out_physical)
+
+
+def test_energy_beyond_the_beam_is_unphysical_even_below_half_sqrt_s():
+    """pT = 6 TeV at η = 2 carries E = 22.6 TeV: no 13 TeV collision makes that muon."""
+    pt, eta, phi = np.array([[6000.0, 40.0]]), np.array([[2.0, 0.0]]), np.zeros((1, 2))
+    assert not physical_objects(pt, eta, phi, 0.1, 13000.0)[0]
+    assert physical_objects(pt, np.zeros((1, 2)), phi, 0.1, 13000.0)[0]
+    # two muons of 6 TeV each at η = 0 are each allowed, together beyond √s only with a third
+    three = np.full((1, 3), 6000.0)
+    assert physical_objects(three[:, :2], np.zeros((1, 2)), np.zeros((1, 2)), 0.0, 13000.0)[0]
+    assert not physical_objects(three, np.zeros((1, 3)), np.zeros((1, 3)), 0.0, 13000.0)[0]
+
+
+def test_default_support_is_finiteness(third_party_plugin):
+    process = bayesgen.get_process("toy_gauss")
+    events = process.sample(10, 0)
+    events[3, 1] = np.nan
+    assert process.support(events).tolist() == [i != 3 for i in range(10)]
+
+
+def test_file_processes_use_the_target_physics_without_its_selection():
+    """A file selected by looser cuts than its target (LHE partons at any η, muons below the
+    target's pT threshold) is in the support; an unphysical event is not."""
+    from bayesgen.plugins.processes.lhe_file import LHEFileProcess
+
+    for like in ("z_mumu", "z_mumu_jets"):
+        process = LHEFileProcess(MADGRAPH, like=like, leptons=[13, -13], holdout_fraction=0, allow_fewer=True)
+        events = process.sample(5003, seed=0)
+        assert process.support(events).all()
+        assert not process.target.support(events).all(), "the file is meant to pass looser cuts than the target"
+        events[0, 0] = 3.7e13
+        assert not process.support(events)[0]
+
+
+def test_cloud_file_events_lie_in_the_support(tmp_path):
+    from bayesgen.plugins.processes.cloud_file import CloudFileProcess
+
+    target = bayesgen.get_process("ecal_cloud")
+    clouds = target.clouds(target.sample(200, seed=4))
+    np.savez(tmp_path / "clouds.npz", eta=clouds[..., 0], phi=clouds[..., 1], e=clouds[..., 2])
+    process = CloudFileProcess(tmp_path / "clouds.npz", holdout_fraction=0)
+    events = process.sample(200, seed=0)
+    assert process.support(events).all()
+    events[0, 4] = -1.0  # a negative hit energy
+    assert not process.support(events)[0]

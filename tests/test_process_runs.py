@@ -6,7 +6,7 @@ import pytest
 
 from bayesgen.core.cli import main
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "data"
 SMALL = ["--sampler", "cfm", "--steps", "5", "--batch-size", "256"]
 
 ROOT_MAPPING = f"""
@@ -28,7 +28,7 @@ opposite_charge = true
 
 LHE_OPTIONS = f"""
 [train.process_options]
-path = "{DATA / 'pylhe-testfile-madgraph-2.2.1-Z-ckkwl.lhe.gz'}"
+path = "{DATA / 'pylhe-testfile-madgraph-2.2.1-Z-ckkwl-2000.lhe.gz'}"
 like = "z_mumu"
 leptons = [13, -13]
 allow_fewer = true
@@ -39,12 +39,12 @@ n_jets_min = 1
 """
 
 
-def train_and_validate(tmp_path, process, events, toml=""):
+def train_and_validate(tmp_path, process, events, toml="", batch_size=256):
     config = tmp_path / "c.toml"
     config.write_text("[train.backbone_options]\nwidth = 16\ndepth = 1\n" + toml)
     run = tmp_path / "run"
     assert main(["train", "--process", process, *SMALL, "--events", str(events), "--out", str(run),
-                 "--config", str(config)]) == 0
+                 "--config", str(config), "--batch-size", str(batch_size)]) == 0
     assert main(["validate", str(run), "--events", "1000", "--sample-steps", "2"]) == 0
     return json.loads((run / "report" / "metrics.json").read_text())
 
@@ -56,10 +56,9 @@ def test_embedded_process_runs(tmp_path, process, observable):
     assert metrics["process"] == process and observable in metrics["observables"]
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data with the reader test files is absent")
 @pytest.mark.parametrize("process,options,observable", [
     ("root_file", ROOT_MAPPING, "m_mumu"), ("lhe_file", LHE_OPTIONS, "m_mumu"),
     ("lhe_file", LHE_JETS_OPTIONS, "m_j1j2")])
 def test_file_process_runs(tmp_path, process, options, observable):
-    metrics = train_and_validate(tmp_path, process, 1024, options)
+    metrics = train_and_validate(tmp_path, process, 1024, options, batch_size=64)  # the files hold few events
     assert metrics["process"] == process and observable in metrics["observables"]

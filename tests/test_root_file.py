@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from pathlib import Path
 
@@ -13,10 +14,9 @@ import uproot
 from bayesgen.core.errors import ConfigError, DataError
 from bayesgen.plugins.processes import root_file
 from bayesgen.plugins.processes.root_file import RootFileProcess
+from bayesgen.plugins.processes.z_mumu import ZMuMu
 
-DATA = Path(__file__).parents[1].parent / "shared" / "data"
-HZZ = DATA / "uproot-HZZ.root"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared test data folder {DATA} is absent")
+HZZ = Path(__file__).parent / "data" / "uproot-HZZ.root"
 
 QUANTITIES = ("mu1_pt", "mu1_eta", "mu1_phi", "mu2_pt", "mu2_eta", "mu2_phi")
 HZZ_MAPPING = textwrap.dedent("""\
@@ -223,3 +223,206 @@ def test_training_and_validation_read_disjoint_entries():
     assert u.min() >= 0 and u.max() < 1 and abs(u.mean() - 0.5) < 0.005
     with pytest.warns(UserWarning, match="reuses the training entries"):
         RootFileProcess(HZZ, hzz_mapping(), holdout_fraction=0).holdout()
+
+
+# --- a CMS-dimuon-like ntuple (conftest's cms_dimuon): flat Cartesian and polar branches, charges ---
+def leading_first(columns: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """(pt, η, φ) of both muons of these rows, the harder first, computed from the Cartesian branches."""
+    out = []
+    for row in rows:
+        muons = []
+        for i in (1, 2):
+            px, py, pz = (columns[f"{c}{i}"][row] for c in ("px", "py", "pz"))
+            pt = math.hypot(px, py)
+            muons.append([pt, math.asinh(pz / pt), math.atan2(py, px)])
+        muons.sort(key=lambda m: -m[0])
+        out.append(muons[0] + muons[1])
+    return np.array(out)
+
+
+CARTESIAN = {"like": "z_mumu", "cut": "Type == 'GG'",
+             "collections": {"mu": {c: [f"{c}1", f"{c}2"] for c in ("px", "py", "pz", "E")}}}
+POLAR_BRANCHES = {"like": "z_mumu", "cut": "Type == 'GG'",
+                  "branches": {f"mu{i}_{v}": f"{v}{i}" for i in (1, 2) for v in ("pt", "eta", "phi")}}
+
+
+@pytest.fixture
+def cms(cms_dimuon) -> tuple[Path, dict[str, np.ndarray]]:
+    return cms_dimuon
+
+
+def test_flat_cartesian_branches_are_mapped_and_pt_ordered(cms):
+    path, columns = cms
+    gg = np.flatnonzero(columns["Type"] == "GG")
+    events = RootFileProcess(path, CARTESIAN, holdout_fraction=0, step_size=77).sample(len(gg), seed=0)
+    np.testing.assert_allclose(events, leading_first(columns, gg), rtol=1e-9, atol=1e-9)
+    # the same muons from the flat pT/η/φ branches, reordered after mapping
+    polar = RootFileProcess(path, POLAR_BRANCHES, holdout_fraction=0).sample(len(gg), seed=0)
+    np.testing.assert_allclose(polar, events, rtol=1e-9, atol=1e-9)
+    mass = ZMuMu().observables(events)["m_mumu"]
+    np.testing.assert_allclose(mass, columns["M"][gg], rtol=1e-6)
+
+
+def test_order_by_pt_false_keeps_the_file_order(cms):
+    path, columns = cms
+    gg = np.flatnonzero(columns["Type"] == "GG")
+    as_filed = RootFileProcess(path, {**POLAR_BRANCHES, "order_by_pt": False},
+                               holdout_fraction=0).sample(len(gg), seed=0)
+    np.testing.assert_array_equal(as_filed[:, 0], columns["pt1"][gg])
+    softer_first = np.mean(as_filed[:, 0] < as_filed[:, 3])
+    assert 0.35 < softer_first < 0.65  # what pT ordering repairs: muon 1 is the softer in half the events
+    cartesian = RootFileProcess(path, {**CARTESIAN, "order_by_pt": False}, holdout_fraction=0).sample(len(gg), seed=0)
+    np.testing.assert_allclose(cartesian[:, 0], columns["pt1"][gg], rtol=1e-9)
+
+
+@pytest.fixture
+def charged_target():
+    """A target process with charges among its quantities and a charge-dependent observable."""
+    from types import SimpleNamespace
+
+    from bayesgen.core import registry
+    from bayesgen.core.hooks import hookimpl
+    from bayesgen.core.process import Binning
+
+    class ChargedDimuon(ZMuMu):
+        name = "charged_dimuon"
+        quantities = ("mu1_pt", "mu1_eta", "mu1_phi", "mu1_charge", "mu2_pt", "mu2_eta", "mu2_phi", "mu2_charge")
+        binnings = {"pt_mu_minus": Binning(0.0, 100.0, 20)}
+
+        def observables(self, events):
+            return {"pt_mu_minus": np.where(events[:, 3] < 0, events[:, 0], events[:, 4])}
+
+    plugin = SimpleNamespace(bayesgen_processes=hookimpl(lambda: {"charged_dimuon": ChargedDimuon}))
+    registry.registry().manager.register(plugin, name="test-charged-dimuon")
+    yield "charged_dimuon"
+    registry.registry().manager.unregister(plugin)
+
+
+def test_charges_fill_quantities_observables_and_selections(cms, charged_target):
+    path, columns = cms
+    mapping = {"like": charged_target, "cut": "Type == 'GG'", "collections": {"mu": {
+        **{c: [f"{c}1", f"{c}2"] for c in ("pt", "eta", "phi")}, "charge": ["Q1", "Q2"]}}}
+    gg = np.flatnonzero(columns["Type"] == "GG")
+    process = RootFileProcess(path, mapping, holdout_fraction=0)
+    events = process.sample(len(gg), seed=0)
+    first_is_lead = columns["pt1"][gg] >= columns["pt2"][gg]
+    np.testing.assert_array_equal(events[:, 3], np.where(first_is_lead, columns["Q1"][gg], columns["Q2"][gg]))
+    np.testing.assert_array_equal(events[:, 7], np.where(first_is_lead, columns["Q2"][gg], columns["Q1"][gg]))
+    minus_pt = np.where(columns["Q1"][gg] < 0, columns["pt1"][gg], columns["pt2"][gg])
+    opposite = columns["Q1"][gg] != columns["Q2"][gg]
+    np.testing.assert_allclose(process.observables(events)["pt_mu_minus"][opposite], minus_pt[opposite])
+    # in selections: the collection's opposite_charge, or a cut on the charge branches
+    pairs = RootFileProcess(path, {**mapping, "collections": {"mu": {**mapping["collections"]["mu"],
+                                                                     "opposite_charge": True}}},
+                            holdout_fraction=0, allow_fewer=True)
+    by_cut = RootFileProcess(path, {**mapping, "cut": "Type == 'GG' and Q1 * Q2 < 0"}, holdout_fraction=0,
+                             allow_fewer=True)
+    with pytest.warns(UserWarning, match=f"using all {opposite.sum()}"):
+        a = pairs.sample(len(gg), seed=0)
+    with pytest.warns(UserWarning, match=f"using all {opposite.sum()}"):
+        b = by_cut.sample(len(gg), seed=0)
+    np.testing.assert_array_equal(a, b)
+    assert np.all(a[:, 3] * a[:, 7] < 0)
+
+
+@pytest.mark.parametrize("cut,reference", [
+    ("Type == 'GG'", lambda c: c["Type"] == "GG"),
+    ("Type != 'GG' and pt1 > 30", lambda c: (c["Type"] != "GG") & (c["pt1"] > 30)),
+    ("not Type in ['GT'] or 25 < pt2 <= 35", lambda c: (c["Type"] != "GT") | ((c["pt2"] > 25) & (c["pt2"] <= 35))),
+    ("(abs(eta1) < 1.2) & (M > 40) | ~(Q1 == Q2)",
+     lambda c: ((np.abs(c["eta1"]) < 1.2) & (c["M"] > 40)) | (c["Q1"] != c["Q2"])),
+    ("sqrt(px1 ** 2 + py1 ** 2) / pt1 > 0.999 and Event % 2 == 0", lambda c: c["Event"] % 2 == 0),
+])
+def test_cut_expressions_select_like_numpy(cms, cut, reference):
+    path, columns = cms
+    expected = np.flatnonzero(reference(columns))
+    process = RootFileProcess(path, {**POLAR_BRANCHES, "cut": cut}, holdout_fraction=0, step_size=50)
+    assert np.array_equal(process.sample_arrays(len(expected), seed=0)["entry"], expected)
+
+
+@pytest.mark.parametrize("cut,message", [
+    ("Type = 'GG'", "is not a valid expression"),
+    ("__import__('os').system('true')", "this call"),
+    ("Type.upper() == 'GG'", "this call"),
+    ("pt1[0] > 3", "a Subscript"),
+    ("[x for x in pt1]", "a ListComp"),
+    ("pt1 > 3 if M else 0", "a IfExp"),
+    ("pt1 in pt2", "`in` takes a list of constants"),
+    ("pt1 is None", "the comparison Is"),
+])
+def test_cut_expressions_refuse_everything_else(cms, cut, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        RootFileProcess(cms[0], {**POLAR_BRANCHES, "cut": cut}, holdout_fraction=0)
+
+
+def test_cut_errors_name_the_branch_or_the_result(cms):
+    with pytest.raises(DataError, match=r"branch 'Typ' not in tree 'events'.*did you mean Type"):
+        RootFileProcess(cms[0], {**POLAR_BRANCHES, "cut": "Typ == 'GG'"}, holdout_fraction=0).sample(1, seed=0)
+    with pytest.raises(ConfigError, match=r"gives float64 values, not true/false"):
+        RootFileProcess(cms[0], {**POLAR_BRANCHES, "cut": "pt1 * 2"}, holdout_fraction=0).sample(1, seed=0)
+    with pytest.raises(ConfigError, match=r"cut must be an expression in a string"):
+        RootFileProcess(cms[0], {**POLAR_BRANCHES, "cut": ["Type == 'GG'"]}, holdout_fraction=0)
+
+
+def _identities(columns, entries) -> set[tuple[int, int]]:
+    return set(zip(columns["Run"][entries].tolist(), columns["Event"][entries].tolist()))
+
+
+@pytest.mark.filterwarnings("ignore:.*using all:UserWarning")
+def test_split_by_event_identity_keeps_every_row_of_an_event_on_one_side(cms):
+    path, columns = cms
+    mapping = {**POLAR_BRANCHES, "split_by": ["Run", "Event"]}
+    del mapping["cut"]
+    process = RootFileProcess(path, mapping, allow_fewer=True, step_size=37)
+    with pytest.warns(UserWarning, match=r"233 selected rows repeat an event \(Run, Event\)"):
+        train = process.sample_arrays(10_000, seed=0)["entry"]
+    with pytest.warns(UserWarning, match="repeat an event"):
+        held_out = process.holdout().sample_arrays(10_000, seed=1)["entry"]
+    assert not _identities(columns, train) & _identities(columns, held_out)
+    assert len(train) + len(held_out) == len(columns["Run"])
+    n_events = len(_identities(columns, np.arange(len(columns["Run"]))))
+    assert len(_identities(columns, held_out)) / n_events == pytest.approx(0.2, abs=0.06)
+    # split by entry (the default), the two rows of an event often land on both sides
+    by_entry = RootFileProcess(path, {k: v for k, v in mapping.items() if k != "split_by"}, allow_fewer=True)
+    with pytest.warns(UserWarning):
+        a, b = by_entry.sample_arrays(10_000, 0)["entry"], by_entry.holdout().sample_arrays(10_000, 1)["entry"]
+    assert len(_identities(columns, a) & _identities(columns, b)) > 20
+
+
+def test_deduplicate_keeps_the_first_selected_row_of_each_event(cms):
+    path, columns = cms
+    mapping = {**POLAR_BRANCHES, "split_by": ["Run", "Event"], "deduplicate": True, "cut": "pt1 > 0"}
+    entries = RootFileProcess(path, mapping, holdout_fraction=0, allow_fewer=True, step_size=37)  # across chunks
+    with pytest.warns(UserWarning, match="using all 400"):
+        rows = entries.sample_arrays(10_000, seed=0)["entry"]
+    _, first = np.unique(np.stack([columns["Run"], columns["Event"]]), axis=1, return_index=True)
+    np.testing.assert_array_equal(rows, np.sort(first))
+    assert set(columns["Type"][rows]) == {"GG"}
+    with pytest.raises(ConfigError, match="deduplicate = true needs split_by"):
+        RootFileProcess(path, {**POLAR_BRANCHES, "deduplicate": True})
+    with pytest.raises(DataError, match=r"split_by = \['Type'\] must name integer branches"):
+        RootFileProcess(path, {**POLAR_BRANCHES, "split_by": "Type"}, holdout_fraction=0).sample(1, seed=0)
+
+
+def test_mapping_mistakes_get_one_line_that_says_the_fix(cms):
+    path, _ = cms
+    flat_as_jagged = {**CARTESIAN, "collections": {"mu": {c: f"{c}1" for c in ("px", "py", "pz", "E")}}}
+    with pytest.raises(DataError, match=r"\[collections.mu\] px = 'px1': that branch of tree 'events' is flat "
+                                        r".* list one per object: px = \[\"px1\", …\]"):
+        RootFileProcess(path, flat_as_jagged, holdout_fraction=0).sample(1, seed=0)
+    with pytest.raises(ConfigError, match=r"\[branches\] mu1_pt must name one branch \(a string\), got "
+                                          r"\['pt1', 'pt2'\] \(one branch per object belongs in a "
+                                          r"\[collections.<prefix>\] table"):
+        RootFileProcess(path, {**POLAR_BRANCHES, "branches": {**POLAR_BRANCHES["branches"],
+                                                              "mu1_pt": ["pt1", "pt2"]}})
+    with pytest.raises(ConfigError, match=r"mixes jagged branches and lists"):
+        RootFileProcess(path, {**CARTESIAN, "collections": {"mu": {**CARTESIAN["collections"]["mu"], "E": "E1"}}})
+    with pytest.raises(ConfigError, match=r"unknown key 'order_by_PT' in the mapping \(did you mean 'order_by_pt'"):
+        RootFileProcess(path, {**CARTESIAN, "order_by_PT": False})
+    with pytest.raises(ConfigError, match=r"pt_min in \[collections.mu\] must be a number, got 'high'"):
+        RootFileProcess(path, {**CARTESIAN, "collections": {"mu": {**CARTESIAN["collections"]["mu"],
+                                                                   "pt_min": "high"}}})
+    with pytest.raises(DataError, match=r"\[collections.mu\] px lists 'Muon_Px', a jagged branch .* px = \"Muon_Px\""):
+        RootFileProcess(HZZ, {"like": "z_mumu", "collections": {"mu": {
+            c: [f"Muon_{c.capitalize() if c != 'E' else c}"] * 2 for c in ("px", "py", "pz", "E")}}},
+            holdout_fraction=0).sample(1, seed=0)

@@ -1,11 +1,17 @@
 """The training loop: checkpoints, resume, reproducibility, refusal to overwrite."""
 import dataclasses
+import re
+import shutil
 
+import numpy as np
 import pytest
 import torch
 
 from bayesgen.core.checkpoint import load_checkpoint, save_checkpoint
 from bayesgen.core.errors import ConfigError, RunError
+from bayesgen.core.generation import generate_events
+from bayesgen.core.model import TrainedModel
+from bayesgen.core.seeding import derive_seed
 from bayesgen.core.training import BatchStream, learning_rate, train
 
 
@@ -15,7 +21,8 @@ def test_checkpoint_loads_with_weights_only(trained_run):
     assert set(state) >= {"config", "model", "ema", "optimizer", "preprocessing", "history"}
     assert state["config"]["process"] == "z_mumu"
     assert len(state["history"]["loss"]) > 0
-    assert not list(trained_run.glob(".*tmp*")), "temporary checkpoint left behind"
+    assert sorted(p.name for p in trained_run.iterdir()) == ["checkpoint.pt", "config.json"], \
+        "temporary checkpoint or lock left behind"
 
 
 def test_ema_differs_from_live_weights(trained_run):
@@ -88,3 +95,60 @@ def test_learning_rate_warms_up_then_decays(tiny_config, tmp_path):
     rates = [learning_rate(config, step) for step in range(1000)]
     assert rates[0] < rates[50] < rates[99] == pytest.approx(1e-3)
     assert rates[500] < rates[100] and rates[-1] < 1e-5
+
+
+def test_wall_time_estimate_comes_from_the_steps_after_the_first(monkeypatch):
+    from bayesgen.core.training import WallTimeEstimate, duration
+
+    clock = iter([100.0, 101.0, 102.0])  # after steps 1, 2, 3; step 1's warm-up is not counted
+    monkeypatch.setattr("bayesgen.core.training.time.perf_counter", lambda: next(clock))
+    estimate = WallTimeEstimate(0, 1001, torch.device("cpu"))
+    assert estimate.update(1) is None and estimate.update(2) is None  # 1 s timed: too little yet
+    assert estimate.update(3) == ("expected wall time: 17 min for the remaining 998 steps "
+                                  "(1 s/step on cpu, timed over 2 steps)")
+    assert (duration(42.4), duration(3725), duration(2 * 86400)) == ("42 s", "1 h 2 min", "48 h 0 min")
+
+
+def test_train_prints_the_expected_wall_time_once(tmp_path, capsys):
+    from bayesgen.core.cli import main
+
+    config = tmp_path / "c.toml"
+    config.write_text("[train.backbone_options]\nwidth = 8\ndepth = 1\n")
+    assert main(["train", "--steps", "30", "--events", "512", "--batch-size", "64", "--out", str(tmp_path / "r"),
+                 "--config", str(config)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "expected wall time" in line]
+    assert len(lines) == 1 and re.search(r"for the remaining \d+ steps \([\d.e-]+ s/step on cpu, timed over \d+ steps\)",
+                                         lines[0])
+
+
+def test_run_stores_the_range_of_its_training_features(trained_run):
+    state = load_checkpoint(trained_run)
+    model = TrainedModel.load(trained_run, "cpu")
+    events = model.process.sample(state["config"]["events"], seed=derive_seed(state["config"]["seed"], "train-data"))
+    features = model.preprocessor.forward(events)
+    np.testing.assert_allclose(state["feature_range"].numpy(), [features.min(0), features.max(0)], rtol=1e-6)
+    torch.testing.assert_close(model.sampler.feature_range, state["feature_range"])
+
+
+def test_a_run_without_a_stored_range_still_loads_and_generates(trained_run, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(trained_run, old)
+    state = load_checkpoint(old)
+    del state["feature_range"], state["format"]
+    save_checkpoint(old, state)
+    model = TrainedModel.load(old, "cpu")
+    assert model.sampler.feature_range is None
+    chunk, _ = generate_events(model, 200, 100, seed=0, sample_steps=10)
+    assert model.process.support(chunk.events).all()
+
+
+def test_training_range_is_pooled_per_channel_for_structured_features():
+    from bayesgen.core.preprocessing import feature_range
+
+    features = np.array([[0.0, 5.0, -1.0, 2.0], [1.0, -3.0, 0.5, 2.5]])
+    low, high = feature_range(features)
+    np.testing.assert_array_equal(low, [0.0, -3.0, -1.0, 2.0])
+    np.testing.assert_array_equal(high, [1.0, 5.0, 0.5, 2.5])
+    low, high = feature_range(features, channels=np.array([0, 1, 0, 1]))  # (point, channel) flattened
+    np.testing.assert_array_equal(low, [-1.0, -3.0, -1.0, -3.0])
+    np.testing.assert_array_equal(high, [1.0, 5.0, 1.0, 5.0])

@@ -14,7 +14,6 @@ Plots use :class:`matplotlib.figure.Figure` with the Agg canvas (no pyplot), as
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from bayesgen.core.errors import DataError
+from bayesgen.core.io import AtomicFile
 from bayesgen.validation.metrics import wasserstein_1d
 
 __all__ = ["cloud_emd", "mean_emd", "cloud_summaries", "image_metrics",
@@ -167,15 +167,10 @@ def _log_norm(values: np.ndarray) -> LogNorm:
 
 
 def _save_png(fig: Figure, path: Path) -> None:
-    """Write ``fig`` to ``path`` atomically (temporary file in the same directory, then rename)."""
+    """Write ``fig`` to ``path`` atomically (see :class:`~bayesgen.core.io.AtomicFile`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with AtomicFile(path) as temporary:
+        fig.savefig(temporary, format="png", dpi=100)
 
 
 def _n_shown(k: int, *samples: np.ndarray) -> int:

@@ -6,7 +6,6 @@ this module never changes the backend of a user's interactive session.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from matplotlib.legend_handler import HandlerTuple
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from bayesgen.core.io import AtomicFile
 from bayesgen.core.process import Binning
 from bayesgen.validation.histogram import BandHistogram, Histogram
 
@@ -73,8 +73,7 @@ def plot_observable(
     band (and each band's ±std / truth shaded), y-range [0.8, 1.2] widened as the ratios need,
     at most to [0, 2]; bins with an empty truth are left blank.
 
-    The figure is written atomically (temporary file in the same directory, then
-    :func:`os.replace`); the format follows the suffix of ``path`` (PNG without one).
+    The figure is written atomically (:class:`~bayesgen.core.io.AtomicFile`); the format follows the suffix of ``path`` (PNG without one).
     Returns ``path`` as a :class:`~pathlib.Path`.
     """
     path = Path(path)
@@ -145,12 +144,6 @@ def plot_observable(
     ax.tick_params(labelbottom=False)
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix or ".png"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
-    try:
-        fig.savefig(tmp, format=suffix[1:], dpi=120)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with AtomicFile(path) as temporary:
+        fig.savefig(temporary, format=(path.suffix or ".png")[1:], dpi=120)
     return path

@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,8 +106,12 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig) -> Evalu
     the classifier AUC, generation speed and the model's size."""
     precision = resolved_precision(model.sampler.device, config.precision)
     generated, stats = generate_events(model, config.events, config.batch_size, derive_seed(config.seed, "generate"),
-                                       config.sample_steps, config.solver, config.draws, precision)
+                                       config.sample_steps, config.solver, config.draws, precision,
+                                       config.keep_unphysical)
     process = model.process
+    if stats.n_out_of_support:
+        warnings.warn(f"{model.config.process}: {stats.describe_out_of_support(config.keep_unphysical)}; the "
+                      "metrics describe the events written", UserWarning, stacklevel=2)
     observables, finite = finite_observables(process, generated.events)
     n_dropped = int((~finite).sum())
     if n_dropped > len(finite) // 2:
@@ -140,6 +145,7 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig) -> Evalu
         "sample_steps": config.sample_steps, "solver": config.solver, "precision": precision,
         "evaluations_per_event": stats.evaluations_per_event,
         "generation_events_per_s": stats.events_per_second, "n_nonfinite_dropped": n_dropped,
+        "out_of_support_fraction": stats.out_of_support_fraction,
         "classifier": classifier_two_sample_test(classifier_inputs(process, truth.events),
                                                  classifier_inputs(process, generated.events), seed=config.seed),
         "likelihood": likelihood_summary(model, truth.events, config.seed),

@@ -19,6 +19,7 @@ import math
 import torch
 from torch import nn
 
+from bayesgen.core.errors import ConfigError
 from bayesgen.core.hooks import hookimpl
 
 
@@ -61,16 +62,16 @@ class PointTransformer(nn.Module):
                  heads: int = 4, fourier_features: int = 64, fourier_scale: float = 16.0):
         super().__init__()
         if feature_shape is None or len(feature_shape) != 2:
-            raise ValueError(f"the transformer backbone needs point clouds: the process must declare a "
+            raise ConfigError(f"the transformer backbone needs point clouds: the process must declare a "
                              f"feature_shape (N, C), got {feature_shape}")
         self.points, channels = feature_shape
         if in_features != self.points * channels:
-            raise ValueError(f"the transformer backbone needs whole point clouds: in_features={in_features} "
+            raise ConfigError(f"the transformer backbone needs whole point clouds: in_features={in_features} "
                              f"is not N*C={self.points * channels} of feature_shape {tuple(feature_shape)} "
                              f"(the INN sampler's coupling halves are not clouds: use ddpm or cfm)")
         out_features = out_features or in_features
         if out_features % self.points:
-            raise ValueError(f"out_features={out_features} is not a multiple of the {self.points} points")
+            raise ConfigError(f"out_features={out_features} is not a multiple of the {self.points} points")
         self.cond_features = cond_features
         self.mask_features = self.points if cond_features >= self.points else 0
         global_features = cond_features - self.mask_features

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from bayesgen.core.errors import ConfigError
 from bayesgen.core.hooks import hookimpl
 from bayesgen.plugins.backbones.embeddings import SinusoidalEmbedding, embed_time_and_condition
 
@@ -90,21 +91,21 @@ class UNet(nn.Module):
                  embed_dim: int = 128, groups: int = 8):
         super().__init__()
         if feature_shape is None or len(feature_shape) != 3:
-            raise ValueError(f"the U-Net backbone needs images: the process must declare an image "
+            raise ConfigError(f"the U-Net backbone needs images: the process must declare an image "
                              f"feature_shape (C, H, W), got {feature_shape}")
         in_channels, height, width = feature_shape
         if in_features != in_channels * height * width:
-            raise ValueError(f"the U-Net backbone needs whole images: in_features={in_features} is not "
+            raise ConfigError(f"the U-Net backbone needs whole images: in_features={in_features} is not "
                              f"C*H*W={in_channels * height * width} of feature_shape {tuple(feature_shape)} "
                              f"(the INN sampler's coupling halves are not images: use ddpm or cfm)")
         factor = 2 ** (len(channel_mults) - 1)
         if height % factor or width % factor:
-            raise ValueError(f"image size {height}x{width} is not divisible by {factor} = "
+            raise ConfigError(f"image size {height}x{width} is not divisible by {factor} = "
                              f"2**{len(channel_mults) - 1} for {len(channel_mults)} levels "
                              f"(channel_mults={tuple(channel_mults)})")
         out_features = out_features or in_features
         if out_features % (height * width):
-            raise ValueError(f"out_features={out_features} is not a whole number of {height}x{width} channels")
+            raise ConfigError(f"out_features={out_features} is not a whole number of {height}x{width} channels")
         self.image_shape = (in_channels, height, width)
         self.cond_features = cond_features
         self.time_embedding = nn.Sequential(SinusoidalEmbedding(embed_dim), nn.Linear(embed_dim, embed_dim),

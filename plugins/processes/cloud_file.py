@@ -44,6 +44,7 @@ from numpy.lib import format as npy_format
 
 from bayesgen.core.errors import ConfigError, DataError
 from bayesgen.core.hooks import hookimpl
+from bayesgen.plugins.processes.ecal_cloud import EcalCloud
 from bayesgen.plugins.processes.root_file import (HOLDOUT_FRACTION, Chunk, FileProcess,
                                                   first_nonfinite, open_tree)
 from bayesgen.validation.observables import wrap_phi
@@ -102,16 +103,18 @@ class CloudFileProcess(FileProcess):
     """ECAL point clouds (η, φ, E per hit) from ``.npz`` or ROOT files, shaped like ``ecal_cloud``."""
 
     name = "cloud_file"
+    training_defaults = EcalCloud.training_defaults  # those of its default target
     description = ("Your own ECAL point clouds from .npz (zero-padded arrays) or ROOT (jagged "
                    "branches): the most energetic hits, shaped like ecal_cloud")
 
     def __init__(self, path: str | Path, like: str = "ecal_cloud", eta: str = "eta",
                  phi: str = "phi", energy: str = "e", label: str | None = None,
                  tree: str | None = None, allow_fewer: bool = False,
-                 holdout_fraction: float = HOLDOUT_FRACTION, chunk_size: int = 10_000) -> None:
+                 holdout_fraction: float = HOLDOUT_FRACTION, chunk_size: int = 10_000,
+                 sha256: str | None = None) -> None:
         if like == "cloud_file":
             raise ConfigError(f"like = {like!r}: the target must be a process with its own features")
-        super().__init__(path, like, allow_fewer, holdout_fraction)
+        super().__init__(path, like, allow_fewer, holdout_fraction, sha256)
         if int(chunk_size) <= 0:
             raise ConfigError(f"chunk_size must be positive, got {chunk_size}")
         self.chunk_size = int(chunk_size)

@@ -25,7 +25,7 @@ from abc import abstractmethod
 import numpy as np
 import vector
 
-from bayesgen.core.process import Binning, Process, sample_accepted
+from bayesgen.core.process import Binning, Process, physical_objects, sample_accepted
 from bayesgen.validation.observables import dilepton_observables, wrap_phi
 
 # --- physical constants (GeV) ---------------------------------------------------------------
@@ -223,6 +223,16 @@ class DrellYan(Process):
         if self.eta_crack is not None:
             lo, hi = self.eta_crack
             ok &= ~((abs_eta > lo) & (abs_eta < hi))
+        return ok
+
+    def support(self, events: np.ndarray, selection: bool = True) -> np.ndarray:
+        """Both leptons physical at √s = SQRT_S; with ``selection`` also both accepted
+        (:meth:`accepted`) and lepton 1 leading in pT."""
+        ev = np.asarray(events, dtype=np.float64)
+        pt, eta = ev[:, 0:6:3], ev[:, 1:6:3]
+        ok = physical_objects(pt, eta, ev[:, 2:6:3], self.lepton_mass, SQRT_S)
+        if selection:
+            ok &= self.accepted(pt[:, 0], eta[:, 0]) & self.accepted(pt[:, 1], eta[:, 1]) & (pt[:, 0] >= pt[:, 1])
         return ok
 
     def generate_truth(self, n: int, rng: np.random.Generator) -> dict[str, object]:

@@ -33,9 +33,9 @@ from functools import lru_cache
 import numpy as np
 
 from bayesgen.core.hooks import hookimpl
-from bayesgen.core.process import Binning, Process, sample_accepted
+from bayesgen.core.process import Binning, Process, physical_objects, sample_accepted
 from bayesgen.plugins.processes.drell_yan import (
-    GAMMA_Z, M_Z, sample_cos_theta, sample_pt, sample_rapidity)
+    GAMMA_Z, M_Z, SQRT_S, sample_cos_theta, sample_pt, sample_rapidity)
 from bayesgen.plugins.processes.z_mumu import MUON_MASS, muon_resolution
 from bayesgen.validation.observables import four_vectors, wrap_phi
 
@@ -218,6 +218,15 @@ def generate_truth(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
             "cos_theta1": cos_t[0], "cos_theta2": cos_t[1], "helicity": helicity}
 
 
+def accepted(pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    """Events ``(n,)`` whose four muons ``(n, 4)`` all have pT > PT_MIN and |η| < ETA_MAX, the
+    leading pT > PT_LEAD and the sub-leading > PT_SUB."""
+    with np.errstate(invalid="ignore"):
+        ranked = np.sort(pt, axis=1)
+        return ((pt > PT_MIN).all(axis=1) & (np.abs(eta) < ETA_MAX).all(axis=1)
+                & (ranked[:, 3] > PT_LEAD) & (ranked[:, 2] > PT_SUB))
+
+
 def detector(truth: dict[str, object], rng: np.random.Generator) -> np.ndarray:
     """Smear pT, apply acceptance, order each pair by pT: accepted events ``(m, 12)``."""
     p = truth["muons"]                                      # (4, n, 4)
@@ -226,11 +235,7 @@ def detector(truth: dict[str, object], rng: np.random.Generator) -> np.ndarray:
     phi = wrap_phi(np.arctan2(p[..., 1], p[..., 0]))
     pt = pt * (1.0 + muon_resolution(pt) * rng.standard_normal(pt.shape))
     ev = np.stack([pt, eta, phi], axis=-1).transpose(1, 0, 2)   # (n, 4, 3)
-    pts = ev[:, :, 0]
-    ranked = np.sort(pts, axis=1)
-    keep = ((pts > PT_MIN).all(axis=1) & (np.abs(ev[:, :, 1]) < ETA_MAX).all(axis=1)
-            & (ranked[:, 3] > PT_LEAD) & (ranked[:, 2] > PT_SUB))
-    ev = ev[keep]
+    ev = ev[accepted(ev[:, :, 0], ev[:, :, 1])]
     for a in (0, 2):
         swap = ev[:, a + 1, 0] > ev[:, a, 0]
         ev[swap, a:a + 2] = ev[swap, a:a + 2][:, ::-1]
@@ -268,6 +273,16 @@ class HZZ4Mu(Process):
     def sample(self, n: int, seed: int) -> np.ndarray:
         """Exactly ``n`` accepted events ``(n, 12)`` float64, reproducible for ``seed``."""
         return sample_accepted(n, seed, lambda batch, rng: detector(generate_truth(batch, rng), rng), 12, 0.4, _MAX_BATCH)
+
+    def support(self, events: np.ndarray, selection: bool = True) -> np.ndarray:
+        """Four physical muons at √s = SQRT_S; with ``selection`` also :func:`accepted`, each
+        Z's pair leading in pT first."""
+        ev = np.asarray(events, dtype=np.float64).reshape(-1, 4, 3)
+        pt, eta = ev[:, :, 0], ev[:, :, 1]
+        ok = physical_objects(pt, eta, ev[:, :, 2], MUON_MASS, SQRT_S)
+        if selection:
+            ok &= accepted(pt, eta) & (pt[:, 0] >= pt[:, 1]) & (pt[:, 2] >= pt[:, 3])
+        return ok
 
     def to_features(self, events: np.ndarray) -> np.ndarray:
         """``(n, 12)`` → ``(n, 11)``: log pT_i, η_i, artanh(wrap(φ_i − φ₁ − π)/π) (i = 2…4,

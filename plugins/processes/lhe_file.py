@@ -66,9 +66,9 @@ class LHEFileProcess(FileProcess):
     def __init__(self, path: str | Path, like: str = "z_mumu", leptons: Iterable[int] = (13, -13),
                  prefix: str | None = None, pt_min: float = 0.0, abs_eta_max: float = math.inf,
                  jet_pt_min: float = 0.0, n_jets_min: int = 0, n_jets_max: int | None = None,
-                 chunk_size: int = 10_000,
-                 allow_fewer: bool = False, holdout_fraction: float = HOLDOUT_FRACTION) -> None:
-        super().__init__(path, like, allow_fewer, holdout_fraction)
+                 chunk_size: int = 10_000, allow_fewer: bool = False,
+                 holdout_fraction: float = HOLDOUT_FRACTION, sha256: str | None = None) -> None:
+        super().__init__(path, like, allow_fewer, holdout_fraction, sha256)
         self.leptons = tuple(int(pid) for pid in leptons)
         if not self.leptons:
             raise ConfigError("leptons must list at least one PDG id, e.g. [13, -13]")

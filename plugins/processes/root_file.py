@@ -13,45 +13,56 @@ Mapping (a TOML file or the same structure as a dict)::
     tree = "events"            # TTree or RNTuple; optional when the file holds exactly one
     weight = "EventWeight"     # optional per-event weight branch (default: all weights 1)
     momentum_unit = "GeV"      # "GeV" (default), "MeV" or "TeV": unit of momentum branches
+    cut = "Type == 'GG' and Q1 * Q2 < 0"   # optional event selection on flat branches
+    split_by = ["Run", "Event"]            # optional: split training/held out by event identity
+    deduplicate = true         # with split_by: keep only the first selected row of each event
+    order_by_pt = true         # default: objects leading first; false keeps the file's order
 
     [branches]                 # flat branches: target quantity = branch
     mu1_pt = "pt1"
 
-    [collections.mu]           # jagged collection filling the quantities mu1_*, mu2_*, ...
-    px = "Muon_Px"             # either px, py, pz, E (converted with `vector`) ...
-    py = "Muon_Py"
+    [collections.mu]           # objects filling the quantities mu1_*, mu2_*, ...
+    px = "Muon_Px"             # a jagged branch per component: px, py, pz, E (converted with
+    py = "Muon_Py"             # `vector`) ...
     pz = "Muon_Pz"
     E = "Muon_E"
     # pt = "Muon_pt"; eta = "Muon_eta"; phi = "Muon_phi"; mass = "Muon_mass"  # ... or these
-    charge = "Muon_Charge"     # needed for opposite_charge (or a mu1_charge quantity)
+    # px = ["px1", "px2"]; ...  # ... or flat branches, one per object, for either set
+    charge = "Muon_Charge"     # optional (jagged, or a list of flat branches): fills mu<i>_charge
     opposite_charge = true     # count = 2 only: leading object + hardest one of opposite charge
     count = 2                  # objects per event (default: highest index in the target)
     pt_min = 20.0              # GeV, optional
     abs_eta_max = 2.4          # optional
 
 Each target quantity must be a ``[branches]`` key or ``<prefix><i>_<var>`` of a collection,
-with ``var`` one of ``pt eta phi mass px py pz E rapidity charge``. Objects of a collection are
-ordered by pT, leading first; an event is selected when its collection(s) yield the required
-objects. Units: GeV, radians, φ wrapped to (-π, π].
+with ``var`` one of ``pt eta phi mass px py pz E rapidity charge``. Objects are ordered by pT
+after mapping, leading first, those of a collection and those given one by one under
+``[branches]`` alike (``order_by_pt = false`` keeps the file's order). An event is selected when
+it passes ``cut`` and its collection(s) yield the required objects. ``cut`` is an expression on
+flat branches (numbers or strings; see :mod:`.cuts`): comparisons, ``and``/``or``/``not``,
+arithmetic, ``in [...]``, ``abs()`` and friends. Units: GeV, radians, φ wrapped to (-π, π].
 
 Entries are split once and for all into a training part and a held-out part (a fraction
-``holdout_fraction``, default 0.2, chosen by a hash of the entry number): training reads the
-first, validation's truth (:meth:`FileProcess.holdout`) the second, so a model is never judged
-on the events it learnt (``holdout_fraction = 0`` reads the whole file for both).
+``holdout_fraction``, default 0.2, chosen by a hash of the entry number, or of the values of
+the ``split_by`` branches, so that every row of one event lands on the same side): training
+reads the first, validation's truth (:meth:`FileProcess.holdout`) the second, so a model is
+never judged on the events it learnt (``holdout_fraction = 0`` reads the whole file for both).
+A file that lists an event several times (one row per reconstruction type, say) is read with a
+warning counting the repeats unless ``deduplicate = true`` keeps the first selected row only.
 
 ``sample(n, seed)`` returns ``n`` selected events of the part, a seeded uniform random subset in
 file order (independent of ``step_size``); their weights are in :attr:`FileProcess.weights` afterwards
 (:meth:`FileProcess.sample_arrays` returns events and weights together). Asking for more
 events than pass the selection raises :class:`DataError` saying how many do, unless
-``allow_fewer=True``, which returns them all with a warning.
+``allow_fewer=True``, which returns them all with a warning. A run stores the mapping's
+content, the file's absolute path and its SHA-256 (:meth:`FileProcess.portable_options`);
+reading a file whose checksum differs from ``sha256`` warns.
 """
 from __future__ import annotations
 
 import copy
 import difflib
-import math
-import re
-import sys
+import hashlib
 import warnings
 from abc import abstractmethod
 from collections.abc import Iterator, Mapping
@@ -62,44 +73,18 @@ from typing import Any
 import awkward as ak
 import numpy as np
 import uproot
-import vector
 
 from bayesgen.core import registry
 from bayesgen.core.errors import ConfigError, DataError
 from bayesgen.core.hooks import hookimpl
 from bayesgen.core.process import Process
-from bayesgen.validation.observables import wrap_phi
+from bayesgen.plugins.processes.cuts import first_occurrences, identity_keys, splitmix64
+from bayesgen.plugins.processes.mapping import KINEMATICS, RootMapping, object_values, order_objects, parse_quantity
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-__all__ = ["Chunk", "FileProcess", "RootFileProcess", "open_tree", "parse_quantity", "object_values"]
+__all__ = ["Chunk", "FileProcess", "RootFileProcess", "open_tree", "parse_quantity", "object_values",
+           "KINEMATICS"]
 
 HOLDOUT_FRACTION = 0.2  #: default share of a file's entries kept for validation
-_QUANTITY = re.compile(r"^([A-Za-z]+)(\d+)_(\w+)$")
-#: quantity suffix → attribute of a :mod:`vector` momentum (``charge`` is handled separately)
-KINEMATICS = {"pt": "pt", "eta": "eta", "phi": "phi", "mass": "mass", "m": "mass", "px": "px",
-              "py": "py", "pz": "pz", "E": "E", "e": "E", "energy": "E", "rapidity": "rapidity",
-              "y": "rapidity"}
-_MOMENTUM_LIKE = {"pt", "mass", "px", "py", "pz", "E"}
-_UNITS = {"GeV": 1.0, "MeV": 1e-3, "TeV": 1e3}
-
-
-def parse_quantity(name: str) -> tuple[str, int, str] | None:
-    """``"mu2_pt"`` → ``("mu", 2, "pt")``; ``None`` if ``name`` is not ``<prefix><i>_<var>``."""
-    match = _QUANTITY.match(name)
-    return (match[1], int(match[2]), match[3]) if match else None
-
-
-def object_values(objects: Any, charges: Any, index: int, var: str) -> np.ndarray:
-    """Values ``(m,)`` of ``var`` for object ``index`` (0-based) of regular-length awkward
-    :mod:`vector` ``objects`` ``(m, k)``; φ wrapped to (-π, π]."""
-    if var == "charge":
-        return np.asarray(ak.to_numpy(charges[:, index]), dtype=np.float64)
-    values = np.asarray(ak.to_numpy(getattr(objects[:, index], KINEMATICS[var])), dtype=np.float64)
-    return wrap_phi(values) if var == "phi" else values
 
 
 def first_nonfinite(values: Any) -> int | None:
@@ -127,10 +112,15 @@ class Chunk:
     events: np.ndarray
     weights: np.ndarray
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+    identity: np.ndarray | None = None  #: ``(m,)`` uint64 naming each event; the entry by default
+
+    def __post_init__(self):
+        if self.identity is None:
+            self.identity = np.asarray(self.entry, dtype=np.int64).astype(np.uint64)
 
     def take(self, rows: np.ndarray) -> "Chunk":
         return Chunk(self.n_read, self.entry[rows], self.events[rows], self.weights[rows],
-                     {k: v[rows] for k, v in self.extras.items()})
+                     {k: v[rows] for k, v in self.extras.items()}, self.identity[rows])
 
     @staticmethod
     def concat(chunks: list["Chunk"]) -> "Chunk":
@@ -139,7 +129,8 @@ class Chunk:
                      np.concatenate([c.entry for c in chunks]),
                      np.concatenate([c.events for c in chunks]),
                      np.concatenate([c.weights for c in chunks]),
-                     {k: np.concatenate([c.extras[k] for c in chunks]) for k in keys})
+                     {k: np.concatenate([c.extras[k] for c in chunks]) for k in keys},
+                     np.concatenate([c.identity for c in chunks]))
 
 
 def _smallest_keys(pending: list[tuple[Chunk, np.ndarray]], n: int) -> tuple[Chunk, np.ndarray]:
@@ -167,14 +158,19 @@ def open_tree(file: Any, path: Path, name: str | None, where: str) -> tuple[Any,
     return file[name], name
 
 
-def entry_uniform(entry: np.ndarray) -> np.ndarray:
-    """A fixed pseudo-random number in [0, 1) per file entry ``(n,)`` (splitmix64 of the entry
-    number), the same on every machine and for any chunking."""
-    z = np.asarray(entry, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    z ^= z >> np.uint64(31)
-    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+def entry_uniform(identity: np.ndarray) -> np.ndarray:
+    """A fixed pseudo-random number in [0, 1) per file entry or event identity ``(n,)``
+    (splitmix64 of it), the same on every machine and for any chunking."""
+    return (splitmix64(np.asarray(identity).astype(np.uint64)) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's content, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while block := stream.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class FileProcess(Process):
@@ -189,8 +185,9 @@ class FileProcess(Process):
     entry: np.ndarray | None = None    #: file entry numbers ``(n,)`` of the last :meth:`sample`
 
     def __init__(self, path: str | Path, like: str, allow_fewer: bool = False,
-                 holdout_fraction: float = HOLDOUT_FRACTION) -> None:
+                 holdout_fraction: float = HOLDOUT_FRACTION, sha256: str | None = None) -> None:
         self.path = Path(path).expanduser()
+        self.sha256 = sha256  # the checksum the file had when a run was trained on it
         if like in ("root_file", "lhe_file"):
             raise ConfigError(f"like = {like!r}: the target must be a process with its own features")
         if not 0.0 <= holdout_fraction < 1.0:
@@ -224,9 +221,23 @@ class FileProcess(Process):
         share = self.holdout_fraction if self.held_out else 1.0 - self.holdout_fraction
         return f"the {'held-out' if self.held_out else 'training'} part ({share:.0%} of entries)"
 
-    def in_part(self, entry: np.ndarray) -> np.ndarray:
-        """Which of these entries ``(n,)`` belong to this process's part of the file."""
-        return (entry_uniform(entry) < self.holdout_fraction) == self.held_out
+    def in_part(self, identity: np.ndarray) -> np.ndarray:
+        """Which of these entries or event identities ``(n,)`` belong to this process's part of the file."""
+        return (entry_uniform(identity) < self.holdout_fraction) == self.held_out
+
+    def portable_options(self, options: dict) -> dict:
+        """``options`` with the file's absolute path and its SHA-256 (``sha256``), so that the
+        run finds it from any directory and notices when it changes."""
+        return {**options, "path": str(self.path.resolve()), "sha256": file_sha256(self.path)}
+
+    def _check_unchanged(self) -> None:
+        """Warn, once, when the file is not the one a run was trained on."""
+        if self.sha256 is not None and self.path.is_file():
+            digest, expected, self.sha256 = file_sha256(self.path), self.sha256, None
+            if digest != expected:
+                warnings.warn(f"{self.path} changed since the run was trained on it (SHA-256 {digest[:12]}… "
+                              f"instead of {expected[:12]}…): its events may differ from those the model learnt",
+                              UserWarning, stacklevel=3)
 
     @property
     @abstractmethod
@@ -247,12 +258,13 @@ class FileProcess(Process):
         """
         if n < 0:
             raise ValueError(f"n must be non-negative, got {n}")
+        self._check_unchanged()
         rng = np.random.default_rng(seed)
         pending: list[tuple[Chunk, np.ndarray]] = []
         n_read = n_selected = n_pending = 0
         for chunk in self.chunks():
             keys = rng.random(chunk.n_read)[chunk.entry - n_read]
-            mine = self.in_part(chunk.entry)
+            mine = self.in_part(chunk.identity)
             chunk, keys = chunk.take(np.flatnonzero(mine)), keys[mine]
             pending.append((chunk, keys))
             n_read += chunk.n_read
@@ -264,12 +276,16 @@ class FileProcess(Process):
         if not pending:
             raise DataError(f"{self.path}: the file holds no events")
         kept, _ = _smallest_keys(pending, n)
+        if n_selected == 0:
+            raise DataError(f"{self.path}: none of the {n_read:,} events passes the selection "
+                            f"({self.selection}) in {self.part}; check the selection against the file")
         if n_selected < n:
             message = (f"{self.path}: only {n_selected:,} of {n_read:,} events pass the selection "
                        f"({self.selection}) in {self.part}; asked for {n:,}")
             if not self.allow_fewer:
-                raise DataError(f"{message}. Ask for at most {n_selected:,} events (--events "
-                                f"{n_selected}) or set allow_fewer = true in process_options")
+                fix = ("" if self.held_out else " or set allow_fewer = true in [train.process_options]")
+                raise DataError(f"{message}. Ask for at most {n_selected:,} events "
+                                f"(--events {n_selected}){fix}")
             warnings.warn(f"{message}; using all {n_selected:,}", UserWarning, stacklevel=2)
         kept = kept.take(np.argsort(kept.entry, kind="stable"))
         events = np.ascontiguousarray(kept.events, dtype=np.float64)
@@ -309,6 +325,11 @@ class FileProcess(Process):
     def observables(self, events: np.ndarray) -> dict[str, np.ndarray]:
         return self.target.observables(events)
 
+    def support(self, events: np.ndarray, selection: bool = True) -> np.ndarray:
+        """Finite, and within the target's physical limits but not its selection: the file's
+        events pass cuts of their own."""
+        return super().support(events) & self.target.support(events, selection=False)
+
     def check_finite(self, events: np.ndarray, entry: np.ndarray, where: str) -> None:
         """Raise :class:`DataError` naming the first non-finite quantity and its entry."""
         bad = ~np.isfinite(events)
@@ -316,159 +337,6 @@ class FileProcess(Process):
             row, col = np.argwhere(bad)[0]
             raise DataError(f"{self.path}: non-finite {self.quantities[col]} ({events[row, col]}) "
                             f"at entry {int(entry[row])} {where}")
-
-
-# --- the mapping ------------------------------------------------------------------------------
-_TOP_KEYS = {"like", "tree", "weight", "momentum_unit", "branches", "collections"}
-_CARTESIAN = ("px", "py", "pz", "E")
-_POLAR = ("pt", "eta", "phi")
-_COLLECTION_KEYS = {*_CARTESIAN, *_POLAR, "mass", "charge", "opposite_charge", "count", "pt_min",
-                    "abs_eta_max"}
-
-
-def _unknown(keys: Mapping, allowed: set[str], where: str) -> None:
-    extra = sorted(set(keys) - allowed)
-    if extra:
-        raise ConfigError(f"unknown key(s) {', '.join(extra)} in {where}; "
-                          f"allowed: {', '.join(sorted(allowed))}")
-
-
-@dataclass(frozen=True)
-class Collection:
-    """A jagged collection (e.g. NanoAOD ``Muon_*``) filling quantities ``<prefix><i>_<var>``."""
-
-    prefix: str
-    branches: dict[str, str]          # vector component (px… or pt…, mass) → branch
-    count: int
-    charge: str | None = None
-    opposite_charge: bool = False
-    pt_min: float = 0.0
-    abs_eta_max: float = math.inf
-
-    @classmethod
-    def from_dict(cls, prefix: str, spec: Mapping[str, Any], needed: int) -> "Collection":
-        where = f"[collections.{prefix}]"
-        _unknown(spec, _COLLECTION_KEYS, where)
-        if all(k in spec for k in _CARTESIAN):
-            branches = {k: spec[k] for k in _CARTESIAN}
-        elif all(k in spec for k in _POLAR):
-            branches = {k: spec[k] for k in (*_POLAR, "mass") if k in spec}
-        else:
-            raise ConfigError(f"{where} needs branches px, py, pz, E or pt, eta, phi (+ mass)")
-        count = int(spec.get("count", needed))
-        if count < needed:
-            raise ConfigError(f"{where} count = {count}, but the target uses {prefix}{needed}_*")
-        opposite = bool(spec.get("opposite_charge", False))
-        if opposite and (count != 2 or "charge" not in spec):
-            raise ConfigError(f"{where} opposite_charge needs count = 2 and a charge branch")
-        return cls(prefix, branches, count, spec.get("charge"), opposite,
-                   float(spec.get("pt_min", 0.0)), float(spec.get("abs_eta_max", math.inf)))
-
-    @property
-    def all_branches(self) -> list[str]:
-        return [*self.branches.values(), *([self.charge] if self.charge else [])]
-
-    def describe(self) -> str:
-        what = f"≥ {self.count} {self.prefix}"
-        what += " with an opposite-charge pair" if self.opposite_charge else ""
-        cuts = [f"pT > {self.pt_min:g} GeV"] if self.pt_min > 0 else []
-        cuts += [f"|η| < {self.abs_eta_max:g}"] if math.isfinite(self.abs_eta_max) else []
-        return what + (f" ({', '.join(cuts)})" if cuts else "")
-
-    def select(self, arrays: Any, scale: float) -> tuple[np.ndarray, Any, Any]:
-        """Selected-event mask ``(n,)`` and the chosen objects ``(m, count)`` (vector) and
-        charges, leading first."""
-        comps = {k: arrays[b] * (1.0 if k in ("eta", "phi") else scale)
-                 for k, b in self.branches.items()}
-        if "pt" in comps and "mass" not in comps:
-            comps["mass"] = ak.zeros_like(comps["pt"])
-        objects = vector.zip(comps)
-        charges = arrays[self.charge] if self.charge else ak.zeros_like(objects.pt)
-        good = (objects.pt > self.pt_min) & (abs(objects.eta) < self.abs_eta_max)
-        objects, charges = objects[good], charges[good]
-        order = ak.argsort(objects.pt, axis=1, ascending=False, stable=True)
-        objects, charges = objects[order], charges[order]
-        if self.opposite_charge:
-            index = ak.local_index(charges)
-            partner = ak.firsts(index[charges != ak.firsts(charges)])
-            mask = np.asarray(ak.to_numpy(~ak.is_none(partner)))
-            keep = ((index == 0) | (index == partner))[mask]
-            return mask, objects[mask][keep], charges[mask][keep]
-        mask = np.asarray(ak.to_numpy(ak.num(objects, axis=1) >= self.count))
-        return mask, objects[mask][:, : self.count], charges[mask][:, : self.count]
-
-
-@dataclass(frozen=True)
-class RootMapping:
-    """Parsed mapping: how the branches of one tree become a target process's quantities."""
-
-    like: str
-    tree: str | None
-    weight: str | None
-    scale: float
-    flat: dict[str, str]
-    collections: tuple[Collection, ...]
-    raw: dict[str, Any]
-
-    @classmethod
-    def load(cls, mapping: str | Path | Mapping[str, Any]) -> "RootMapping":
-        if isinstance(mapping, Mapping):
-            return cls.from_dict(dict(mapping))
-        path = Path(mapping).expanduser()
-        try:
-            with path.open("rb") as stream:
-                return cls.from_dict(tomllib.load(stream))
-        except FileNotFoundError:
-            raise ConfigError(f"mapping file not found: {path}") from None
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"mapping file {path} is not valid TOML: {error}") from None
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "RootMapping":
-        _unknown(raw, _TOP_KEYS, "the mapping")
-        if "like" not in raw:
-            raise ConfigError("the mapping needs like = \"<target process>\", e.g. like = \"z_mumu\"")
-        unit = raw.get("momentum_unit", "GeV")
-        if unit not in _UNITS:
-            raise ConfigError(f"momentum_unit = {unit!r}; use one of {', '.join(_UNITS)}")
-        return cls(str(raw["like"]), raw.get("tree"), raw.get("weight"), _UNITS[unit],
-                   dict(raw.get("branches", {})), (), raw)
-
-    def resolve(self, quantities: tuple[str, ...]) -> "RootMapping":
-        """Check that every target quantity is mapped; build the collections."""
-        needed: dict[str, int] = {}
-        for q in quantities:
-            parsed = parse_quantity(q)
-            if q in self.flat or parsed is None:
-                continue
-            needed[parsed[0]] = max(needed.get(parsed[0], 0), parsed[1])
-        specs = self.raw.get("collections", {})
-        collections = tuple(Collection.from_dict(p, specs[p], needed.get(p, 0)) for p in specs)
-        missing = []
-        for q in quantities:
-            parsed = parse_quantity(q)
-            if q in self.flat:
-                continue
-            if parsed is None or parsed[0] not in specs or parsed[2] not in {*KINEMATICS, "charge"}:
-                missing.append(q)
-            elif parsed[2] == "charge" and not specs[parsed[0]].get("charge"):
-                missing.append(q)
-        if missing:
-            raise ConfigError(f"the mapping does not provide {', '.join(missing)} of {self.like!r} "
-                              f"(quantities: {', '.join(quantities)}); add them under [branches] "
-                              "or a [collections.<prefix>] table")
-        extra = sorted(set(self.flat) - set(quantities))
-        if extra:
-            raise ConfigError(f"[branches] names {', '.join(extra)}, not quantities of "
-                              f"{self.like!r} ({', '.join(quantities)})")
-        return RootMapping(self.like, self.tree, self.weight, self.scale, self.flat, collections,
-                           self.raw)
-
-    @property
-    def branches(self) -> list[str]:
-        names = [*self.flat.values(), *(b for c in self.collections for b in c.all_branches)]
-        names += [self.weight] if self.weight else []
-        return list(dict.fromkeys(names))
 
 
 class RootFileProcess(FileProcess):
@@ -481,19 +349,21 @@ class RootFileProcess(FileProcess):
 
     def __init__(self, path: str | Path, mapping: str | Path | Mapping[str, Any],
                  step_size: int | str = "100 MB", allow_fewer: bool = False,
-                 holdout_fraction: float = HOLDOUT_FRACTION) -> None:
-        parsed = RootMapping.load(mapping)
-        super().__init__(path, parsed.like, allow_fewer, holdout_fraction)
+                 holdout_fraction: float = HOLDOUT_FRACTION, sha256: str | None = None) -> None:
+        parsed = RootMapping.from_dict(RootMapping.read(mapping))
+        super().__init__(path, parsed.like, allow_fewer, holdout_fraction, sha256)
         self.mapping = parsed.resolve(self.quantities)
         self.step_size = step_size
 
-    @property
-    def _jagged_ok(self) -> set[str]:
-        return {b for c in self.mapping.collections for b in c.all_branches}
+    def portable_options(self, options: dict) -> dict:
+        """Also the mapping's content in place of the file that holds it."""
+        return {**super().portable_options(options), "mapping": self.mapping.raw}
 
     @property
     def selection(self) -> str:
-        return "; ".join(c.describe() for c in self.mapping.collections) or "all events"
+        parts = [f"cut {self.mapping.cut.expression!r}"] if self.mapping.cut else []
+        parts += [c.describe() for c in self.mapping.collections]
+        return "; ".join(parts) or "all events"
 
     def _open_tree(self, file: Any) -> tuple[Any, str]:
         tree, name = open_tree(file, self.path, self.mapping.tree, "in the mapping")
@@ -514,25 +384,40 @@ class RootFileProcess(FileProcess):
             file = uproot.open(self.path)
         except Exception as error:  # noqa: BLE001 - uproot raises several kinds
             raise DataError(f"{self.path} is not a readable ROOT file: {error}") from None
+        seen, repeats = np.empty(0, dtype=np.uint64), 0
         with file:
             tree, name = self._open_tree(file)
             where = f"of tree {name!r}"
+            in_collections = {b for c in self.mapping.collections for b in c.all_branches}
             for arrays, report in tree.iterate(self.mapping.branches, step_size=self.step_size,
                                                report=True, library="ak"):
                 start = report.tree_entry_start
+                for collection in self.mapping.collections:
+                    collection.check_shapes(arrays, where)
                 for branch in self.mapping.branches:
-                    if branch not in self._jagged_ok and arrays[branch].ndim != 1:
-                        raise DataError(f"branch {branch!r} {where} is jagged; map it in a "
-                                        "[collections.<prefix>] table, not [branches]/weight")
+                    if branch not in in_collections and arrays[branch].ndim != 1:
+                        raise DataError(f"branch {branch!r} {where} is jagged (values per object); map it in "
+                                        "a [collections.<prefix>] table, not as a single value per event")
                     row = first_nonfinite(arrays[branch])
                     if row is not None:
                         raise DataError(f"{self.path}: non-finite value in branch {branch!r} "
                                         f"at entry {start + row} {where}")
-                yield self._select(arrays, start, where)
+                chunk = self._select(arrays, start, where)
+                if self.mapping.split_by:
+                    first, seen = first_occurrences(chunk.identity, seen)
+                    repeats += int((~first).sum())
+                    if self.mapping.deduplicate:
+                        chunk = chunk.take(np.flatnonzero(first))
+                yield chunk
+        if repeats and not self.mapping.deduplicate:
+            warnings.warn(f"{self.path}: {repeats:,} selected rows repeat an event ({', '.join(self.mapping.split_by)}) "
+                          "listed before; they stay on the same side of the training/held-out split, but count "
+                          "again: set deduplicate = true in the mapping to keep the first row of each event",
+                          UserWarning, stacklevel=2)
 
     def _select(self, arrays: Any, start: int, where: str) -> Chunk:
         n_read = len(arrays)
-        mask = np.ones(n_read, dtype=bool)
+        mask = self.mapping.cut.mask(arrays, n_read) if self.mapping.cut else np.ones(n_read, dtype=bool)
         picked = {}
         for collection in self.mapping.collections:
             sel, objects, charges = collection.select(arrays, self.mapping.scale)
@@ -543,21 +428,22 @@ class RootFileProcess(FileProcess):
         for q in self.quantities:
             if q in self.mapping.flat:
                 values = np.asarray(ak.to_numpy(arrays[self.mapping.flat[q]][rows]), np.float64)
-                var = parse_quantity(q)[2] if parse_quantity(q) else q.rsplit("_", 1)[-1]
-                if KINEMATICS.get(var) in _MOMENTUM_LIKE:
-                    values = values * self.mapping.scale
-                columns.append(wrap_phi(values) if var == "phi" else values)
+                columns.append(self.mapping.scaled(q, values))
                 continue
             prefix, index, var = parse_quantity(q)
             selected, objects, charges = picked[prefix]
             sub = np.searchsorted(selected, rows)  # rows ⊂ selected
             columns.append(object_values(objects[sub], charges[sub], index - 1, var))
         events = np.stack(columns, axis=-1) if columns else np.empty((len(rows), 0))
+        if self.mapping.order_by_pt:
+            events = order_objects(events, self.quantities, self.mapping.flat_prefixes)
         weights = (np.asarray(ak.to_numpy(arrays[self.mapping.weight][rows]), np.float64)
                    if self.mapping.weight else np.ones(len(rows)))
         entry = start + rows
+        identity = (identity_keys([ak.to_numpy(arrays[b])[rows] for b in self.mapping.split_by],
+                                  f"split_by = {list(self.mapping.split_by)}") if self.mapping.split_by else None)
         self.check_finite(events, entry, where)
-        return Chunk(n_read, entry, events, weights)
+        return Chunk(n_read, entry, events, weights, identity=identity)
 
 
 @hookimpl

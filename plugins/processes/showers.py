@@ -34,6 +34,7 @@ TOP, QUARK, GLUON = 0, 1, 2           #: jet flavours
 M_TOP = 172.5                         #: top mass
 M_W = 80.4                            #: W mass
 PT_MIN, PT_MAX = 500.0, 1000.0        #: jet pT range (uniform)
+BEAM_ENERGY = 6500.0                  #: energy of each beam (√s = 13 TeV): no jet carries more
 C_F, C_A = 4.0 / 3.0, 3.0             #: colour factors of quarks and gluons
 ALPHA_S = 0.12                        #: fixed coupling of the emissions
 Z_MIN, Z_MAX = 0.03, 0.5              #: energy fraction range of an emission

@@ -27,7 +27,7 @@ import numpy as np
 import vector
 
 from bayesgen.core.hooks import hookimpl
-from bayesgen.core.process import Binning, sample_accepted
+from bayesgen.core.process import Binning, physical_objects, sample_accepted
 from bayesgen.plugins.processes import drell_yan
 from bayesgen.plugins.processes.drell_yan import (DrellYan, dilepton_binnings, dilepton_feature_names,
                                                   dilepton_quantities)
@@ -186,6 +186,28 @@ class ZMuMuJets(DrellYan):
         """Exactly ``n`` accepted events ``(n, 19)`` float64, reproducible for ``seed``."""
         return sample_accepted(n, seed, lambda batch, rng: self.detector(self.generate_truth(batch, rng), rng),
                                len(self.quantities), self.initial_efficiency)
+
+    def support(self, events: np.ndarray, selection: bool = True) -> np.ndarray:
+        """The muons as in :meth:`DrellYan.support`, ``n_jets`` whole in [0, MAX_JETS] with the
+        absent jets' columns 0, muons and jets (m ≥ 0) physical together at √s; with
+        ``selection`` also at least one jet, each with pT > JET_PT_MIN and |η| < JET_ETA_MAX,
+        ordered by pT and separated (:meth:`separated`)."""
+        ev = np.asarray(events, dtype=np.float64)
+        n_jets = ev[:, _N_MUON_COLUMNS]
+        jets = ev[:, _N_MUON_COLUMNS + 1:].reshape(-1, MAX_JETS, 4)
+        present = np.arange(MAX_JETS) < n_jets[:, None]
+        pt, eta, phi = (np.concatenate([ev[:, i:_N_MUON_COLUMNS:3], jets[..., i]], axis=1) for i in range(3))
+        mass = np.concatenate([np.full((len(ev), 2), MUON_MASS), jets[..., 3]], axis=1)
+        ok = (super().support(ev[:, :_N_MUON_COLUMNS], selection) & np.isin(n_jets, np.arange(MAX_JETS + 1))
+              & (present | (jets == 0).all(axis=-1)).all(axis=1)
+              & physical_objects(pt, eta, phi, mass, drell_yan.SQRT_S))
+        if selection:
+            with np.errstate(invalid="ignore"):
+                jet_ok = ~present | ((jets[..., 0] > JET_PT_MIN) & (np.abs(jets[..., 1]) < JET_ETA_MAX))
+                muons = [four_vectors(ev[:, i], ev[:, i + 1], ev[:, i + 2], MUON_MASS) for i in (0, 3)]
+                ok &= ((n_jets >= 1) & jet_ok.all(axis=1) & (jets[:, 1:, 0] <= jets[:, :-1, 0]).all(axis=1)
+                       & self.separated(jets, present, muons))
+        return ok
 
     # --- network representation --------------------------------------------------------------
     def conditions(self, events: np.ndarray) -> np.ndarray:

@@ -6,6 +6,9 @@ Reverse step ``p(x_{t−1} | x_t) = N(μ_θ, σ_t²)`` with ``μ_θ`` the poster
 ``x̂₀`` and ``σ_t² = β̃_t`` (fixed), or, with ``learn_sigma`` (Nichol & Dhariwal 2021), a second
 network output ``v`` per feature: ``log σ_t² = (v+1)/2 · log β_t + (1 − (v+1)/2) · log β̃_t``,
 trained by ``L_simple + λ L_vlb`` with the mean's gradient stopped in ``L_vlb``.
+While sampling, the predicted ``x̂₀`` is clipped to the training features' range widened by
+``clip_margin`` of its width on each side (``clip = "range"``, as improved diffusion clips images
+to [−1, 1]) and ``ε̂`` re-derived from it, so no trajectory leaves the region the network learnt.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from bayesgen.core.sampler import Sampler, weighted_mean
 SCHEDULES = ("linear", "cosine")
 PREDICTIONS = ("eps", "v")
 SOLVERS = ("ancestral", "ddim")
+CLIPS = ("range", "none")
 
 
 def beta_schedule(name: str, timesteps: int) -> np.ndarray:
@@ -46,6 +50,7 @@ def normal_kl(mean_1: torch.Tensor, log_var_1: torch.Tensor, mean_2: torch.Tenso
                   + (mean_1 - mean_2).square() * torch.exp(-log_var_2) - 1.0)
 
 
+
 def normal_nll(x: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
     """``−log N(x; μ, σ²)``, elementwise."""
     return 0.5 * (log_var + (x - mean).square() * torch.exp(-log_var) + math.log(2 * math.pi))
@@ -60,10 +65,16 @@ class GaussianDiffusion(nn.Module):
     """
 
     def __init__(self, timesteps: int = 1000, schedule: str = "linear", prediction: str = "eps",
-                 learn_sigma: bool = False, kept_steps: list[int] | None = None):
+                 clip: str = "range", clip_margin: float = 0.1, learn_sigma: bool = False,
+                 kept_steps: list[int] | None = None):
         super().__init__()
         if prediction not in PREDICTIONS:
             raise ConfigError(f"unknown prediction {prediction!r}; known: {', '.join(PREDICTIONS)}")
+        if clip not in CLIPS:
+            raise ConfigError(f"unknown clip {clip!r}; known: {', '.join(CLIPS)}")
+        if clip_margin < 0:
+            raise ConfigError(f"clip_margin must be non-negative, got {clip_margin}")
+        self.clip, self.clip_margin = clip, clip_margin
         if timesteps < 2:
             raise ConfigError(f"timesteps must be at least 2, got {timesteps}")
         self.schedule, self.prediction, self.learn_sigma = schedule, prediction, learn_sigma
@@ -90,8 +101,8 @@ class GaussianDiffusion(nn.Module):
         """This diffusion with ``steps`` evenly spaced steps kept (itself when all are)."""
         if steps == self.timesteps:
             return self
-        return GaussianDiffusion(self.schedule_timesteps, self.schedule, self.prediction, self.learn_sigma,
-                                 self.ddim_timesteps(steps)).to(self.alpha_bar.device)
+        return GaussianDiffusion(self.schedule_timesteps, self.schedule, self.prediction, self.clip, self.clip_margin,
+                                 self.learn_sigma, self.ddim_timesteps(steps)).to(self.alpha_bar.device)
 
     def network_time(self, t: torch.Tensor) -> torch.Tensor:
         """Chain step ``t`` → the network's time input ``(s+1)/T`` in (0, 1] of its schedule step ``s``."""
@@ -117,22 +128,39 @@ class GaussianDiffusion(nn.Module):
         a, s = self._coefficients(t)
         return a * noise - s * x0
 
-    def split(self, x_t: torch.Tensor, t: torch.Tensor, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Network output → ``(x̂₀, ε̂)``."""
+    def clip_bounds(self, feature_range: torch.Tensor | None) -> torch.Tensor | None:
+        """``(2, n_features)`` bounds of x̂₀: the training range ``[low, high]`` widened by
+        ``clip_margin · (high − low)`` on each side; ``None`` (no clipping) with ``clip = "none"``
+        or no recorded range."""
+        if self.clip == "none" or feature_range is None:
+            return None
+        margin = self.clip_margin * (feature_range[1] - feature_range[0])
+        return torch.stack([feature_range[0] - margin, feature_range[1] + margin])
+
+    def split(self, x_t: torch.Tensor, t: torch.Tensor, output: torch.Tensor,
+              bounds: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Network output → ``(x̂₀, ε̂)``; with ``bounds`` (see :meth:`clip_bounds`) x̂₀ is clipped
+        to them and ``ε̂ = (x_t − √ᾱ x̂₀)/√(1−ᾱ)`` follows the clipped x̂₀."""
         a, s = self._coefficients(t)
         if self.prediction == "eps":
-            return (x_t - s * output) / a, output
-        return a * x_t - s * output, s * x_t + a * output
+            x0, eps = (x_t - s * output) / a, output
+        else:
+            x0, eps = a * x_t - s * output, s * x_t + a * output
+        if bounds is None:
+            return x0, eps
+        x0 = torch.clamp(x0, bounds[0], bounds[1])
+        return x0, (x_t - a * x0) / s
 
     def posterior(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``q(x_{t−1} | x_t, x₀) = N(c₀ x₀ + c_t x_t, β̃_t)`` as ``(mean, log variance)``."""
         mean = self.posterior_c0[t][:, None] * x0 + self.posterior_ct[t][:, None] * x_t
         return mean, self.posterior_log_var[t][:, None].expand_as(mean)
 
-    def reverse(self, x_t: torch.Tensor, t: torch.Tensor, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``p(x_{t−1} | x_t) = N(μ_θ, σ_t²)`` as ``(mean, log variance)``: the posterior at ``x̂₀``,
-        with β̃_t or the learned interpolation between log β_t and log β̃_t."""
-        x0, _ = self.split(x_t, t, self.mean_output(output))
+    def reverse(self, x_t: torch.Tensor, t: torch.Tensor, output: torch.Tensor,
+                bounds: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``p(x_{t−1} | x_t) = N(μ_θ, σ_t²)`` as ``(mean, log variance)``: the posterior at ``x̂₀``
+        (clipped to ``bounds``), with β̃_t or the learned interpolation between log β_t and log β̃_t."""
+        x0, _ = self.split(x_t, t, self.mean_output(output), bounds)
         mean, log_var = self.posterior(x0, x_t, t)
         if self.learn_sigma:
             fraction = (output.chunk(2, dim=-1)[1] + 1.0) / 2.0
@@ -140,15 +168,16 @@ class GaussianDiffusion(nn.Module):
         return mean, log_var
 
     def ancestral_step(self, x_t: torch.Tensor, t: torch.Tensor, output: torch.Tensor,
-                       noise: torch.Tensor) -> torch.Tensor:
+                       noise: torch.Tensor, bounds: torch.Tensor | None = None) -> torch.Tensor:
         """Draw ``x_{t−1} ~ p(x_{t−1} | x_t)``; no noise is added at ``t = 0``."""
-        mean, log_var = self.reverse(x_t, t, output)
+        mean, log_var = self.reverse(x_t, t, output, bounds)
         return mean + (0.5 * log_var).exp() * (t > 0).float()[:, None] * noise
 
-    def vlb_term(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    def vlb_term(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, output: torch.Tensor,
+                 bounds: torch.Tensor | None = None) -> torch.Tensor:
         """``L_t`` per event ``(n,)`` in nats, summed over features: ``KL(q(x_{t−1}|x_t,x₀) ‖ p(x_{t−1}|x_t))``
         for ``t > 0``, the decoder's ``−log p(x₀ | x₁)`` (Gaussian) at ``t = 0``."""
-        mean, log_var = self.reverse(x_t, t, output)
+        mean, log_var = self.reverse(x_t, t, output, bounds)
         kl = normal_kl(*self.posterior(x0, x_t, t), mean, log_var)
         return torch.where(t[:, None] > 0, kl, normal_nll(x0, mean, log_var)).sum(-1)
 
@@ -166,9 +195,10 @@ class GaussianDiffusion(nn.Module):
                          torch.zeros_like(x0), torch.zeros_like(x0)).sum(-1)
 
     def ddim_step(self, x_t: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor, output: torch.Tensor,
-                  noise: torch.Tensor | None = None, eta: float = 0.0) -> torch.Tensor:
+                  noise: torch.Tensor | None = None, eta: float = 0.0,
+                  bounds: torch.Tensor | None = None) -> torch.Tensor:
         """DDIM update to ``t_prev`` (``−1`` means the data): ``√ᾱ' x̂₀ + √(1−ᾱ'−σ²) ε̂ + σ z``."""
-        x0, eps = self.split(x_t, t, self.mean_output(output))
+        x0, eps = self.split(x_t, t, self.mean_output(output), bounds)
         alpha_bar = self.alpha_bar[t][:, None]
         alpha_bar_prev = torch.where(t_prev[:, None] >= 0, self.alpha_bar[t_prev.clamp(min=0)][:, None],
                                      torch.ones_like(alpha_bar))
@@ -184,7 +214,8 @@ class GaussianDiffusion(nn.Module):
 
 
 class DDPM(Sampler):
-    """Denoising diffusion: linear/cosine schedule, ε/v prediction, fixed or learned σ, ancestral or DDIM sampling.
+    """Denoising diffusion: linear/cosine schedule, ε/v prediction, fixed or learned σ, ancestral or DDIM
+    sampling, x̂₀ clipped to the training range (``clip = "range"`` or ``"none"``, ``clip_margin``).
 
     Ancestral sampling with fewer ``steps`` than ``timesteps`` runs the respaced chain
     (:meth:`GaussianDiffusion.respaced`); it is the default for few steps with ``learn_sigma``,
@@ -193,11 +224,12 @@ class DDPM(Sampler):
 
     def __init__(self, make_network: Callable[..., nn.Module], n_features: int, timesteps: int = 1000,
                  schedule: str = "linear", prediction: str = "eps", ddim_eta: float = 0.0,
-                 learn_sigma: bool = False, vlb_weight: float = 0.001):
+                 clip: str = "range", clip_margin: float = 0.1, learn_sigma: bool = False,
+                 vlb_weight: float = 0.001):
         # with learned σ the network outputs the ε/v prediction and one v per feature
         super().__init__(make_network(n_features, 2 * n_features) if learn_sigma else make_network(n_features),
                          n_features)
-        self.diffusion = GaussianDiffusion(timesteps, schedule, prediction, learn_sigma)
+        self.diffusion = GaussianDiffusion(timesteps, schedule, prediction, clip, clip_margin, learn_sigma)
         self.ddim_eta, self.vlb_weight = ddim_eta, vlb_weight
 
     def loss(self, x, cond=None, generator=None, weights=None):
@@ -212,14 +244,15 @@ class DDPM(Sampler):
 
     @torch.no_grad()
     def log_prob_bound(self, x, cond=None, generator=None):
-        """``−(L_T + Σ_{t<T} L_t)`` per event ``(n,)``, each ``L_t`` at one draw of ``x_t ~ q(x_t | x₀)``:
-        T network calls per event."""
+        """``−(L_T + Σ_{t<T} L_t)`` per event ``(n,)``, each ``L_t`` at one draw of ``x_t ~ q(x_t | x₀)``,
+        for the reverse process as it samples (x̂₀ clipped): T network calls per event."""
+        bounds = self.diffusion.clip_bounds(self.feature_range)
         bound = self.diffusion.prior_kl(x)
         for step in range(self.diffusion.timesteps):
             t = torch.full((x.shape[0],), step, device=x.device, dtype=torch.long)
             x_t = self.diffusion.q_sample(x, t, torch.randn(x.shape, device=x.device, generator=generator))
             output = self.network(x_t, self.diffusion.network_time(t), cond).float()
-            bound = bound + self.diffusion.vlb_term(x, x_t, t, output)
+            bound = bound + self.diffusion.vlb_term(x, x_t, t, output, bounds)
         return -bound
 
     def _solver(self, steps: int | None, solver: str | None) -> tuple[str, int]:
@@ -236,6 +269,7 @@ class DDPM(Sampler):
         solver, steps = self._solver(steps, solver)
         device = self.device
         x = torch.randn((n, self.n_features), device=device, generator=generator)
+        bounds = self.diffusion.clip_bounds(self.feature_range)
         diffusion = self.diffusion.respaced(steps) if solver == "ancestral" else self.diffusion
         times = (list(range(diffusion.timesteps - 1, -1, -1)) if solver == "ancestral"
                  else self.diffusion.ddim_timesteps(steps))
@@ -244,11 +278,11 @@ class DDPM(Sampler):
             output = self.network(x, diffusion.network_time(t), cond).float()
             if solver == "ancestral":
                 noise = torch.randn(x.shape, device=device, generator=generator)
-                x = diffusion.ancestral_step(x, t, output, noise)
+                x = diffusion.ancestral_step(x, t, output, noise, bounds)
             else:
                 t_prev = torch.full_like(t, times[i + 1] if i + 1 < len(times) else -1)
                 noise = torch.randn(x.shape, device=device, generator=generator) if self.ddim_eta > 0 else None
-                x = self.diffusion.ddim_step(x, t, t_prev, output, noise, self.ddim_eta)
+                x = self.diffusion.ddim_step(x, t, t_prev, output, noise, self.ddim_eta, bounds)
         return x
 
     def evaluations_per_event(self, steps=None, solver=None):

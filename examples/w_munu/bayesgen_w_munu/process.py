@@ -20,7 +20,7 @@ import numpy as np
 import vector
 
 from bayesgen.core.hooks import hookimpl
-from bayesgen.core.process import Binning, Process
+from bayesgen.core.process import Binning, Process, physical_objects
 from bayesgen.validation.observables import four_vectors, wrap_phi
 
 SQRT_S = 13000.0                  #: pp centre-of-mass energy
@@ -72,6 +72,12 @@ def generate(n: int, rng: np.random.Generator) -> np.ndarray:
     return np.stack([mu_pt, muon.eta, mu_phi, met.pt, wrap_phi(met.phi)], axis=-1)
 
 
+def accepted(events: np.ndarray) -> np.ndarray:
+    """Events ``(n,)`` whose muon has pT > PT_MIN and |η| < ETA_MAX."""
+    with np.errstate(invalid="ignore"):
+        return (events[:, 0] > PT_MIN) & (np.abs(events[:, 1]) < ETA_MAX)
+
+
 class WMuNu(Process):
     """W -> mu nu at 13 TeV with missing transverse momentum (example plugin, 4 features)."""
 
@@ -98,10 +104,20 @@ class WMuNu(Process):
         chunks, have = [], 0
         while have < n:
             events = generate(min(1_000_000, max(1000, 2 * (n - have))), rng)
-            events = events[(events[:, 0] > PT_MIN) & (np.abs(events[:, 1]) < ETA_MAX)]
+            events = events[accepted(events)]
             chunks.append(events)
             have += len(events)
         return np.concatenate(chunks)[:n] if chunks else np.empty((0, len(self.quantities)))
+
+    def support(self, events: np.ndarray, selection: bool = True) -> np.ndarray:
+        """The muon and the MET (as a massless object at η = 0, its least energy) physical at
+        √s; with ``selection`` also :func:`accepted`."""
+        ev = np.asarray(events, dtype=np.float64)
+        pt, eta = ev[:, [0, 3]], np.stack([ev[:, 1], np.zeros(len(ev))], axis=1)
+        ok = physical_objects(pt, eta, ev[:, [2, 4]], [MUON_MASS, 0.0], SQRT_S)
+        if selection:
+            ok &= accepted(ev)
+        return ok
 
     def to_features(self, events: np.ndarray) -> np.ndarray:
         """``(n, 5)`` → ``(n, 4)``: log pT(μ), η(μ), log MET, artanh(δ/π) with
