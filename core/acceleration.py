@@ -4,7 +4,7 @@ pinned-memory copies to the host that overlap the next chunk's compute.
 ``precision``: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``fp32`` or ``bf16`` (autocast
 on any device; the samplers keep their update formulas, splines and rotations in fp32).
 ``compile``: ``none`` or a :func:`torch.compile` mode (``default``, ``reduce-overhead`` — which
-captures CUDA graphs — or ``max-autotune``) applied to the sampler's networks.
+captures CUDA graphs — or ``max-autotune``) applied to the modules the sampler calls when sampling.
 """
 from __future__ import annotations
 
@@ -44,9 +44,12 @@ def autocast(device: torch.device, precision: str) -> AbstractContextManager:
 
 
 def compile_networks(sampler: Sampler, mode: str) -> None:
-    """Replace the sampler's network by its :func:`torch.compile` version (``mode != "none"``)."""
-    if mode != "none":
-        sampler.network = torch.compile(sampler.network, mode=None if mode == "default" else mode)
+    """Replace each module the sampler calls when sampling (:meth:`Sampler.sampling_networks`)
+    by its :func:`torch.compile` version (``mode != "none"``)."""
+    if mode == "none":
+        return
+    for owner, name in sampler.sampling_networks():
+        setattr(owner, name, torch.compile(getattr(owner, name), mode=None if mode == "default" else mode))
 
 
 def auto_batch_size(device: torch.device, precision: str, sample: Callable[[int], torch.Tensor],

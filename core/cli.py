@@ -108,7 +108,7 @@ def parser() -> argparse.ArgumentParser:
                                   epilog=PROCESS_DEFAULTS_NOTE)
     _add_flags(compare, CompareConfig, ["process", "samplers", "backbone", "steps", "batch_size", "lr",
                                         "train_events", "events", "bayesian", "draws", "sample_steps",
-                                        "seed", "device", "threads", "runs", "out"])
+                                        "seed", "device", "threads", "keep_unphysical", "runs", "out"])
 
     demo = commands.add_parser("demo", help="the three-minute CPU tour: train, generate, validate")
     demo.add_argument("--out", default="bayesgen-demo", help="demo directory (default: bayesgen-demo)")
@@ -150,15 +150,19 @@ def dispatch(args: argparse.Namespace) -> int:
               f"({stats.events_per_second:,.0f} events/s, {stats.evaluations_per_event} network calls/event)")
     elif args.command == "validate":
         from bayesgen.validation.report import report_dir, validate
+        from bayesgen.validation.summary import floor_table
 
         config = _config(args, ValidateConfig, "validate")
         report = validate(args.run, config)
+        print(floor_table({report["sampler"]: report}))
         print(f"wrote {report_dir(args.run, config)}/metrics.json and {len(report['observables'])} plots")
     elif args.command == "compare":
         from bayesgen.validation.compare import compare
+        from bayesgen.validation.summary import floor_table
 
         config = _config(args, CompareConfig, "compare")
         result = compare(config)
+        print(floor_table(result["samplers"]))
         print(f"compared {', '.join(result['samplers'])}: {config.out}/compare.md, compare.json and "
               f"{len(next(iter(result['samplers'].values()))['observables'])} plots")
     elif args.command == "demo":

@@ -130,6 +130,7 @@ class CompareConfig:
     seed: int = TrainConfig.seed
     device: str = "auto"
     threads: int | None = None
+    keep_unphysical: bool = ValidateConfig.keep_unphysical
     out: str = "compare"
     runs: list = field(default_factory=list)
     backbone_options: dict = field(default_factory=dict)

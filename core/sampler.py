@@ -1,9 +1,26 @@
-"""The interface every sampler plugin implements.
+"""The interface every sampler plugin implements, and what core may rely on.
 
-A sampler owns its networks ``f(x, t, cond)`` (``x``: ``(batch, n_features)``, ``t``: ``(batch,)``
-in [0, 1]), built by the ``make_network`` callable core hands to its factory, together with a
-training loss and a sampling procedure. Core trains and samples
-through this interface alone and never branches on a sampler's name.
+A sampler owns its networks ``f(x, t, cond) → (batch, out_features)`` (``x``: ``(batch,
+in_features)``, ``t``: ``(batch,)`` in [0, 1], ``cond``: ``(batch, n_conditions)`` or ``None``),
+built by the ``make_network(in_features, out_features=None)`` callable core hands to its factory,
+together with a training loss and a sampling procedure. Core trains and samples through this
+interface alone and never branches on a sampler's name. Core relies on:
+
+* ``network`` — one module holding every trainable network of the sampler, each parameter
+  registered exactly once (no module reachable under two names, or ``state_dict`` lists its
+  tensors twice and the EMA of weights averages them twice). The Bayesian swap
+  (:func:`bayesgen.bayes.bayesianize`) is applied to it; the optimiser, the EMA and the
+  checkpoints take the whole sampler.
+* :meth:`Sampler.sampling_networks` — the slots ``(owner, attribute)`` of the modules that
+  :meth:`Sampler.sample` calls as ``owner.attribute(...)``: ``--compile`` replaces each by its
+  :func:`torch.compile` version, so they must be the modules actually called (the rest, update
+  formulas and splines, runs eagerly). By default the ``network`` itself.
+* buffers hold constants (schedules, rotations) only.
+* shapes: :meth:`Sampler.loss` takes features ``(n, n_features)``, conditions ``(n,
+  n_conditions)`` or ``None`` and weights ``(n,)`` or ``None`` and returns a scalar;
+  :meth:`Sampler.sample` returns ``(n, n_features)`` on the sampler's device.
+
+Every registered sampler is run through this contract by ``tests/test_sampler_contract.py``.
 """
 from __future__ import annotations
 
@@ -38,7 +55,8 @@ class Sampler(nn.Module, ABC):
     feature_mask: FeatureMask | None = None
 
     def __init__(self, network: nn.Module, n_features: int):
-        """``network`` holds every trainable network of the sampler (a module or ModuleList)."""
+        """``network`` holds every trainable network of the sampler (a module or ModuleList),
+        each registered once."""
         super().__init__()
         self.network = network
         self.n_features = n_features
@@ -50,6 +68,11 @@ class Sampler(nn.Module, ABC):
         with an output guard (e.g. DDPM's x̂₀ clipping) keeps its samples near it. ``None`` until
         set (a run trained before ranges were recorded): no guard."""
         self.feature_range = torch.stack([torch.as_tensor(low), torch.as_tensor(high)]).float().to(self.device)
+
+    def sampling_networks(self) -> list[tuple[nn.Module, str]]:
+        """``(owner, attribute)`` of each module that :meth:`sample` calls as
+        ``owner.attribute(...)``; by default the sampler's ``network``."""
+        return [(self, "network")]
 
     @abstractmethod
     def loss(self, x: torch.Tensor, cond: torch.Tensor | None = None, generator: torch.Generator | None = None,

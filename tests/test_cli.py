@@ -132,7 +132,14 @@ def test_train_generate_validate_through_the_cli(trained_run, tmp_path, capsys):
     assert metrics["process"] == "z_mumu" and metrics["n_events"] == 2000
     assert {"m_mumu", "mu1_pt", "dr_mumu"} <= set(metrics["observables"])
     for values in metrics["observables"].values():
-        assert {"w1", "max_rel_dev_bulk", "chi2_ndf"} <= set(values)
+        assert {"w1", "max_rel_dev_bulk", "chi2_ndf", "w1_over_floor", "n_truth", "n_generated"} <= set(values)
+    # the summary printed: every metric as a multiple of its floor, the AUC beside 0.5
+    printed = capsys.readouterr().out
+    m_mumu = metrics["observables"]["m_mumu"]
+    line = next(line for line in printed.splitlines() if line.startswith("m_mumu "))
+    assert (f"W1 {m_mumu['w1_over_floor']:5.1f}×  dev {m_mumu['max_rel_dev_bulk_over_floor']:5.1f}×  "
+            f"χ² {m_mumu['chi2_ndf_over_floor']:5.1f}×") in line
+    assert f"truth vs truth 0.5 ± {metrics['classifier']['auc_floor_std']:.3f}" in printed
     pngs = {p.stem for p in report.glob("*.png")}
     assert pngs == set(metrics["observables"])
 

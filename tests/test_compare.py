@@ -1,10 +1,12 @@
 """The classifier two-sample test and `bayesgen compare`."""
 import json
+import math
 
 import numpy as np
 import pytest
 
 from bayesgen.core.cli import main
+from bayesgen.core.registry import get_process
 from bayesgen.validation.classifier import auc_standard_error, classifier_two_sample_test, roc_auc
 
 
@@ -61,8 +63,21 @@ def test_compare_trains_each_sampler_on_identical_footing(tmp_path):
         assert summary["training_steps"] == 10 and summary["n_events"] == 1000
         assert summary["parameters"] > 0 and summary["generation_events_per_s"] > 0
         assert summary["training_seconds"] > 0
-        assert 0.0 <= summary["classifier"]["auc"] <= 1.0
-        assert {"m_mumu", "mu1_pt"} <= set(summary["observables"])
+        auc = summary["classifier"]
+        # ten steps leave every model far from the truth: the classifier must see it, many
+        # truth-vs-truth spreads (0.5 ± 0.018 for 2 × 500 test events) above 0.5
+        assert auc["auc_floor"] == 0.5 and auc["auc_floor_std"] == pytest.approx(math.sqrt(1001 / (12 * 500**2)))
+        assert auc["auc_pull"] == pytest.approx((auc["auc"] - 0.5) / auc["auc_floor_std"]) and auc["auc_pull"] > 5
+        assert set(summary["observables"]) == set(get_process("z_mumu").binnings)
+        assert summary["n_truth"] == summary["n_generated"] == 1000
+        assert summary["floor"]["n_truth"] == summary["floor"]["n_generated"] == 1000
+        for m in summary["observables"].values():
+            assert m["n_truth"] == m["n_generated"] == 1000
+            for metric in ("w1", "max_rel_dev_bulk", "chi2_ndf"):
+                assert m[f"{metric}_floor"] > 0 and m[f"{metric}_floor_std"] > 0
+                assert m[f"{metric}_over_floor"] == pytest.approx(m[metric] / m[f"{metric}_floor"])
+        # the peak of an untrained model is many floors wide of the truth's
+        assert summary["observables"]["m_mumu"]["w1_over_floor"] > 5
     calls = {name: s["evaluations_per_event"] for name, s in result["samplers"].items()}
     assert calls == {"ddpm": 4, "cfm": 8, "inn": 2}  # DDIM 4 steps, midpoint 4 steps, 2 blocks
     configs = [json.loads((out / "runs" / n / "config.json").read_text()) for n in ("ddpm", "cfm", "inn")]
@@ -70,6 +85,7 @@ def test_compare_trains_each_sampler_on_identical_footing(tmp_path):
         (10, 1024, 0, '{"width": 16, "depth": 1}')}
     table = (out / "compare.md").read_text()
     assert "| ddpm |" in table and "| inn |" in table and "| m_mumu |" in table
+    assert table.count("× floor") == 3 * 3 * len(result["samplers"]["ddpm"]["observables"])
     assert {p.stem for p in out.glob("*.png")} == set(result["samplers"]["ddpm"]["observables"])
 
     # existing runs can be compared again without training
@@ -91,16 +107,21 @@ def test_bayesian_compare_draws_bands_for_every_sampler(tmp_path):
     config.write_text('[compare.backbone_options]\nwidth = 16\ndepth = 1\n'
                       '[compare.sampler_options.ddpm]\ntimesteps = 20\nschedule = "cosine"\nprediction = "v"\n'
                       '[compare.sampler_options.inn]\nblocks = 2\n'
-                      '[compare.bayes_options]\ninit_log_sigma = -4.0\n')
+                      '[compare.bayes_options]\ninit_log_sigma = -1.0\n')
     assert main(["compare", "--samplers", "ddpm,cfm,inn", "--bayesian", "--draws", "3", "--steps", "10",
                  "--train-events", "2048", "--batch-size", "256", "--events", "1000", "--sample-steps", "4",
-                 "--out", str(out), "--config", str(config)]) == 0
+                 "--keep-unphysical", "--out", str(out), "--config", str(config)]) == 0
     result = json.loads((out / "compare.json").read_text())
-    assert result["draws"] == 3
+    assert result["draws"] == 3  # members this wild put many events outside the support: measured as drawn
     for summary in result["samplers"].values():
         assert summary["bayesian"] is True and summary["draws"] == 3
-        band = summary["observables"]["m_mumu"]
-        assert band["sigma_pred_rel_median"] > 0 and 0 <= band["coverage_1sigma"] <= 1
+        band = summary["observables"]["mu1_eta"]
+        # each member's 1,000 events spread over ~24 η bins: Poisson noise √(24/1000) ≈ 16 % per bin
+        assert band["sigma_sampling_rel_median"] == pytest.approx(0.16, rel=0.3)
+        # weights drawn with σ = e⁻¹ make members that really differ (measured 20–50 %; with
+        # σ = e⁻⁴ the members' spread is sampling noise and σ_pred ≈ 0)
+        assert band["sigma_pred_rel_median"] > 0.1
+        assert band["coverage_bins"] == 24 and 0 <= band["coverage_1sigma"] <= 1
     assert "1σ coverage" in (out / "compare.md").read_text()
 
 

@@ -1,6 +1,36 @@
-"""Slow: with a medium CPU budget every sampler beats the untrained baseline on every observable.
+"""Slow: with a medium CPU budget the samplers hold z_mumu's observables within stated multiples
+of their truth-vs-truth floors, which the bad references do not: the untrained model (standard
+normal features mapped back) and the truth itself with its mass scale shifted by 1 % or its
+distributions made 20 % wider.
 
-Run with ``python -m pytest -m slow`` (about ten minutes on two cores).
+Run with ``python -m pytest -m slow tests/test_quality.py -s`` (15 minutes on two shared
+cores; it prints the table below).
+
+Measured (2-core CPU, shared; 50,000 truth and generated events, floors from 3 truth pairs),
+W1 / floor · largest bulk deviation / floor:
+
+    observable  ddpm       cfm        inn        untrained    truth     mass +1 %  20 % wider
+    mu1_pt      1.4 · 1.8  1.2 · 1.4  1.1 · 1.9   12.3 · 20.2  1.0 · 0.9  1.0 · 0.9   8.4 · 9.1
+    mu1_eta     1.4 · 3.7  1.3 · 4.3  1.2 · 4.0    6.3 · 7.6   0.9 · 1.5  0.9 · 1.5  11.1 · 3.1
+    mu2_pt      1.4 · 4.1  1.2 · 3.2  1.1 · 3.1   16.1 · 11.7  1.0 · 0.8  1.0 · 0.8   9.9 · 24.6
+    mu2_eta     0.9 · 3.2  0.8 · 3.5  1.0 · 2.6    5.6 · 6.3   0.8 · 0.7  0.8 · 0.7   9.5 · 2.4
+    m_mumu      2.3 · 2.9  4.1 · 8.6  2.8 · 2.8  262.4 · 15.6  1.0 · 1.2  8.4 · 13.2  6.0 · 3.8
+    pt_mumu     1.5 · 1.5  1.0 · 1.4  1.1 · 0.7   45.9 · 55.4  1.1 · 1.2  1.1 · 1.2   5.3 · 3.5
+    y_mumu      1.1 · 0.7  1.0 · 0.6  0.8 · 0.7    9.6 · 6.2   0.7 · 0.8  0.7 · 0.8   8.6 · 11.5
+    dphi_mumu   1.3 · 1.3  1.0 · 1.1  1.4 · 2.5   17.6 · 25.0  1.3 · 1.4  1.3 · 1.4   5.7 · 6.9
+    dr_mumu     1.2 · 1.4  1.2 · 0.8  1.2 · 0.6   31.3 · 25.5  1.0 · 0.5  1.0 · 0.5   8.0 · 14.3
+    classifier AUC − 0.5 in truth-vs-truth spreads: ddpm 10.7, cfm 25.0, inn 8.9, untrained 183
+
+(the φ of each muon is re-drawn uniformly and right even untrained: it tests nothing). Thresholds:
+
+* every observable the untrained model gets wrong (W1 > 3 × floor) but the mass: W1 ≤ 2 × floor —
+  the trained models reach at most 1.5, the untrained model and the wider truth at least 5.3;
+* M_μμ: W1 ≤ 4 × floor and bulk deviation ≤ 3.5 × floor — ddpm (2.3 · 2.9) and inn (2.8 · 2.8)
+  hold it, the wider truth (6.0 · 3.8), the shifted truth (8.4 · 13.2) and the untrained model
+  do not. At this budget cfm does not either (4.1 · 8.6: its peak is misshapen), which is
+  recorded as an expected failure;
+* classifier: AUC − 0.5 ≤ 30 of its truth-vs-truth spreads — the trained models sit at 9–25 (at
+  50,000 events the classifier sees what is left), the untrained model at 183.
 """
 import json
 
@@ -9,42 +39,91 @@ import pytest
 
 from bayesgen.core.cli import main
 from bayesgen.core.model import TrainedModel
-from bayesgen.validation.metrics import wasserstein_1d
-from bayesgen.validation.report import finite_observables
+from bayesgen.validation.classifier import classifier_two_sample_test
+from bayesgen.validation.fidelity import Criterion, scaled, widened
+from bayesgen.validation.floors import with_floors
+from bayesgen.validation.metrics import observable_metrics
+from bayesgen.validation.report import classifier_inputs, finite_observables
 
 EVENTS = 50_000
+SAMPLERS = ("ddpm", "cfm", "inn")
+M_MUMU = Criterion(w1_limit=4.0, dev_limit=3.5)
+W1_LIMIT = 2.0          #: W1 / floor on every other observable the untrained model gets wrong
+AUC_PULL_LIMIT = 30.0   #: (AUC − 0.5) / its truth-vs-truth spread
 
 
-@pytest.mark.slow
-def test_every_sampler_beats_the_untrained_baseline(tmp_path_factory):
+def bad_references(out, floors) -> tuple[dict, dict]:
+    """Metrics (with the compare's floors) of the untrained model and of distorted truth, each
+    against fresh truth of the same size; and the untrained model's classifier result."""
+    model = TrainedModel.load(out / "runs" / "cfm", "cpu")
+    process = model.process
+    rng = np.random.default_rng(7)
+    untrained = model.preprocessor.inverse(rng.normal(size=(EVENTS, process.n_features)), rng)
+    truth_events = process.sample(EVENTS, seed=101)
+    truth, other = (finite_observables(process, events)[0] for events in (truth_events, process.sample(EVENTS, seed=202)))
+    references = {"untrained": finite_observables(process, untrained)[0], "truth": other,
+                  "mass +1 %": {name: scaled(v, 1.01) if name == "m_mumu" else v for name, v in other.items()},
+                  "20 % wider": {name: widened(v, 1.2) for name, v in other.items()}}
+    scored = {label: {name: with_floors(observable_metrics(truth[name], values[name], process.binnings[name].edges),
+                                        floors[name]) for name in process.binnings}
+              for label, values in references.items()}
+    auc = classifier_two_sample_test(classifier_inputs(process, truth_events), classifier_inputs(process, untrained))
+    return scored, auc
+
+
+@pytest.fixture(scope="module")
+def quality(tmp_path_factory):
     out = tmp_path_factory.mktemp("quality") / "compare"
     config = out.parent / "compare.toml"
     config.write_text('[compare.backbone_options]\nwidth = 128\ndepth = 3\n'
                       '[compare.sampler_options.ddpm]\nschedule = "cosine"\nprediction = "v"\n'
                       '[compare.sampler_options.inn]\nblocks = 4\n')
-    assert main(["compare", "--samplers", "ddpm,cfm,inn", "--steps", "4000", "--train-events", "100000",
+    assert main(["compare", "--samplers", ",".join(SAMPLERS), "--steps", "4000", "--train-events", "100000",
                  "--batch-size", "1024", "--lr", "2e-3", "--events", str(EVENTS), "--sample-steps", "100",
                  "--out", str(out), "--config", str(config)]) == 0
-    result = json.loads((out / "compare.json").read_text())
+    samplers = json.loads((out / "compare.json").read_text())["samplers"]
+    floors = {name: {k: v for k, v in m.items() if "_floor" in k} for name, m in samplers["cfm"]["observables"].items()}
+    scored, untrained_auc = bad_references(out, floors)
+    table = {**{label: s["observables"] for label, s in samplers.items()}, **scored}
+    print("\nW1 / floor · bulk deviation / floor")
+    for name in floors:
+        print(f"{name:<10}" + "".join(f"  {label}: {m[name]['w1_over_floor']:.1f} · {m[name]['max_rel_dev_bulk_over_floor']:.1f}"
+                                      for label, m in table.items()))
+    print("AUC pulls:", {label: round(s["classifier"]["auc_pull"], 1) for label, s in samplers.items()},
+          "untrained", round(untrained_auc["auc_pull"], 1))
+    # the observables the untrained model already gets right (the re-drawn φ) test nothing
+    checked = [name for name in floors if name != "m_mumu" and scored["untrained"][name]["w1_over_floor"] > 3]
+    return samplers, scored, untrained_auc, checked
 
-    # The untrained baseline: standard-normal features (what an untrained flow returns), mapped back.
-    model = TrainedModel.load(out / "runs" / "cfm", "cpu")
-    rng = np.random.default_rng(7)
-    baseline_events = model.preprocessor.inverse(rng.normal(size=(EVENTS, model.process.n_features)), rng)
-    baseline, _ = finite_observables(model.process, baseline_events)
-    truth_a, _ = finite_observables(model.process, model.process.sample(EVENTS, seed=101))
-    truth_b, _ = finite_observables(model.process, model.process.sample(EVENTS, seed=202))
 
-    checked = 0
-    for name in model.process.binnings:
-        floor = wasserstein_1d(truth_a[name], truth_b[name])[0]
-        reference = wasserstein_1d(truth_a[name], baseline[name])[0]
-        if reference < 3 * floor:
-            continue  # fixed by symmetry (e.g. the re-drawn global φ): nothing to beat
-        checked += 1
-        for sampler, summary in result["samplers"].items():
-            w1 = summary["observables"][name]["w1"]
-            assert w1 < 0.5 * reference, f"{sampler} on {name}: W1 {w1:.4g} vs baseline {reference:.4g}"
-    assert checked >= 8
-    for sampler, summary in result["samplers"].items():
-        assert summary["classifier"]["auc"] < 0.95, sampler
+@pytest.mark.slow
+def test_the_bad_references_fail_the_criteria(quality):
+    _, scored, untrained_auc, checked = quality
+    assert len(checked) >= 8
+    assert M_MUMU.holds(scored["truth"]["m_mumu"])
+    for bad in ("untrained", "mass +1 %", "20 % wider"):
+        assert not M_MUMU.holds(scored[bad]["m_mumu"]), bad
+    for bad in ("untrained", "20 % wider"):
+        assert min(scored[bad][name]["w1_over_floor"] for name in checked) > W1_LIMIT, bad
+    assert max(scored["truth"][name]["w1_over_floor"] for name in checked) <= W1_LIMIT
+    assert untrained_auc["auc_pull"] > AUC_PULL_LIMIT
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_every_observable_and_the_classifier_within_their_floors(quality, sampler):
+    samplers, _, _, checked = quality
+    metrics = samplers[sampler]["observables"]
+    for name in checked:
+        assert metrics[name]["w1_over_floor"] <= W1_LIMIT, (name, metrics[name]["w1_over_floor"])
+    assert samplers[sampler]["classifier"]["auc_pull"] <= AUC_PULL_LIMIT, samplers[sampler]["classifier"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sampler", [
+    "ddpm", pytest.param("cfm", marks=pytest.mark.xfail(
+        strict=True, reason="at this budget cfm's M_mumu is 4.1 x the W1 floor and 8.6 x the bulk-deviation floor")),
+    "inn"])
+def test_the_mass_peak_within_its_floors(quality, sampler):
+    m_mumu = quality[0][sampler]["observables"]["m_mumu"]
+    assert M_MUMU.holds(m_mumu), M_MUMU.failures(m_mumu)

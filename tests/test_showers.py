@@ -248,7 +248,6 @@ def test_bigger_images_and_bad_options():
 
 # --- detector-level validation hooks ----------------------------------------------------------
 def test_event_metrics_and_examples(cloud, cloud_events, images, image_events, tmp_path):
-    pytest.importorskip("bayesgen.validation.detector")
     small = bayesgen.get_process("ecal_cloud", n_points=30)  # small clouds keep the EMDs fast
     events = small.sample(400, seed=4)
     metrics = small.event_metrics(events[:200], events[200:], seed=0)

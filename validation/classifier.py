@@ -34,6 +34,12 @@ def auc_standard_error(auc: float, n_pos: int, n_neg: int) -> float:
     return math.sqrt(max(variance, 0.0))
 
 
+def null_auc_std(n_pos: int, n_neg: int) -> float:
+    """Spread of the AUC when both classes come from one distribution (the truth-vs-truth floor,
+    whose mean is 0.5): the Mann–Whitney null variance ``(n₊ + n₋ + 1) / (12 n₊ n₋)``."""
+    return math.sqrt((n_pos + n_neg + 1) / (12 * n_pos * n_neg))
+
+
 def gaussianize(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Map each column through the reference's empirical CDF to a standard normal, so that long
     tails and outliers do not dominate the classifier: ``Φ⁻¹(F_ref(x))``, F clipped to (0, 1)."""
@@ -48,7 +54,9 @@ def gaussianize(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
 def classifier_two_sample_test(truth: np.ndarray, generated: np.ndarray, seed: int = 0, epochs: int = 20,
                                hidden: int = 128, batch_size: int = 512) -> dict[str, float]:
     """Train an MLP on half of ``truth`` vs ``generated`` (``(n, d)`` feature arrays, non-finite
-    rows dropped, classes balanced); return ``{"auc", "auc_std", "n_test"}`` on the other half."""
+    rows dropped, classes balanced); return ``{"auc", "auc_std", "n_test"}`` on the other half,
+    beside the truth-vs-truth floor ``auc_floor`` = 0.5 ± ``auc_floor_std`` (:func:`null_auc_std`)
+    and ``auc_pull`` = (auc − 0.5) / auc_floor_std."""
     truth = truth[np.isfinite(truth).all(axis=1)]
     generated = generated[np.isfinite(generated).all(axis=1)]
     n = min(len(truth), len(generated))
@@ -79,4 +87,6 @@ def classifier_two_sample_test(truth: np.ndarray, generated: np.ndarray, seed: i
         scores = model(features[torch.from_numpy(test_index)])[:, 0].numpy()
     n_test = n - half
     auc = roc_auc(scores[n_test:], scores[:n_test])
-    return {"auc": auc, "auc_std": auc_standard_error(auc, n_test, n_test), "n_test": 2 * n_test}
+    floor_std = null_auc_std(n_test, n_test)
+    return {"auc": auc, "auc_std": auc_standard_error(auc, n_test, n_test), "n_test": 2 * n_test,
+            "auc_floor": 0.5, "auc_floor_std": floor_std, "auc_pull": (auc - 0.5) / floor_std}

@@ -61,26 +61,40 @@ def likelihood_cell(likelihood: dict[str, Any]) -> str:
     return f"{bound}{likelihood['nll_per_event']:.3f} ± {likelihood['nll_per_event_error']:.3f}"
 
 
+def _times_floor(m: dict[str, Any], metric: str) -> str:
+    ratio = m.get(f"{metric}_over_floor")
+    return "" if ratio is None else f" ({ratio:.1f}× floor)"
+
+
 def markdown_table(result: dict[str, Any]) -> str:
-    """``compare.md``: one summary table and one table of observables."""
+    """``compare.md``: one summary table and one table of observables, each metric beside its
+    truth-vs-truth floor."""
     samplers = result["samplers"]
+    first = next(iter(samplers.values()))
     lines = [f"# {result['process']}: {', '.join(samplers)} on {result['n_events']:,} events", "",
+             f"Truth: {first['n_truth']:,} events; generated: {first['floor']['n_generated']:,} events per sampler. "
+             f"Floors: {first['floor']['source']}.", "",
              "| sampler | parameters | training steps | training time [s] | generation [events/s] "
-             "| network calls / event | classifier AUC | NLL [nats/event] |",
+             "| network calls / event | classifier AUC (truth vs truth: 0.5 ± σ) | NLL [nats/event] |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for label, s in samplers.items():
         auc = s["classifier"]
         lines.append(f"| {label} | {s['parameters']:,} | {s['training_steps']:,} | {s['training_seconds']:.0f} | "
                      f"{s['generation_events_per_s']:,.0f} | {s['evaluations_per_event']} | "
-                     f"{auc['auc']:.3f} ± {auc['auc_std']:.3f} | {likelihood_cell(s['likelihood'])} |")
+                     f"{auc['auc']:.3f} ± {auc['auc_std']:.3f} (0.5 ± {auc['auc_floor_std']:.3f}) | "
+                     f"{likelihood_cell(s['likelihood'])} |")
     banded = result.get("draws", 1) > 1
-    lines += ["", "Per observable: W1 ± its spread over 5 batches · largest bulk deviation · χ²/ndf"
+    lines += ["", "Per observable: W1 ± its spread over 5 batches (W1 / its floor) · largest bulk deviation "
+              "(/ its floor) · χ²/ndf (/ its floor)"
               + (" · median σ_pred/mean · 1σ coverage of the band" if banded else ""), "",
               "| observable | " + " | ".join(samplers) + " |", "|---|" + "---|" * len(samplers)]
-    for name in next(iter(samplers.values()))["observables"]:
+    for name in first["observables"]:
         cells = [m["skipped"] if "skipped" in m else
-                 f"{m['w1']:.3g} ± {m['w1_std']:.2g} · {m['max_rel_dev_bulk']:.1%} · {m['chi2_ndf']:.2f}"
-                 + (f" · {m['sigma_pred_rel_median']:.1%} · {m['coverage_1sigma']:.0%}" if banded else "")
+                 f"{m['w1']:.3g} ± {m['w1_std']:.2g}{_times_floor(m, 'w1')} · "
+                 f"{m['max_rel_dev_bulk']:.1%}{_times_floor(m, 'max_rel_dev_bulk')} · "
+                 f"{m['chi2_ndf']:.2f}{_times_floor(m, 'chi2_ndf')}"
+                 + (f" · {m['sigma_pred_rel_median']:.1%} · {m['coverage_1sigma']:.0%} of {m['coverage_bins']}"
+                    if banded else "")
                  for m in (s["observables"][name] for s in samplers.values())]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -98,11 +112,11 @@ def compare(config: CompareConfig, progress: bool = True) -> dict[str, Any]:
     process = next(iter(models.values())).process
     truth = Truth.draw(process, config.events, config.seed)
     validation = ValidateConfig(events=config.events, draws=config.draws, sample_steps=config.sample_steps,
-                                seed=config.seed, device=config.device)
+                                seed=config.seed, device=config.device, keep_unphysical=config.keep_unphysical)
     evaluations = {label: evaluate(model, truth, validation) for label, model in models.items()}
     result = {"process": process.name, "n_events": config.events, "draws": config.draws,
               "samplers": {label: e.summary for label, e in evaluations.items()}}
-    plot_overlays(process, truth, evaluations, out)
+    plot_overlays(process, truth, evaluations, out, config.events * config.draws)
     write_json(out / "compare.json", result)
     write_text(out / "compare.md", markdown_table(result))
     return result

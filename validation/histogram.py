@@ -1,8 +1,8 @@
 """Weighted 1D histograms for validation, NumPy only.
 
 :class:`Histogram` is one filled sample (truth or a single generator draw) with its Poisson
-error; :class:`BandHistogram` is the per-bin mean and spread of the densities of several
-generator draws (the ensemble of a Bayesian model). Both expose ``edges``, ``centers``,
+error; :class:`BandHistogram` is the per-bin mean of the densities of several generator draws
+(the ensemble of a Bayesian model) with their spread, the sampling noise removed. Both expose ``edges``, ``centers``,
 ``widths``, ``density`` and ``density_error`` so plotting code can treat them alike.
 
 Normalisation: ``fraction = counts / total`` where ``total`` is the sum of *all* weights,
@@ -138,20 +138,32 @@ class Histogram(_Binned):
 
 @dataclass(frozen=True)
 class BandHistogram(_Binned):
-    """Per-bin mean and standard deviation of the densities of several histograms (one per
-    generator draw of an ensemble), on common edges.
+    """Per-bin mean of the densities of several histograms (one per generator draw of an
+    ensemble), on common edges, and their spread split into its two sources.
+
+    With ``M`` draws of densities ``ρ_m`` in a bin, each with the Poisson variance
+    ``v_m = sumw2_m / (total_m · width)²`` of its finite sample:
+
+        s²_between = Σ_m (ρ_m − ρ̄)² / (M − 1)       the spread of the members' histograms,
+        s²_sampling = Σ_m v_m / M                    what finite samples alone would give it,
+        σ²_pred = max(0, s²_between − s²_sampling)   the spread of the members' densities,
+
+    since ``E[s²_between] = Var_m(true density_m) + mean_m v_m``. σ_pred is the model's own
+    (epistemic) uncertainty; ``σ_stat = s_sampling / √M`` is the statistical error of the
+    ensemble mean ρ̄.
 
     Attributes:
         edges: bin edges ``(bins + 1,)``.
-        mean: per-bin mean of the draws' :attr:`Histogram.density` ``(bins,)``.
-        std: per-bin sample standard deviation (``ddof=1``) of those densities; zeros for a
-            single draw.
-        n_draws: number of histograms combined.
+        mean: per-bin mean ρ̄ of the draws' :attr:`Histogram.density` ``(bins,)``.
+        spread: ``s_between`` ``(bins,)``; zeros for a single draw.
+        sampling: ``s_sampling`` ``(bins,)``.
+        n_draws: number of histograms combined, ``M``.
     """
 
     edges: np.ndarray
     mean: np.ndarray
-    std: np.ndarray
+    spread: np.ndarray
+    sampling: np.ndarray
     n_draws: int
 
     @classmethod
@@ -164,9 +176,21 @@ class BandHistogram(_Binned):
             if h.edges.shape != edges.shape or not np.allclose(h.edges, edges):
                 raise ValueError(f"histogram {i} has different edges from histogram 0")
         densities = np.stack([h.density for h in histograms])
+        variances = np.stack([h.density_error**2 for h in histograms])
         n = len(histograms)
-        std = densities.std(axis=0, ddof=1) if n > 1 else np.zeros(densities.shape[1])
-        return cls(edges=np.asarray(edges, dtype=float), mean=densities.mean(axis=0), std=std, n_draws=n)
+        spread = densities.std(axis=0, ddof=1) if n > 1 else np.zeros(densities.shape[1])
+        return cls(edges=np.asarray(edges, dtype=float), mean=densities.mean(axis=0), spread=spread,
+                   sampling=np.sqrt(variances.mean(axis=0)), n_draws=n)
+
+    @property
+    def sigma_pred(self) -> np.ndarray:
+        """``√max(0, s²_between − s²_sampling)``: the members' density spread, sampling noise removed."""
+        return np.sqrt(np.clip(self.spread**2 - self.sampling**2, 0.0, None))
+
+    @property
+    def stat_error(self) -> np.ndarray:
+        """``s_sampling / √M``: the statistical error of :attr:`mean`."""
+        return self.sampling / np.sqrt(self.n_draws)
 
     @property
     def density(self) -> np.ndarray:
@@ -175,5 +199,5 @@ class BandHistogram(_Binned):
 
     @property
     def density_error(self) -> np.ndarray:
-        """Alias of :attr:`std` (the ensemble spread, not a Poisson error)."""
-        return self.std
+        """``√(σ²_pred + σ²_stat)``: the whole uncertainty of :attr:`mean` as the density."""
+        return np.hypot(self.sigma_pred, self.stat_error)

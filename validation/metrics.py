@@ -12,7 +12,7 @@ import ot
 from bayesgen.core.errors import DataError
 from bayesgen.validation.histogram import BandHistogram, Histogram
 
-__all__ = ["wasserstein_1d", "max_rel_dev_bulk", "chi2_ndf", "observable_metrics"]
+__all__ = ["wasserstein_1d", "max_rel_dev_bulk", "chi2_ndf", "observable_metrics", "band_metrics"]
 
 
 def _finite_1d(name: str, values) -> np.ndarray:
@@ -139,19 +139,32 @@ def observable_metrics(truth_values, generated_values, edges) -> dict[str, float
 
 
 def band_metrics(truth: Histogram, band: BandHistogram, min_fraction: float = 0.01) -> dict[str, float]:
-    """Calibration of an ensemble band over the bulk bins (truth fraction ≥ ``min_fraction``):
+    """Width and calibration of an ensemble band over the n bulk bins (truth fraction ≥
+    ``min_fraction``), with the quantities of :class:`BandHistogram`:
 
-    * ``sigma_pred_rel_median`` — median of σ_pred / mean over those bins, σ_pred the ensemble's
-      per-bin standard deviation of the density;
-    * ``coverage_1sigma`` — fraction of those bins with |mean − truth| ≤ √(σ_pred² + σ_stat²),
-      σ_stat the truth's Poisson error.
+    * ``sigma_pred_rel_median`` — median of σ_pred / ρ̄, the model's own uncertainty;
+    * ``sigma_sampling_rel_median`` — median of s_sampling / ρ̄, the spread each member's finite
+      sample alone gives (removed from σ_pred, reported beside it);
+    * ``coverage_1sigma`` — fraction of the bins with
+      |ρ̄ − ρ_truth| ≤ √(σ²_pred + σ²_truth + σ²_stat), σ_truth the truth's Poisson error and
+      σ_stat the statistical error of the ensemble mean (≈ 0.68 for a calibrated band);
+    * ``coverage_bins`` — n, the number of bins those figures use.
     """
     _check_same_edges(truth, band)
     bulk = truth.fraction >= min_fraction
-    if not bulk.any():
-        return {"sigma_pred_rel_median": float("nan"), "coverage_1sigma": float("nan")}
-    mean, sigma_pred = band.mean[bulk], band.std[bulk]
-    sigma_total = np.sqrt(sigma_pred**2 + truth.density_error[bulk] ** 2)
-    relative = np.divide(sigma_pred, mean, out=np.full_like(mean, np.nan), where=mean > 0)
-    return {"sigma_pred_rel_median": float(np.nanmedian(relative)),
-            "coverage_1sigma": float(np.mean(np.abs(mean - truth.density[bulk]) <= sigma_total))}
+    n = int(bulk.sum())
+    if n == 0:
+        return {"sigma_pred_rel_median": float("nan"), "sigma_sampling_rel_median": float("nan"),
+                "coverage_1sigma": float("nan"), "coverage_bins": 0}
+    mean, sigma_pred = band.mean[bulk], band.sigma_pred[bulk]
+    sigma_total = np.sqrt(sigma_pred**2 + truth.density_error[bulk] ** 2 + band.stat_error[bulk] ** 2)
+
+    def relative_median(sigma: np.ndarray) -> float:
+        """Median of σ/ρ̄ over the bins where the ensemble puts any density (NaN if none)."""
+        filled = mean > 0
+        return float(np.median(sigma[filled] / mean[filled])) if filled.any() else float("nan")
+
+    return {"sigma_pred_rel_median": relative_median(sigma_pred),
+            "sigma_sampling_rel_median": relative_median(band.sampling[bulk]),
+            "coverage_1sigma": float(np.mean(np.abs(mean - truth.density[bulk]) <= sigma_total)),
+            "coverage_bins": n}

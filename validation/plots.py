@@ -18,6 +18,7 @@ from matplotlib.patches import Patch
 
 from bayesgen.core.io import AtomicFile
 from bayesgen.core.process import Binning
+from bayesgen.validation.floors import ratio_floor
 from bayesgen.validation.histogram import BandHistogram, Histogram
 
 __all__ = ["plot_observable"]
@@ -63,15 +64,19 @@ def plot_observable(
     generated: Mapping[str, Histogram | BandHistogram],
     title: str = "",
     *,
+    n_generated: int | None = None,
     logy: bool = False,
 ) -> Path:
     """Plot the density of one observable, truth vs each generated entry, with a ratio panel.
 
     Main panel: truth as black points with Poisson error bars; each :class:`Histogram` entry a
     coloured step line; each :class:`BandHistogram` entry the step of its mean with a shaded
-    ±std band. Ratio panel: generated / truth, the truth's relative statistical error as a grey
-    band (and each band's ±std / truth shaded), y-range [0.8, 1.2] widened as the ratios need,
-    at most to [0, 2]; bins with an empty truth are left blank.
+    ±σ_pred band (the model's own uncertainty, sampling noise removed). Ratio panel: generated /
+    truth over a grey band, the floor: the ±1σ spread of that ratio were the generated sample
+    ``n_generated`` more truth events (:func:`~bayesgen.validation.floors.ratio_floor`; without
+    ``n_generated``, the truth's relative statistical error alone), each band's ±σ_pred / truth
+    shaded, y-range [0.8, 1.2] widened as the ratios need, at most to [0, 2]; bins with an empty
+    truth are left blank. The legend gives the numbers of truth and generated events.
 
     The figure is written atomically (:class:`~bayesgen.core.io.AtomicFile`); the format follows the suffix of ``path`` (PNG without one).
     Returns ``path`` as a :class:`~pathlib.Path`.
@@ -91,15 +96,16 @@ def plot_observable(
     centers = truth.centers
     handles, labels = [], []
 
-    # Truth: grey relative-error band in the ratio panel, points in the main panel.
-    t_rel = _ratio(t_err, t_dens)
+    # Truth: the floor as a grey band in the ratio panel, points in the main panel.
+    t_rel = _ratio(t_err, t_dens) if n_generated is None else ratio_floor(truth, n_generated)
     _stairs_band(rax, edges, 1.0 - t_rel, 1.0 + t_rel, color="0.8", lw=0, zorder=1)
     filled = t_dens > 0
     ax.errorbar(centers[filled], t_dens[filled], yerr=t_err[filled], fmt="o", color="black",
                 ms=3.5, lw=1.0, capsize=0, zorder=5)
     handles.append((Patch(facecolor="0.8", edgecolor="none"),
                     Line2D([], [], marker="o", ms=3.5, color="black", lw=1.0)))
-    labels.append("truth (stat. error)")
+    labels.append(f"truth ({truth.total:,.0f} events, stat. error)" if n_generated is None else
+                  f"truth ({truth.total:,.0f} events); grey: truth-vs-truth ±1σ for {n_generated:,} generated")
 
     ratio_values = []
     for i, (name, h) in enumerate(generated.items()):
@@ -111,12 +117,12 @@ def plot_observable(
         _stairs_line(rax, edges, r, color=color, lw=1.5, zorder=4)
         line = Line2D([], [], color=color, lw=1.5)
         if isinstance(h, BandHistogram):
-            std = np.asarray(h.std, dtype=float)
-            _stairs_band(ax, edges, mean - std, mean + std, color=color, alpha=0.3, lw=0, zorder=3)
-            _stairs_band(rax, edges, _ratio(mean - std, t_dens), _ratio(mean + std, t_dens),
+            sigma = h.sigma_pred
+            _stairs_band(ax, edges, mean - sigma, mean + sigma, color=color, alpha=0.3, lw=0, zorder=3)
+            _stairs_band(rax, edges, _ratio(mean - sigma, t_dens), _ratio(mean + sigma, t_dens),
                          color=color, alpha=0.3, lw=0, zorder=3)
             handles.append((Patch(facecolor=color, alpha=0.3, edgecolor="none"), line))
-            labels.append(f"{name} (mean ± std, {h.n_draws} draws)")
+            labels.append(f"{name} (mean ± σ_pred, {h.n_draws} draws)")
         else:
             handles.append(line)
             labels.append(name)

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from bayesgen.core.model import TrainedModel, count_parameters
 from bayesgen.core.process import Process
 from bayesgen.core.seeding import derive_seed
 from bayesgen.validation.classifier import classifier_two_sample_test
+from bayesgen.validation.floors import Floors, measure_floors, with_floors
 from bayesgen.validation.histogram import BandHistogram, Histogram
 from bayesgen.validation.likelihood import likelihood_summary
 from bayesgen.validation.metrics import band_metrics, observable_metrics
@@ -65,18 +66,31 @@ def classifier_inputs(process: Process, events: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Truth:
-    """Fresh truth events of a process and their observables."""
+    """Fresh truth events of a process (in random order) and their observables, with the
+    statistical floors of the metrics against it, measured once per generated-sample size."""
 
+    process: Process
+    seed: int
     events: np.ndarray
     observables: dict[str, np.ndarray]
+    _floors: dict[int, Floors] = field(default_factory=dict, repr=False)
 
     @classmethod
     def draw(cls, process: Process, n_events: int, seed: int) -> "Truth":
         events = process.holdout().sample(n_events, seed=derive_seed(seed, "truth"))
-        return cls(events, finite_observables(process, events)[0])
+        events = events[np.random.default_rng(derive_seed(seed, "truth-order")).permutation(len(events))]
+        return cls(process, seed, events, finite_observables(process, events)[0])
 
     def histogram(self, name: str, edges: np.ndarray) -> Histogram:
         return Histogram.fill(defined(self.observables[name]), edges)
+
+    def floors(self, n_generated: int) -> Floors:
+        """The metrics' truth-vs-truth floors for this truth against ``n_generated`` events."""
+        if n_generated not in self._floors:
+            self._floors[n_generated] = measure_floors(
+                self.process, lambda events: finite_observables(self.process, events)[0], self.process.binnings,
+                len(self.events), n_generated, self.seed, self.events)
+        return self._floors[n_generated]
 
 
 @dataclass
@@ -103,7 +117,9 @@ class Evaluation:
 def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig) -> Evaluation:
     """Generate ``config.events`` events per ensemble member and measure them: metrics per
     observable (on all members' events pooled; with draws, the band's width and coverage too),
-    the classifier AUC, generation speed and the model's size."""
+    each beside its truth-vs-truth floor for ``len(truth)`` and ``events × draws`` events and
+    with the numbers of events behind it, the classifier AUC, generation speed and the model's
+    size."""
     precision = resolved_precision(model.sampler.device, config.precision)
     generated, stats = generate_events(model, config.events, config.batch_size, derive_seed(config.seed, "generate"),
                                        config.sample_steps, config.solver, config.draws, precision,
@@ -121,6 +137,7 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig) -> Evalu
     first_member = generated.events[finite & (generated.draw == 0)]
     evaluation = Evaluation({name: values[order] for name, values in observables.items()},
                             generated.draw[finite][order], {}, first_member)
+    floors = truth.floors(config.events * config.draws)
     per_observable = {}
     for name, binning in process.binnings.items():
         truth_values, generated_values = truth.observables[name], evaluation.observables[name]
@@ -129,7 +146,9 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig) -> Evalu
             per_observable[name] = {"skipped": f"defined for {len(defined(truth_values))} truth and "
                                                f"{len(defined(generated_values))} generated events"}
             continue
-        metrics = observable_metrics(defined(truth_values), defined(generated_values), binning.edges)
+        metrics = with_floors(observable_metrics(defined(truth_values), defined(generated_values), binning.edges),
+                              floors.observables.get(name))
+        metrics.update(n_truth=len(defined(truth_values)), n_generated=len(defined(generated_values)))
         if np.isnan(truth_values).any() or np.isnan(generated_values).any():
             metrics["fraction_undefined"] = {"truth": float(np.isnan(truth_values).mean()),
                                              "generated": float(np.isnan(generated_values).mean())}
@@ -140,7 +159,8 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig) -> Evalu
     evaluation.summary.update({
         "process": model.config.process, "sampler": model.config.sampler,
         "backbone": model.config.backbone, "bayesian": model.config.bayesian, "draws": config.draws,
-        "n_events": config.events, "training_steps": model.step, "training_seconds": model.train_seconds,
+        "n_events": config.events, "n_truth": len(truth.events), "n_generated": int(finite.sum()),
+        "floor": floors.summary(), "training_steps": model.step, "training_seconds": model.train_seconds,
         "parameters": count_parameters(model.sampler),
         "sample_steps": config.sample_steps, "solver": config.solver, "precision": precision,
         "evaluations_per_event": stats.evaluations_per_event,
@@ -157,15 +177,17 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig) -> Evalu
     return evaluation
 
 
-def plot_overlays(process: Process, truth: Truth, evaluations: dict[str, Evaluation], out: Path) -> None:
-    """One PNG per observable: truth and every labelled generator (with its band), ratio panel."""
+def plot_overlays(process: Process, truth: Truth, evaluations: dict[str, Evaluation], out: Path,
+                  n_generated: int) -> None:
+    """One PNG per observable: truth and every labelled generator (with its band), ratio panel
+    with the truth-vs-truth floor for ``n_generated`` generated events."""
     for name, binning in process.binnings.items():
         if len(defined(truth.observables[name])) < MIN_DEFINED:
             continue
         edges = binning.edges
         plot_observable(out / f"{name}.png", binning, truth.histogram(name, edges),
                         {label: e.histogram(name, edges) for label, e in evaluations.items()},
-                        title=process.name)
+                        title=process.name, n_generated=n_generated)
 
 
 def report_dir(run_dir: str | Path, config: ValidateConfig) -> Path:
@@ -181,7 +203,8 @@ def validate(run_dir: str | Path, config: ValidateConfig) -> dict[str, Any]:
     truth = Truth.draw(model.process, config.events, config.seed)
     evaluation = evaluate(model, truth, config)
     out.mkdir(exist_ok=True)
-    plot_overlays(model.process, truth, {f"{model.config.sampler} ({model.config.backbone})": evaluation}, out)
+    plot_overlays(model.process, truth, {f"{model.config.sampler} ({model.config.backbone})": evaluation}, out,
+                  config.events * config.draws)
     model.process.plot_examples(truth.events, evaluation.events, out)
     write_json(out / "metrics.json", evaluation.summary)
     return evaluation.summary

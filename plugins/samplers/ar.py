@@ -190,6 +190,10 @@ class AutoregressiveTransformer(Sampler):
         self.register_buffer("head_offset", torch.cat([torch.zeros(components), quantiles, torch.zeros(components)]),
                              persistent=False)
 
+    def sampling_networks(self) -> list[tuple[nn.Module, str]]:
+        """The head (``--compile`` compiles it); the transformer's cached steps run eagerly."""
+        return [(self.network, "head")]
+
     def _head(self, states: torch.Tensor, positions: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         """Mixture parameters ``(n, L, 3K)`` of the coordinates at ``positions (L,)``."""
         n, length = states.shape[:2]

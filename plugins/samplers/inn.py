@@ -57,19 +57,30 @@ def random_rotation(n: int, generator: torch.Generator) -> torch.Tensor:
 
 
 class CouplingINN(Sampler):
-    """Invertible network: spline coupling blocks and random rotations, trained by likelihood."""
+    """Invertible network: spline coupling blocks and random rotations, trained by likelihood.
+
+    ``network`` is the list of coupling blocks (each registered once, its conditioner inside it);
+    sampling calls the blocks' conditioners, which are what ``--compile`` compiles."""
 
     def __init__(self, make_network: Callable[..., nn.Module], n_features: int, blocks: int = 6,
                  bins: int = 10, bound: float = 5.0):
         if n_features < 2:
             raise ConfigError("the inn sampler needs at least two features to couple")
         n_a = n_features // 2
-        conditioners = [make_network(n_a, (n_features - n_a) * (3 * bins - 1)) for _ in range(blocks)]
-        super().__init__(nn.ModuleList(conditioners), n_features)
-        self.couplings = nn.ModuleList(SplineCoupling(c, n_features, bins, bound) for c in conditioners)
+        super().__init__(nn.ModuleList(
+            SplineCoupling(make_network(n_a, (n_features - n_a) * (3 * bins - 1)), n_features, bins, bound)
+            for _ in range(blocks)), n_features)
         generator = torch.Generator().manual_seed(n_features)
         self.register_buffer("rotations", torch.stack([random_rotation(n_features, generator)
                                                        for _ in range(blocks)]))
+
+    @property
+    def couplings(self) -> nn.ModuleList:
+        """The coupling blocks, in the data → latent order."""
+        return self.network
+
+    def sampling_networks(self) -> list[tuple[nn.Module, str]]:
+        return [(coupling, "conditioner") for coupling in self.couplings]
 
     def to_latent(self, x: torch.Tensor, cond=None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(z, log |det ∂z/∂x|)``; only the conditioners follow an enclosing autocast, the
