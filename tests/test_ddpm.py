@@ -1,4 +1,5 @@
 """Diffusion formulas, checked against an exact denoiser for Gaussian data."""
+import math
 
 import numpy as np
 import pytest
