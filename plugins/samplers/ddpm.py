@@ -50,7 +50,6 @@ def normal_kl(mean_1: torch.Tensor, log_var_1: torch.Tensor, mean_2: torch.Tenso
                   + (mean_1 - mean_2).square() * torch.exp(-log_var_2) - 1.0)
 
 
-
 def normal_nll(x: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
     """``−log N(x; μ, σ²)``, elementwise."""
     return 0.5 * (log_var + (x - mean).square() * torch.exp(-log_var) + math.log(2 * math.pi))
