@@ -53,3 +53,11 @@ def test_sharp_cuts_table(tmp_path):
     assert all(row.endswith("ev/s") and "%" in row for row in rows)
     assert {p.name for p in tmp_path.glob("*.png")} == {"z_mumu_jets_m_mumu.png", "z_mumu_jets_dr_j1j2.png",
                                                         "z_mumu_jets_j1_eta.png"}
+
+
+def test_event_rate_table():
+    lines = run("event_rate.py", "--events", "2000", "--repeats", "1", "--processes", "z_mumu")
+    assert lines[0].startswith("machine: ") and "load average" in lines[0]
+    row = lines[2].split()
+    assert row[0] == "z_mumu" and 0.2 < float(row[2]) < 0.6
+    assert any("initial-state shower" in line for line in lines)

@@ -3,20 +3,23 @@ CPU core must reproduce the M_μμ peak within stated multiples of its statistic
 same criterion must reject the truth itself with its mass scale shifted by 1 % or its peak made
 20 % wider.
 
-How the thresholds were chosen (2-core CPU, shared; 50,000 truth and 50,000 generated events;
-floors from 10 truth-vs-truth pairs: W1 0.111 ± 0.016 GeV, largest bulk deviation 7.9 ± 2.4 %
-per pair), as multiples of the floors, W1 · bulk deviation:
+How the thresholds were chosen (2-core CPU, shared; the LO Drell–Yan truth with ISR and FSR,
+M_μμ from 50 to 1000 GeV; 50,000 truth and 50,000 generated events; floors from 10 truth-vs-truth
+pairs: W1 0.324 ± 0.036 GeV — the sparse high-mass tail makes it three times the narrow-window
+figure —, largest bulk deviation 7.7 ± 2.3 % per pair), as multiples of the floors, W1 · bulk
+deviation, over three truth seeds (three generation seeds for the model):
 
-    truth vs truth                      1.0 ·  1.1
-    FIDELITY_TRAINING (inn)             2.9 ·  2.3     (73 s of CPU time to train)
-    truth, 20 % wider                   5.6 ·  3.7
-    truth, mass scale +1 % / −1 %       8.1 · 10.9  /  8.4 · 11.2
+    truth vs truth                      0.90–1.05 ·  0.89–1.14
+    FIDELITY_TRAINING (inn)             1.49–1.57 ·  2.78–2.98   (67 s to train)
+    truth, 20 % wider                   3.07–3.46 ·  3.25–4.48
+    truth, mass scale +1 % / −1 %       3.01–3.36 ·  7.55–12.7
 
-W1 ≤ 4.5 × floor and bulk deviation ≤ 3 × floor sit between the trained model and the nearest
-distortion, with about a quarter of the value to spare on either side (the bulk deviation, a
-maximum over bins, is the noisier of the two). The criterion is
-:class:`bayesgen.validation.fidelity.Criterion`; when the z_mumu Monte Carlo or the budget
-changes, re-measure this table and move the limits with it.
+W1 ≤ 2.2 × floor sits between the trained model and the nearest distortion with a factor of about
+1.4 to spare on either side, so every distortion fails on W1; the bulk deviation (a maximum over
+bins, the noisier metric) does not separate the model from the 20 % wider peak on this truth, so
+its limit, 4 × floor, guards the mass scale with a factor 1.3 over the model and 1.9 below the
+nearest shift. The criterion is :class:`bayesgen.validation.fidelity.Criterion`; when the z_mumu
+Monte Carlo or the budget changes, re-measure this table and move the limits with it.
 """
 import numpy as np
 import pytest
@@ -36,7 +39,7 @@ FIDELITY_TRAINING = dict(process="z_mumu", sampler="inn", backbone="mlp", steps=
                          sampler_options={"blocks": 4, "bins": 16})
 N_EVENTS = 50_000           #: truth and generated events compared
 FLOOR_REPEATS = 10          #: truth-vs-truth pairs behind the floors (their mean is good to ~5 %)
-M_MUMU = Criterion(w1_limit=4.5, dev_limit=3.0)
+M_MUMU = Criterion(w1_limit=2.2, dev_limit=4.0)
 
 
 class MassReference:

@@ -1,18 +1,28 @@
-"""Shared embedded Drell–Yan Z/γ* → ℓ⁺ℓ⁻ Monte Carlo at √s = 13 TeV (vectorised NumPy).
+"""Embedded Drell–Yan pp → γ*/Z → ℓ⁺ℓ⁻ (+ ISR, + QED FSR) at √s = 13 TeV (vectorised NumPy).
 
-Generation chain per event (GeV, radians, φ in (-π, π]):
+Generation chain per event (GeV, radians, φ in (-π, π]; units and conventions of
+:mod:`.lorentz`):
 
-* mass: relativistic Breit–Wigner in s, p(s) ∝ 1/((s − M_Z²)² + M_Z²Γ_Z²), sampled by inverting
-  s = M_Z² + M_ZΓ_Z tan(u) on the window [M_LOW, M_HIGH]; a fraction GAMMA_STAR_FRACTION
-  instead follows the γ* continuum p(M) ∝ 1/M²;
-* pair pT: p(pT) ∝ pT (1 + pT²/p₀²)^(−n), inverse CDF pT² = p₀²[(1 − u)^(1/(1−n)) − 1];
-* pair rapidity: Gaussian of width Y_SIGMA truncated to the kinematic limit |y| < ln(√s/m_T);
-* φ of the pair: uniform;
-* decay: ℓ⁻ direction in the Collins–Soper frame with p(cosθ) ∝ 1 + cos²θ + (8/3) A_FB cosθ,
-  φ_CS uniform; CS z axis bisects beam₁ and −beam₂ in the pair rest frame, signed along the
-  pair's lab p_z; y axis ∝ beam₁ × beam₂ (same sign flip), x = y × z;
-* detector (per subclass): Gaussian pT smearing with σ/pT = :meth:`DrellYan.relative_resolution`,
-  acceptance pT > pt_min, |η| < eta_max and |η| outside ``eta_crack`` on both leptons.
+1. Born (:mod:`.luminosity`): q q̄ → γ*/Z → ℓ⁻ℓ⁺ at leading order for q = d u s c b with the
+   full γ*/Z propagators and interference (:mod:`.electroweak`), GRV94 LO parton densities
+   (:mod:`.pdf`) at μ_F = M, M in [m_low, m_high] (default 50–1000 GeV); gives M, y, the
+   flavours and momentum fractions of the incoming partons, and cosθ* of the ℓ⁻ against the
+   incoming quark, whose beam is drawn from the densities (so A_FB(M, y) and its dilution
+   follow from the physics).
+2. Initial-state QCD radiation (:mod:`.isr`): p_T-ordered backward evolution with running α_s,
+   q → qg, g → qq̄ (and g → gg, q → gq once a leg has become a gluon), the O(α_s) matrix
+   elements q q̄ → Zg and q g → Zq for the hardest emission, primordial k_⊥; the dilepton
+   system recoils against the emissions.
+3. Decay in the Collins–Soper frame of the recoiling system: z axis bisecting beam 1 and −beam 2
+   in its rest frame, y ∝ beam 1 × beam 2, x = y × z; the ℓ⁻ at polar angle θ with
+   cosθ = ±cosθ* (+ when the quark came from beam 1), φ uniform (the angular coefficients that
+   ISR adds at O(α_s), A₀ … A₃, are not modelled).
+4. Final-state QED radiation off both leptons (:mod:`.qed_fsr`), collinear with the lepton-mass
+   logarithm, so M_ℓℓ has a radiative tail below the pole.
+5. Detector (per subclass): the reconstructed lepton is the bare lepton, or the lepton plus the
+   photons within ΔR < ``dress_cone`` (a calorimeter's view); Gaussian p_T smearing with
+   σ/p_T = :meth:`DrellYan.relative_resolution`; acceptance p_T > pt_min, |η| < eta_max and
+   |η| outside ``eta_crack`` on both leptons.
 
 Event columns ``{l}1_pt, {l}1_eta, {l}1_phi, {l}2_pt, {l}2_eta, {l}2_phi`` (float64, lepton 1 =
 leading pT). Features (5): log pT₁, η₁, log pT₂, η₂, artanh(δ/π) with δ = wrap(φ₂ − φ₁ − π);
@@ -23,145 +33,98 @@ from __future__ import annotations
 from abc import abstractmethod
 
 import numpy as np
-import vector
 
+from bayesgen.core.errors import ConfigError
 from bayesgen.core.process import Binning, Process, physical_objects, sample_accepted
+from bayesgen.plugins.processes import isr, qed_fsr
+from bayesgen.plugins.processes.electroweak import GAMMA_Z, M_Z
+from bayesgen.plugins.processes.lorentz import pt_eta_phi
+from bayesgen.plugins.processes.luminosity import SQRT_S, drell_yan_born
 from bayesgen.validation.observables import dilepton_observables, wrap_phi
 
-# --- physical constants (GeV) ---------------------------------------------------------------
-SQRT_S = 13000.0          #: pp centre-of-mass energy
-M_Z = 91.1876             #: Z pole mass (PDG)
-GAMMA_Z = 2.4952          #: Z total width (PDG)
+__all__ = ["SQRT_S", "M_Z", "GAMMA_Z", "M_LOW", "M_HIGH", "DrellYan", "generate_truth", "sigma_pb",
+           "collins_soper_axes", "decay"]
 
-# --- generator parameters -------------------------------------------------------------------
-M_LOW, M_HIGH = 60.0, 120.0   #: generated dilepton-mass window
-GAMMA_STAR_FRACTION = 0.03    #: fraction of events from the γ* 1/M² continuum
-PT_SCALE = 6.0                #: p₀ of the pair-pT spectrum
-PT_POWER = 2.5                #: n of the pair-pT spectrum (tail ∝ pT^(1−2n))
-PT_MAX = 500.0                #: upper truncation of the pair pT
-Y_SIGMA = 2.0                 #: width of the pair-rapidity Gaussian
-A_FB = 0.02                   #: forward–backward asymmetry of cosθ_CS
+M_LOW, M_HIGH = 50.0, 1000.0   #: default generated dilepton-mass window (GeV)
+CHUNK = 50_000                 #: events generated together (keeps the shower's arrays in cache)
 
 _MAX_BATCH = 1_000_000
 _DPHI_CLIP = 1.0 - 1e-7
 
 
-def sample_mass(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Dilepton masses ``(n,)``: Breit–Wigner in s (inverse tan CDF) plus γ* continuum."""
-    mg = M_Z * GAMMA_Z
-    a_lo, a_hi = np.arctan((M_LOW**2 - M_Z**2) / mg), np.arctan((M_HIGH**2 - M_Z**2) / mg)
-    s = M_Z**2 + mg * np.tan(rng.uniform(a_lo, a_hi, n))
-    mass = np.sqrt(s)
-    # γ* continuum p(M) ∝ 1/M²: 1/M uniform between 1/M_HIGH and 1/M_LOW.
-    cont = rng.random(n) < GAMMA_STAR_FRACTION
-    mass[cont] = 1.0 / rng.uniform(1.0 / M_HIGH, 1.0 / M_LOW, int(cont.sum()))
-    return mass
+def collins_soper_axes(system: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Collins–Soper axes of ``system`` ``(n, 4)`` as lab four-vectors ``(n, 4)`` each: spacelike,
+    unit (X² = −1), orthogonal to the system, so that in its rest frame they are the unit axes.
+    With beam momenta p₁ = (0, 0, 1, 1), p₂ = (0, 0, −1, 1), A = P·p₁, B = P·p₂ (AB = m_T²):
+    Z = (B p₁ − A p₂)/(2√(AB)) bisects beam 1 and −beam 2; Y = (P_y, −P_x, 0, 0)/Q_T is
+    ∝ beam 1 × beam 2; X = Y × Z = −(P_x m_T/(M Q_T), P_y m_T/(M Q_T), P_z Q_T/(M m_T),
+    E Q_T/(M m_T)), the form of (M√B/(2Q_T√A))(p₁ + (A/B)p₂ − (2A/M²)P) without its
+    cancellation at small Q_T."""
+    px, py, pz, e = system[:, 0], system[:, 1], system[:, 2], system[:, 3]
+    m_t2 = e * e - pz * pz
+    m_t = np.sqrt(m_t2)
+    q_t = np.maximum(np.hypot(px, py), 1e-12)
+    mass = np.sqrt(np.maximum(m_t2 - q_t * q_t, 0.0))
+    zero = np.zeros(len(system))
+    z_axis = np.stack([zero, zero, e / m_t, pz / m_t], axis=1)
+    y_axis = np.stack([py / q_t, -px / q_t, zero, zero], axis=1)
+    transverse, longitudinal = m_t / (mass * q_t), q_t / (mass * m_t)
+    x_axis = -np.stack([px * transverse, py * transverse, pz * longitudinal, e * longitudinal], axis=1)
+    return x_axis, y_axis, z_axis
 
 
-def sample_pt(n: int, rng: np.random.Generator, scale: float = PT_SCALE,
-              power: float = PT_POWER, pt_max: float = PT_MAX) -> np.ndarray:
-    """Pair pT ``(n,)`` from p(pT) ∝ pT (1 + pT²/p₀²)^(−n) on [0, pt_max] by inverse CDF."""
-    one_minus_n = 1.0 - power
-    u_max = 1.0 - (1.0 + (pt_max / scale) ** 2) ** one_minus_n
-    u = rng.uniform(0.0, u_max, n)
-    return scale * np.sqrt((1.0 - u) ** (1.0 / one_minus_n) - 1.0)
+def decay(system: np.ndarray, cos_theta: np.ndarray, rng: np.random.Generator,
+          lepton_mass: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ℓ⁻, ℓ⁺ lab four-momenta ``(n, 4)`` of the two-body decay of ``system`` with the ℓ⁻ at
+    Collins–Soper polar angle arccos(``cos_theta``) (z axis towards beam 1) and uniform φ_CS:
+    ℓ∓ = P/2 ± p* D, D = sinθ cosφ X + sinθ sinφ Y + cosθ Z; also returns φ_CS."""
+    mass2 = system[:, 3] ** 2 - np.sum(system[:, :3] ** 2, axis=1)
+    phi = rng.uniform(-np.pi, np.pi, len(system))
+    sin = np.sqrt(np.maximum(1.0 - cos_theta * cos_theta, 0.0))
+    x, y, z = collins_soper_axes(system)
+    p_star = np.sqrt(np.maximum(0.25 * mass2 - lepton_mass**2, 0.0))
+    direction = (p_star * sin * np.cos(phi))[:, None] * x + (p_star * sin * np.sin(phi))[:, None] * y \
+        + (p_star * cos_theta)[:, None] * z
+    half = 0.5 * system
+    return half + direction, half - direction, phi
 
 
-def sample_rapidity(mt: np.ndarray, rng: np.random.Generator,
-                    sigma: float = Y_SIGMA) -> np.ndarray:
-    """Rapidity ``(n,)``: N(0, sigma) truncated to |y| < ln(√s/m_T) (x₁, x₂ ≤ 1)."""
-    y_max = np.log(SQRT_S / mt)
-    y = rng.normal(0.0, sigma, mt.shape)
-    bad = np.flatnonzero(np.abs(y) >= y_max)
-    while bad.size:
-        y[bad] = rng.normal(0.0, sigma, bad.size)
-        bad = bad[np.abs(y[bad]) >= y_max[bad]]
-    return y
+def _truth_chunk(n: int, rng: np.random.Generator, lepton: str, lepton_mass: float, m_low: float,
+                 m_high: float, keep_partons: int) -> dict[str, np.ndarray]:
+    born = drell_yan_born(m_low, m_high).sample(n, rng)
+    shower = isr.shower(born["x"], born["flavour"], rng, me=isr.VECTOR, keep=keep_partons)
+    system = shower.final_state
+    minus, plus, phi_cs = decay(system, born["cos_theta_beam"], rng, lepton_mass)
+    fsr = qed_fsr.radiate(minus, plus, lepton_mass, rng)
+    truth = {"system": system, f"{lepton}_minus": fsr.minus, f"{lepton}_plus": fsr.plus,
+             "photons": fsr.photons, "n_photons": fsr.n_photons,
+             "photon_z": fsr.z, "photon_emitter": fsr.emitter, "phi_cs": phi_cs, "n_emissions": shower.n_emissions,
+             "first_rho": shower.first_rho, **born}
+    if keep_partons:
+        truth["partons"] = shower.partons
+    return truth
 
 
-def sample_cos_theta(n: int, rng: np.random.Generator, a_fb: float = A_FB) -> np.ndarray:
-    """cosθ ``(n,)`` from p(c) ∝ 1 + c² + (8/3) a_fb c.
+def generate_truth(n: int, rng: np.random.Generator, lepton: str, lepton_mass: float,
+                   m_low: float = M_LOW, m_high: float = M_HIGH, keep_partons: int = 0) -> dict[str, np.ndarray]:
+    """``n`` events before the detector, as arrays over events (four-momenta ``(n, 4)``, lab):
 
-    |c| from 1 + c² by solving c³ + 3c = 3t (Cardano, one real root), t uniform in
-    [−4/3, 4/3]; then the sign is + with probability ½ + B|c|/(2(1 + c²)), B = 8a_fb/3.
-    """
-    t = rng.uniform(-4.0 / 3.0, 4.0 / 3.0, n)
-    root = np.sqrt(2.25 * t * t + 1.0)
-    c = np.abs(np.cbrt(1.5 * t + root) + np.cbrt(1.5 * t - root))
-    b = 8.0 * a_fb / 3.0
-    forward = rng.random(n) < 0.5 + b * c / (2.0 * (1.0 + c * c))
-    return np.where(forward, c, -c)
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
-
-
-def collins_soper_axes(pair: vector.MomentumNumpy4D) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Collins–Soper unit axes ``(x, y, z)``, each ``(n, 3)``, in the pair rest frame."""
-    n = len(pair)
-    e_beam = np.full(n, 0.5 * SQRT_S)
-    zero = np.zeros(n)
-    dirs = []
-    for sign in (1.0, -1.0):
-        beam = vector.array({"px": zero, "py": zero, "pz": sign * e_beam, "E": e_beam})
-        beam = beam.boostCM_of_p4(pair)
-        dirs.append(_unit(np.stack([beam.px, beam.py, beam.pz], axis=-1)))
-    b1, b2 = dirs
-    sign = np.where(np.asarray(pair.pz) < 0.0, -1.0, 1.0)[:, None]
-    z = sign * _unit(b1 - b2)
-    y = np.cross(b1, b2)
-    norm = np.linalg.norm(y, axis=-1, keepdims=True)
-    # pT = 0: beams collinear in the rest frame, any transverse y works; take lab ŷ.
-    y = sign * np.where(norm > 1e-12, y / np.where(norm > 0, norm, 1.0), [0.0, 1.0, 0.0])
-    x = np.cross(y, z)
-    return x, y, z
+    ``system`` (the recoiling γ*/Z), ``{lepton}_minus``, ``{lepton}_plus`` (after FSR),
+    ``photons`` ``(n, MAX_PHOTONS, 4)`` and ``n_photons``, ``photon_z`` and ``photon_emitter``
+    (per photon: z of the splitting, 0 for ℓ⁻ / 1 for ℓ⁺, −1 absent), ``phi_cs``,
+    ``n_emissions`` and ``first_rho`` of the ISR, the Born ``mass``, ``y``, ``x`` ``(n, 2)``,
+    ``flavour`` ``(n, 2)``, ``quark_beam``, ``cos_theta_star``, ``cos_theta_beam``, and with
+    ``keep_partons`` the first emitted ``partons`` ``(n, keep_partons, 4)``."""
+    chunks = [_truth_chunk(min(CHUNK, n - start), rng, lepton, lepton_mass, m_low, m_high, keep_partons)
+              for start in range(0, max(n, 1), CHUNK)]
+    if len(chunks) == 1:
+        return chunks[0]
+    return {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
 
 
-def decay(pair: vector.MomentumNumpy4D, rng: np.random.Generator,
-          lepton_mass: float) -> tuple[vector.MomentumNumpy4D, vector.MomentumNumpy4D, np.ndarray, np.ndarray]:
-    """Two-body decay of the lab ``pair (n,)`` into ℓ⁻ℓ⁺ with the Collins–Soper angular
-    distribution: ``(ℓ⁻, ℓ⁺, cosθ_CS, φ_CS)``, the leptons as lab :mod:`vector` arrays."""
-    n = len(pair)
-    mass = np.asarray(pair.mass, dtype=np.float64)
-    cos_theta = sample_cos_theta(n, rng)
-    phi_cs = rng.uniform(-np.pi, np.pi, n)
-    sin_theta = np.sqrt(1.0 - cos_theta * cos_theta)
-    x, y_ax, z = collins_soper_axes(pair)
-    direction = ((sin_theta * np.cos(phi_cs))[:, None] * x
-                 + (sin_theta * np.sin(phi_cs))[:, None] * y_ax
-                 + cos_theta[:, None] * z)
-    p_star = np.sqrt(0.25 * mass * mass - lepton_mass**2)[:, None] * direction
-    leptons = []
-    for sign in (1.0, -1.0):  # ℓ⁻ along the CS direction, ℓ⁺ opposite
-        rest = vector.array({"px": sign * p_star[:, 0], "py": sign * p_star[:, 1],
-                             "pz": sign * p_star[:, 2], "mass": np.full(n, lepton_mass)})
-        leptons.append(rest.boost_p4(pair))
-    return leptons[0], leptons[1], cos_theta, phi_cs
-
-
-def pair_vector(mass: np.ndarray, pt: np.ndarray, y: np.ndarray, phi: np.ndarray) -> vector.MomentumNumpy4D:
-    """Lab four-vectors ``(n,)`` of a pair of given mass, pT, rapidity and azimuth."""
-    mt = np.sqrt(mass * mass + pt * pt)
-    return vector.array({"px": pt * np.cos(phi), "py": pt * np.sin(phi),
-                         "pz": mt * np.sinh(y), "E": mt * np.cosh(y)})
-
-
-def generate_truth(n: int, rng: np.random.Generator, lepton: str,
-                   lepton_mass: float) -> dict[str, object]:
-    """``n`` unsmeared events before acceptance.
-
-    Returns ``pair``, ``{lepton}_minus``, ``{lepton}_plus`` (lab :mod:`vector` arrays ``(n,)``)
-    and the sampled ``mass``, ``pt``, ``y``, ``phi``, ``cos_theta``, ``phi_cs`` ``(n,)``.
-    """
-    mass = sample_mass(n, rng)
-    pt = sample_pt(n, rng)
-    y = sample_rapidity(np.sqrt(mass * mass + pt * pt), rng)
-    phi = rng.uniform(-np.pi, np.pi, n)
-    pair = pair_vector(mass, pt, y, phi)
-    minus, plus, cos_theta, phi_cs = decay(pair, rng, lepton_mass)
-    return {"pair": pair, f"{lepton}_minus": minus, f"{lepton}_plus": plus,
-            "mass": mass, "pt": pt, "y": y, "phi": phi, "cos_theta": cos_theta, "phi_cs": phi_cs}
+def sigma_pb(m_low: float = M_LOW, m_high: float = M_HIGH) -> float:
+    """LO σ(pp → γ*/Z → ℓ⁺ℓ⁻) in pb for one lepton flavour, m_low < M_ℓℓ < m_high (Born level)."""
+    return drell_yan_born(m_low, m_high).sigma_pb()
 
 
 # --- naming helpers for subclasses ------------------------------------------------------------
@@ -185,7 +148,7 @@ def dilepton_binnings(lep: str, tex: str, pt1: tuple[float, float, int],
         b[f"{lep}{i}_pt"] = Binning(lo, hi, nb, rf"$p_{{T,{tex}_{i}}}$ [GeV]")
         b[f"{lep}{i}_eta"] = Binning(-eta_max, eta_max, eta_bins, rf"$\eta_{{{tex}_{i}}}$")
         b[f"{lep}{i}_phi"] = Binning(-np.pi, np.pi, 32, rf"$\phi_{{{tex}_{i}}}$ [rad]")
-    b[f"m_{pair}"] = Binning(70.0, 110.0, 80, rf"$M_{{{ptex}}}$ [GeV]")
+    b[f"m_{pair}"] = Binning(60.0, 120.0, 120, rf"$M_{{{ptex}}}$ [GeV]")
     b[f"pt_{pair}"] = Binning(0.0, 100.0, 50, rf"$p_{{T,{ptex}}}$ [GeV]")
     b[f"y_{pair}"] = Binning(-2.4, 2.4, 24, rf"$y_{{{ptex}}}$")
     b[f"dphi_{pair}"] = Binning(0.0, np.pi, 32, rf"$\Delta\phi_{{{ptex}}}$ [rad]")
@@ -194,11 +157,14 @@ def dilepton_binnings(lep: str, tex: str, pt1: tuple[float, float, int],
 
 
 class DrellYan(Process):
-    """Drell–Yan Z/γ* → ℓ⁺ℓ⁻ with lepton smearing and acceptance (abstract over the lepton).
+    """Drell–Yan γ*/Z → ℓ⁺ℓ⁻ with lepton reconstruction, smearing and acceptance (abstract over
+    the lepton).
 
     Subclasses set ``lepton`` (column prefix), ``lepton_mass``, ``pt_min``, ``eta_max``,
-    optionally ``eta_crack = (lo, hi)`` (rejected |η| band), the usual :class:`Process`
+    optionally ``eta_crack = (lo, hi)`` (rejected |η| band) and ``dress_cone`` (default ΔR of
+    the photons added to a reconstructed lepton; 0 = bare), the usual :class:`Process`
     attributes (see :func:`dilepton_quantities` and friends) and :meth:`relative_resolution`.
+    Options: ``m_low``, ``m_high`` (generated M_ℓℓ window, GeV), ``dress_cone``.
     """
 
     lepton: str
@@ -206,7 +172,22 @@ class DrellYan(Process):
     pt_min: float
     eta_max: float
     eta_crack: tuple[float, float] | None = None
-    initial_efficiency = 0.4   #: first guess of the acceptance, sizes the first batch
+    dress_cone: float = 0.0
+    keep_partons = 0               #: emitted partons kept in the truth (for jets)
+    initial_efficiency = 0.4       #: first guess of the acceptance, sizes the first batch
+
+    def __init__(self, m_low: float = M_LOW, m_high: float = M_HIGH, dress_cone: float | None = None):
+        if not 0.0 < m_low < m_high < SQRT_S:
+            raise ConfigError(f"need 0 < m_low < m_high < {SQRT_S:g} GeV, got m_low={m_low}, m_high={m_high}")
+        if dress_cone is not None and not 0.0 <= dress_cone < 1.0:
+            raise ConfigError(f"dress_cone must be in [0, 1), got {dress_cone}")
+        self.m_low, self.m_high = float(m_low), float(m_high)
+        if dress_cone is not None:
+            self.dress_cone = float(dress_cone)
+
+    def sigma_pb(self) -> float:
+        """LO cross-section of the generated process (before the detector), pb."""
+        return sigma_pb(self.m_low, self.m_high)
 
     @abstractmethod
     def relative_resolution(self, pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
@@ -235,18 +216,36 @@ class DrellYan(Process):
             ok &= self.accepted(pt[:, 0], eta[:, 0]) & self.accepted(pt[:, 1], eta[:, 1]) & (pt[:, 0] >= pt[:, 1])
         return ok
 
-    def generate_truth(self, n: int, rng: np.random.Generator) -> dict[str, object]:
+    def generate_truth(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """See :func:`generate_truth`."""
-        return generate_truth(n, rng, self.lepton, self.lepton_mass)
+        return generate_truth(n, rng, self.lepton, self.lepton_mass, self.m_low, self.m_high, self.keep_partons)
 
-    def reconstruct_leptons(self, truth: dict[str, object],
+    def lepton_momenta(self, truth: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The reconstructed ℓ⁻, ℓ⁺ four-momenta ``(n, 4)`` before smearing: bare, or with the
+        photons within ΔR < ``dress_cone`` of the nearer lepton added."""
+        leptons = [truth[f"{self.lepton}_minus"].copy(), truth[f"{self.lepton}_plus"].copy()]
+        if self.dress_cone <= 0.0:
+            return leptons
+        event, slot = np.nonzero(truth["photons"][..., 3] > 0)
+        photons = truth["photons"][event, slot]
+        _, eta_g, phi_g = pt_eta_phi(photons)
+        distances = []
+        for lepton in leptons:
+            _, eta, phi = pt_eta_phi(lepton[event])
+            distances.append(np.hypot(eta_g - eta, wrap_phi(phi_g - phi)))
+        nearer = distances[1] < distances[0]
+        for i, lepton in enumerate(leptons):
+            own = (nearer == bool(i)) & (distances[i] < self.dress_cone)
+            np.add.at(lepton, event[own], photons[own])
+        return leptons
+
+    def reconstruct_leptons(self, truth: dict[str, np.ndarray],
                             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Smeared, pT-ordered leptons ``(n, 6)`` of every event and the acceptance ``(n,)``."""
         cols = []
-        for lep in (truth[f"{self.lepton}_minus"], truth[f"{self.lepton}_plus"]):
-            eta = np.asarray(lep.eta)
-            cols.append((self.smear_pt(np.asarray(lep.pt), eta, rng), eta,
-                         wrap_phi(np.asarray(lep.phi))))
+        for momentum in self.lepton_momenta(truth):
+            pt, eta, phi = pt_eta_phi(momentum)
+            cols.append((self.smear_pt(pt, eta, rng), eta, phi))
         (pt_a, eta_a, phi_a), (pt_b, eta_b, phi_b) = cols
         keep = self.accepted(pt_a, eta_a) & self.accepted(pt_b, eta_b)
         a = np.stack([pt_a, eta_a, phi_a], axis=-1)
@@ -254,8 +253,8 @@ class DrellYan(Process):
         lead_a = (a[:, 0] >= b[:, 0])[:, None]
         return np.concatenate([np.where(lead_a, a, b), np.where(lead_a, b, a)], axis=-1), keep
 
-    def detector(self, truth: dict[str, object], rng: np.random.Generator) -> np.ndarray:
-        """Smear, apply acceptance, order by pT: accepted events ``(m, 6)``."""
+    def detector(self, truth: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+        """Reconstruct, smear, apply acceptance, order by pT: accepted events ``(m, 6)``."""
         leptons, keep = self.reconstruct_leptons(truth, rng)
         return leptons[keep]
 

@@ -2,9 +2,12 @@
 
 Generation chain per event (GeV, radians, φ in (-π, π]):
 
-* Higgs: mass from a relativistic Breit–Wigner (M_H, Γ_H) truncated to ±H_WINDOW; pT from
-  p(pT) ∝ pT (1 + pT²/p₀²)^(−n) (p₀ = H_PT_SCALE, n = H_PT_POWER); rapidity N(0, H_Y_SIGMA)
-  truncated to |y| < ln(√s/m_T); φ uniform (same samplers as :mod:`.drell_yan`);
+* Higgs: mass from a relativistic Breit–Wigner (M_H, Γ_H) truncated to ±H_WINDOW; produced in
+  gluon fusion at leading order: rapidity from the g g luminosity x₁g(x₁)x₂g(x₂) at
+  μ_F = M_H (GRV94 LO, :class:`.luminosity.GluonFusionBorn`), x₁,₂ = (m_H/√s)e^{±y}; then the
+  initial-state shower of :mod:`.isr` evolves both gluons (g ← g with C_A, g ← q) with the
+  g g → H g and q g → H q matrix elements (m_t → ∞) for the hardest emission and a primordial
+  k_⊥, and the Higgs recoils against the emissions;
 * Z masses (m₁ ≥ m₂, so Z₁ is the pair closer to M_Z): for x_i = m_i²/M_H²,
   p(s₁, s₂) ∝ BW(s₁) BW(s₂) λ^½(1, x₁, x₂) [λ(1, x₁, x₂) + 12 x₁x₂],
   BW(s) = 1/((s − M_Z²)² + M_Z²Γ_Z²), λ(a, b, c) = a² + b² + c² − 2ab − 2ac − 2bc
@@ -34,8 +37,10 @@ import numpy as np
 
 from bayesgen.core.hooks import hookimpl
 from bayesgen.core.process import Binning, Process, physical_objects, sample_accepted
-from bayesgen.plugins.processes.drell_yan import (
-    GAMMA_Z, M_Z, SQRT_S, sample_cos_theta, sample_pt, sample_rapidity)
+from bayesgen.plugins.processes import isr
+from bayesgen.plugins.processes.electroweak import GAMMA_Z, M_Z
+from bayesgen.plugins.processes.lorentz import boost
+from bayesgen.plugins.processes.luminosity import SQRT_S, GluonFusionBorn, born_fractions, sample_cos_theta
 from bayesgen.plugins.processes.z_mumu import MUON_MASS, muon_resolution
 from bayesgen.validation.observables import four_vectors, wrap_phi
 
@@ -48,10 +53,6 @@ _G_V, _G_A = -0.5 + 2.0 * SIN2_THETA_W, -0.5
 R_LEPTON = 2.0 * _G_V * _G_A / (_G_V**2 + _G_A**2)   #: Z → ℓℓ parity-violation ≈ 0.15
 
 # --- generator parameters -----------------------------------------------------------------------
-H_PT_SCALE = 25.0         #: p₀ of the Higgs pT spectrum (mode p₀/2)
-H_PT_POWER = 2.5          #: n of the Higgs pT spectrum (tail ∝ pT⁻⁴)
-H_PT_MAX = 1000.0         #: upper truncation of the Higgs pT
-H_Y_SIGMA = 2.0           #: width of the Higgs-rapidity Gaussian
 M2_MIN = 0.5              #: lower end of the generated m₂ (p(m₂) ∝ m₂ there)
 
 # --- detector -----------------------------------------------------------------------------------
@@ -89,6 +90,12 @@ def _u_of_m1(m1):
 
 def _m1_of_u(u):
     return np.sqrt(M_Z**2 + M_Z * GAMMA_Z * np.tan(u))
+
+
+@lru_cache(maxsize=1)
+def gluon_fusion_born() -> GluonFusionBorn:
+    """The g g → H Born sampler at M_H (cached)."""
+    return GluonFusionBorn(M_H)
 
 
 @lru_cache(maxsize=1)
@@ -144,20 +151,6 @@ def sample_cos_longitudinal(n: int, rng: np.random.Generator) -> np.ndarray:
     return 2.0 * np.cos((np.arccos(1.0 - 2.0 * rng.random(n)) + 4.0 * np.pi) / 3.0)
 
 
-def boost(p: np.ndarray, parent: np.ndarray) -> np.ndarray:
-    """Boost four-momenta ``p`` (..., 4) = (p⃗, E) from the rest frame of ``parent`` (..., 4)
-    to the frame where it has (P⃗, E_P), mass M:  E' = (E_P E + P⃗·p⃗)/M,
-    p⃗' = p⃗ + P⃗ (E + P⃗·p⃗/(E_P + M))/M."""
-    pvec, e = p[..., :3], p[..., 3]
-    pp, ep = parent[..., :3], parent[..., 3]
-    m = np.sqrt(np.maximum(ep * ep - np.einsum("...i,...i->...", pp, pp), 0.0))
-    dot = np.einsum("...i,...i->...", pp, pvec)
-    out = np.empty_like(p)
-    out[..., 3] = (ep * e + dot) / m
-    out[..., :3] = pvec + pp * ((e + dot / (ep + m)) / m)[..., None]
-    return out
-
-
 def _four(p3: np.ndarray, mass) -> np.ndarray:
     e = np.sqrt(np.einsum("...i,...i->...", p3, p3) + np.square(mass))
     return np.concatenate([p3, e[..., None]], axis=-1)
@@ -167,19 +160,16 @@ def generate_truth(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """``n`` unsmeared events before acceptance.
 
     Returns lab four-momenta (px, py, pz, E): ``higgs`` ``(n, 4)`` and ``muons``
-    ``(4, n, 4)`` (Z₁ μ⁻, Z₁ μ⁺, Z₂ μ⁻, Z₂ μ⁺), and the sampled ``m_h``, ``m1``, ``m2``,
-    ``cos_theta1``, ``cos_theta2``, ``helicity`` (−1, 0, +1) ``(n,)``.
+    ``(4, n, 4)`` (Z₁ μ⁻, Z₁ μ⁺, Z₂ μ⁻, Z₂ μ⁺), and the sampled ``m_h``, Born rapidity ``y``,
+    ``m1``, ``m2``, ``cos_theta1``, ``cos_theta2``, ``helicity`` (−1, 0, +1) ``(n,)``.
     """
     m_h = sample_higgs_mass(n, rng)
     m1, m2 = sample_z_masses(n, rng)
     scale = m_h / M_H
     m1, m2 = m1 * scale, m2 * scale
-    pt = sample_pt(n, rng, scale=H_PT_SCALE, power=H_PT_POWER, pt_max=H_PT_MAX)
-    mt = np.sqrt(m_h * m_h + pt * pt)
-    y = sample_rapidity(mt, rng, sigma=H_Y_SIGMA)
-    phi = rng.uniform(-np.pi, np.pi, n)
-    higgs = np.stack([pt * np.cos(phi), pt * np.sin(phi), mt * np.sinh(y), mt * np.cosh(y)],
-                     axis=-1)
+    y = gluon_fusion_born().sample(n, rng)["y"]
+    x1, x2 = born_fractions(m_h, y)
+    higgs = isr.shower(np.stack([x1, x2], axis=1), np.zeros((n, 2), dtype=np.int64), rng, me=isr.SCALAR).final_state
 
     # H rest frame: Z₁ along n̂(θ*, φ*); helicity frames share x = e_θ, y = ±e_φ.
     cos_s = rng.uniform(-1.0, 1.0, n)
@@ -214,7 +204,7 @@ def generate_truth(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         q = np.sqrt(0.25 * m * m - MUON_MASS**2)[:, None] * d
         muons[2 * i] = boost(_four(q, MUON_MASS), z_rest)      # μ⁻ along d
         muons[2 * i + 1] = boost(_four(-q, MUON_MASS), z_rest)  # μ⁺ opposite
-    return {"higgs": higgs, "muons": boost(muons, higgs), "m_h": m_h, "m1": m1, "m2": m2,
+    return {"higgs": higgs, "muons": boost(muons, higgs), "m_h": m_h, "y": y, "m1": m1, "m2": m2,
             "cos_theta1": cos_t[0], "cos_theta2": cos_t[1], "helicity": helicity}
 
 
@@ -250,7 +240,7 @@ class HZZ4Mu(Process):
     """H(125) → ZZ* → 4μ at √s = 13 TeV with muon smearing and acceptance."""
 
     name = "h_zz_4mu"
-    description = "H(125) -> ZZ* -> 4 mu at 13 TeV (embedded toy MC, 4 muons, 11 features)"
+    description = "H(125) -> ZZ* -> 4 mu at 13 TeV (embedded LO+ISR MC, 4 muons, 11 features)"
     quantities = tuple(q for i in range(1, 5) for q in _mu(i))
     feature_names = (tuple(f"log_mu{i}_pt" for i in range(1, 5))
                      + tuple(f"mu{i}_eta" for i in range(1, 5))
@@ -269,6 +259,14 @@ class HZZ4Mu(Process):
         "pt_z1": Binning(0.0, 150.0, 50, r"$p_{T,Z_1}$ [GeV]"),
         "pt_z2": Binning(0.0, 150.0, 50, r"$p_{T,Z_2}$ [GeV]"),
     }
+
+    def generate_truth(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """See :func:`generate_truth`."""
+        return generate_truth(n, rng)
+
+    def detector(self, truth: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+        """See :func:`detector`."""
+        return detector(truth, rng)
 
     def sample(self, n: int, seed: int) -> np.ndarray:
         """Exactly ``n`` accepted events ``(n, 12)`` float64, reproducible for ``seed``."""

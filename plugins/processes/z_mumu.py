@@ -1,6 +1,7 @@
 """Embedded Drell–Yan Z/γ* → μ⁺μ⁻ at √s = 13 TeV (generator: :mod:`.drell_yan`).
 
-Detector: σ(pT)/pT = RES_CONST + RES_SLOPE·pT; acceptance pT > PT_MIN, |η| < ETA_MAX on both
+Detector: muons measured by tracker and spectrometer are bare (final-state photons are not
+added); σ(pT)/pT = RES_CONST + RES_SLOPE·pT; acceptance pT > PT_MIN, |η| < ETA_MAX on both
 muons. Event columns ``mu1_pt, mu1_eta, mu1_phi, mu2_pt, mu2_eta, mu2_phi`` (mu1 = leading pT).
 """
 from __future__ import annotations
@@ -26,8 +27,8 @@ def muon_resolution(pt: np.ndarray) -> np.ndarray:
     return RES_CONST + RES_SLOPE * pt
 
 
-def generate_truth(n: int, rng: np.random.Generator) -> dict[str, object]:
-    """``n`` unsmeared Z → μμ events (keys ``pair``, ``mu_minus``, ``mu_plus``, …), see
+def generate_truth(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``n`` unsmeared Z → μμ events (keys ``system``, ``mu_minus``, ``mu_plus``, …), see
     :func:`bayesgen.plugins.processes.drell_yan.generate_truth`."""
     return drell_yan.generate_truth(n, rng, "mu", MUON_MASS)
 
@@ -36,7 +37,7 @@ class ZMuMu(DrellYan):
     """Drell–Yan Z/γ* → μ⁺μ⁻ at √s = 13 TeV with muon smearing and acceptance."""
 
     name = "z_mumu"
-    description = "Drell-Yan Z/gamma* -> mu+ mu- at 13 TeV (embedded toy MC, 2 muons, 5 features)"
+    description = "Drell-Yan Z/gamma* -> mu+ mu- at 13 TeV (embedded LO+ISR+FSR MC, 2 muons, 5 features)"
     lepton, lepton_mass, pt_min, eta_max = "mu", MUON_MASS, PT_MIN, ETA_MAX
     quantities = dilepton_quantities("mu")
     feature_names = dilepton_feature_names("mu")

@@ -1,19 +1,22 @@
 """Embedded Z/γ* → μ⁺μ⁻ + 1, 2 or 3 jets at √s = 13 TeV: a variable-dimension benchmark.
 
-Generation chain per event (GeV, radians, φ in (-π, π]):
+The events are those of :mod:`.z_mumu` (LO Drell–Yan, initial-state shower with the
+O(α_s) matrix elements for the hardest emission, QED FSR; see :mod:`.drell_yan`), and the jets
+are the shower's own emissions, so the Z recoils against them:
 
-* jet multiplicity n ∈ {1, 2, 3} with P(n) ∝ R^(n−1) (staircase scaling, R = STAIRCASE_RATIO);
-* jets: pT from p(pT) ∝ pT^(−JET_PT_POWER) above JET_PT_GEN_MIN, η ~ N(0, JET_ETA_SIGMA),
-  φ uniform, mass m = pT·r with log r ~ N(log JET_MASS_RATIO, JET_MASS_SPREAD);
-* Z: recoils against the jets, p⃗_T(Z) = −Σ p⃗_T(jets) + a Gaussian soft term (SOFT_SIGMA per
-  component), so its φ is opposite the hadronic activity; its rapidity follows the leading jet,
-  y_Z ~ N(Y_JET_CORRELATION·η_j1, Y_SIGMA); mass and decay (Collins–Soper 1 + cos²θ) as in
-  :mod:`.drell_yan`;
-* separation: events with ΔR < 0.4 between any two jets or a jet and a muon are rejected;
-* detector: muons as in ``z_mumu`` (σ/pT = 1 % + 10⁻⁴ pT, pT > 20, |η| < 2.4); jets smeared by
-  σ/pT = JET_RES_STOCHASTIC/√pT ⊕ JET_RES_CONSTANT (mass scaled alike), kept when pT > 20 and
-  |η| < 2.5, re-ordered by pT; events left without a jet are rejected. The multiplicity is the
-  number of reconstructed jets, so acceptance shifts the fractions away from P(n).
+* partons: the first PARTONS_KEPT emissions of the initial-state shower (p_T-ordered, so these
+  are the hardest); each becomes a jet constituent with a mass m = p_T·r, log r ~
+  N(log JET_MASS_RATIO, JET_MASS_SPREAD), standing in for the parton's own final-state shower
+  and hadronisation, which are not simulated;
+* clustering: in order of decreasing p_T each constituent joins the first (hardest) jet within
+  ΔR < DELTA_R_MIN of it, else starts a new jet (the anti-k_T picture for R = 0.4), repeated
+  until all jets are ΔR ≥ DELTA_R_MIN apart;
+* detector: muons as in ``z_mumu`` (bare, σ/pT = 1 % + 10⁻⁴ pT, pT > 20, |η| < 2.4); jets
+  smeared by σ/pT = JET_RES_STOCHASTIC/√pT ⊕ JET_RES_CONSTANT (mass scaled alike), kept when
+  pT > 20 and |η| < 2.5 and ΔR ≥ DELTA_R_MIN from both muons (overlap removal), re-ordered by
+  pT. Events are kept with 1, 2 or 3 such jets: those with none are not Z + jets, those with
+  four or more (a fraction ~10⁻³ of the rest) are dropped so that every kept event is described
+  completely by its columns. The multiplicity is that of reconstructed jets.
 
 Event columns: ``mu1_pt … mu2_phi, n_jets, j1_pt, j1_eta, j1_phi, j1_m, …, j3_m`` (19; muon 1
 and jet 1 lead in pT; an absent jet's four columns are 0). Features (5 + 4n = 9, 13 or 17 used
@@ -24,28 +27,21 @@ see :mod:`bayesgen.core.process` for how absent jets' feature slots are handled.
 from __future__ import annotations
 
 import numpy as np
-import vector
 
 from bayesgen.core.hooks import hookimpl
 from bayesgen.core.process import Binning, physical_objects, sample_accepted
-from bayesgen.plugins.processes import drell_yan
 from bayesgen.plugins.processes.drell_yan import (DrellYan, dilepton_binnings, dilepton_feature_names,
                                                   dilepton_quantities)
+from bayesgen.plugins.processes.lorentz import pt_eta_phi
+from bayesgen.plugins.processes.luminosity import SQRT_S
 from bayesgen.plugins.processes.z_mumu import ETA_MAX, MUON_MASS, PT_MIN, muon_resolution
 from bayesgen.validation.observables import dilepton_observables, four_vectors, wrap_phi
 
 MAX_JETS = 3
-STAIRCASE_RATIO = 0.5         #: P(n + 1 jets) / P(n jets) before acceptance
-JET_PT_GEN_MIN = 18.0         #: lower edge of the generated jet pT (below the 20 GeV threshold)
-JET_PT_POWER = 3.5            #: p(pT) ∝ pT^(−JET_PT_POWER)
-JET_PT_MAX = 1000.0           #: upper truncation of the generated jet pT
-JET_ETA_SIGMA = 1.4           #: width of the jet η Gaussian
-JET_MASS_RATIO = 0.12         #: median m/pT of a jet
+PARTONS_KEPT = 6              #: shower emissions followed into jets (the later ones are soft)
+JET_MASS_RATIO = 0.12         #: median m/pT of a jet constituent (typical R = 0.4 light jets)
 JET_MASS_SPREAD = 0.35        #: σ of log(m/pT)
-SOFT_SIGMA = 5.0              #: unclustered recoil per transverse component
-Y_JET_CORRELATION = 0.5       #: ⟨y_Z⟩ = Y_JET_CORRELATION · η_j1
-Y_SIGMA = 1.5                 #: spread of y_Z around it
-DELTA_R_MIN = 0.4             #: jet–jet and jet–muon separation
+DELTA_R_MIN = 0.4             #: jet radius, jet–jet and jet–muon separation
 JET_PT_MIN = 20.0             #: reconstructed jet threshold
 JET_ETA_MAX = 2.5             #: reconstructed jet |η| acceptance
 JET_RES_STOCHASTIC = 1.0      #: √GeV, stochastic term of σ(pT)/pT
@@ -61,12 +57,6 @@ def jet_resolution(pt: np.ndarray) -> np.ndarray:
     return np.hypot(JET_RES_STOCHASTIC / np.sqrt(pt), JET_RES_CONSTANT)
 
 
-def multiplicity_probabilities() -> np.ndarray:
-    """Generated P(n) for n = 1 … MAX_JETS, before acceptance."""
-    p = STAIRCASE_RATIO ** np.arange(MAX_JETS)
-    return p / p.sum()
-
-
 def _artanh_dphi(phi: np.ndarray, reference: np.ndarray) -> np.ndarray:
     delta = wrap_phi(phi - reference - np.pi) / np.pi
     return np.arctanh(np.clip(delta, -_DPHI_CLIP, _DPHI_CLIP))
@@ -76,14 +66,53 @@ def _phi_from_artanh(feature: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return wrap_phi(reference + np.pi + np.pi * np.tanh(feature))
 
 
+def _delta_r(eta_a, phi_a, eta_b, phi_b):
+    return np.hypot(eta_a - eta_b, wrap_phi(phi_a - phi_b))
+
+
+def _with_mass(partons: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Constituents ``(n, k, 4)``: the massless partons given a mass m = pT·r at fixed p⃗."""
+    pt = np.hypot(partons[..., 0], partons[..., 1])
+    mass = pt * np.exp(np.log(JET_MASS_RATIO) + JET_MASS_SPREAD * rng.standard_normal(pt.shape))
+    p2 = np.sum(partons[..., :3] ** 2, axis=-1)
+    out = partons.copy()
+    out[..., 3] = np.where(pt > 0, np.sqrt(p2 + mass * mass), 0.0)
+    return out
+
+
+def cluster(constituents: np.ndarray) -> np.ndarray:
+    """Jets ``(n, k, 4)`` (four-momenta, absent slots 0, leading p_T first) from constituents
+    ``(n, k, 4)``: in order of decreasing p_T each joins the first jet within ΔR < DELTA_R_MIN,
+    repeated until no two jets are closer."""
+    jets = constituents.copy()
+    while True:
+        pt, eta, phi = pt_eta_phi(np.where(jets[..., 3:] > 0, jets, [1.0, 0.0, 0.0, 1.0]))
+        present = jets[..., 3] > 0
+        order = np.argsort(-np.where(present, pt, -1.0), axis=1, kind="stable")
+        jets = np.take_along_axis(jets, order[..., None], axis=1)
+        present, eta, phi = (np.take_along_axis(a, order, axis=1) for a in (present, eta, phi))
+        merged_any = False
+        k = jets.shape[1]
+        for i in range(1, k):
+            for j in range(i):
+                close = present[:, i] & present[:, j] & (_delta_r(eta[:, i], phi[:, i], eta[:, j], phi[:, j]) < DELTA_R_MIN)
+                if close.any():
+                    jets[close, j] += jets[close, i]
+                    jets[close, i] = 0.0
+                    present[close, i] = False
+                    merged_any = True
+        if not merged_any:
+            return jets
+
+
 class ZMuMuJets(DrellYan):
-    """Z/γ* → μ⁺μ⁻ + 1–3 jets at 13 TeV: recoiling Z, separated jets, multiplicity condition."""
+    """Z/γ* → μ⁺μ⁻ + 1–3 jets at 13 TeV: jets from the shower the Z recoils against."""
 
     name = "z_mumu_jets"
-    description = ("Z/gamma* -> mu+ mu- + 1-3 jets at 13 TeV (embedded toy MC, 9/13/17 features, "
+    description = ("Z/gamma* -> mu+ mu- + 1-3 jets at 13 TeV (embedded LO+shower MC, 9/13/17 features, "
                    "conditioned on the jet multiplicity)")
     lepton, lepton_mass, pt_min, eta_max = "mu", MUON_MASS, PT_MIN, ETA_MAX
-    initial_efficiency = 0.3
+    initial_efficiency = 0.05
     jet_columns = tuple(f"j{i}_{v}" for i in range(1, MAX_JETS + 1) for v in JET_VARIABLES)
     quantities = (*dilepton_quantities("mu"), "n_jets", *jet_columns)
     feature_names = (*dilepton_feature_names("mu"), *(
@@ -112,55 +141,21 @@ class ZMuMuJets(DrellYan):
         return muon_resolution(pt)
 
     # --- Monte Carlo -------------------------------------------------------------------------
-    def generate_jets(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """True jets ``(n, MAX_JETS, 4)`` (pT, η, φ, m; unused slots 0) and multiplicity ``(n,)``."""
-        multiplicity = 1 + rng.choice(MAX_JETS, size=n, p=multiplicity_probabilities())
-        exponent = 1.0 - JET_PT_POWER
-        u_max = 1.0 - (JET_PT_MAX / JET_PT_GEN_MIN) ** exponent
-        present = np.arange(MAX_JETS) < multiplicity[:, None]
-        pt = JET_PT_GEN_MIN * (1.0 - rng.uniform(0.0, u_max, (n, MAX_JETS))) ** (1.0 / exponent)
-        pt = -np.sort(-np.where(present, pt, 0.0), axis=1)  # the event's own jets, leading first
-        eta = rng.normal(0.0, JET_ETA_SIGMA, (n, MAX_JETS))
-        phi = rng.uniform(-np.pi, np.pi, (n, MAX_JETS))
-        mass = pt * np.exp(np.log(JET_MASS_RATIO) + JET_MASS_SPREAD * rng.standard_normal((n, MAX_JETS)))
-        jets = np.where(present[..., None], np.stack([pt, eta, phi, mass], axis=-1), 0.0)
-        return jets, multiplicity
+    keep_partons = PARTONS_KEPT
 
-    def generate_truth(self, n: int, rng: np.random.Generator) -> dict[str, object]:
-        """``n`` unsmeared events: ``jets (n, MAX_JETS, 4)``, ``n_true (n,)``, the recoiling
-        ``pair`` and its ``mu_minus``, ``mu_plus`` (:mod:`vector` arrays ``(n,)``)."""
-        jets, n_true = self.generate_jets(n, rng)
-        px = -(jets[..., 0] * np.cos(jets[..., 2])).sum(axis=1) + rng.normal(0.0, SOFT_SIGMA, n)
-        py = -(jets[..., 0] * np.sin(jets[..., 2])).sum(axis=1) + rng.normal(0.0, SOFT_SIGMA, n)
-        mass = drell_yan.sample_mass(n, rng)
-        pt = np.hypot(px, py)
-        y = rng.normal(Y_JET_CORRELATION * jets[:, 0, 1], Y_SIGMA)
-        y_max = np.log(drell_yan.SQRT_S / np.sqrt(mass * mass + pt * pt))
-        y = np.clip(y, -0.99 * y_max, 0.99 * y_max)
-        pair = drell_yan.pair_vector(mass, pt, y, np.arctan2(py, px))
-        minus, plus, _, _ = drell_yan.decay(pair, rng, MUON_MASS)
-        return {"jets": jets, "n_true": n_true, "pair": pair, "mu_minus": minus, "mu_plus": plus}
+    def true_jets(self, truth: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+        """Clustered true jets ``(n, PARTONS_KEPT, 4)`` as (pT, η, φ, m), absent slots 0."""
+        jets = cluster(_with_mass(truth["partons"], rng))
+        present = jets[..., 3] > 0
+        pt, eta, phi = pt_eta_phi(np.where(present[..., None], jets, [1.0, 0.0, 0.0, 1.0]))
+        mass = np.sqrt(np.maximum(jets[..., 3] ** 2 - np.sum(jets[..., :3] ** 2, axis=-1), 0.0))
+        return np.where(present[..., None], np.stack([pt, eta, phi, mass], axis=-1), 0.0)
 
-    @staticmethod
-    def separated(jets: np.ndarray, present: np.ndarray, muons: list[vector.MomentumNumpy4D]) -> np.ndarray:
-        """Events ``(n,)`` whose jets are ΔR ≥ DELTA_R_MIN from each other and from the muons."""
-        ok = np.ones(len(jets), dtype=bool)
-
-        def delta_r(eta_a, phi_a, eta_b, phi_b):
-            return np.hypot(eta_a - eta_b, wrap_phi(phi_a - phi_b))
-
-        for i in range(MAX_JETS):
-            eta_i, phi_i = jets[:, i, 1], jets[:, i, 2]
-            for muon in muons:
-                close = delta_r(eta_i, phi_i, np.asarray(muon.eta), np.asarray(muon.phi)) < DELTA_R_MIN
-                ok &= ~(present[:, i] & close)
-            for k in range(i + 1, MAX_JETS):
-                close = delta_r(eta_i, phi_i, jets[:, k, 1], jets[:, k, 2]) < DELTA_R_MIN
-                ok &= ~(present[:, i] & present[:, k] & close)
-        return ok
-
-    def reconstruct_jets(self, jets: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Smeared, accepted, pT-ordered jets ``(n, MAX_JETS, 4)`` (absent slots 0) and their number."""
+    def reconstruct_jets(self, jets: np.ndarray, muons: np.ndarray,
+                         rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Smeared jets ``(n, k, 4)`` that pass pT > JET_PT_MIN, |η| < JET_ETA_MAX and lie
+        ΔR ≥ DELTA_R_MIN from both ``muons`` ``(n, 6)``, pT-ordered (absent slots 0), and their
+        number."""
         present = jets[..., 0] > 0
         safe_pt = np.where(present, jets[..., 0], 1.0)
         scale = 1.0 + jet_resolution(safe_pt) * rng.standard_normal(safe_pt.shape)
@@ -168,19 +163,31 @@ class ZMuMuJets(DrellYan):
         smeared[..., 0] *= scale
         smeared[..., 3] *= scale
         kept = present & (smeared[..., 0] > JET_PT_MIN) & (np.abs(smeared[..., 1]) < JET_ETA_MAX)
+        for eta, phi in ((muons[:, 1], muons[:, 2]), (muons[:, 4], muons[:, 5])):
+            kept &= _delta_r(smeared[..., 1], smeared[..., 2], eta[:, None], phi[:, None]) >= DELTA_R_MIN
         order = np.argsort(-np.where(kept, smeared[..., 0], -np.inf), axis=1, kind="stable")
         smeared = np.take_along_axis(np.where(kept[..., None], smeared, 0.0), order[..., None], axis=1)
         return smeared, kept.sum(axis=1)
 
-    def detector(self, truth: dict[str, object], rng: np.random.Generator) -> np.ndarray:
-        """Accepted events ``(m, 19)``: separated jets, muons as in z_mumu, at least one jet."""
-        jets = truth["jets"]
-        separated = self.separated(jets, jets[..., 0] > 0, [truth["mu_minus"], truth["mu_plus"]])
+    def detector(self, truth: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+        """Accepted events ``(m, 19)``: muons as in z_mumu, 1 to MAX_JETS jets."""
         muons, keep = self.reconstruct_leptons(truth, rng)
-        reco, n_jets = self.reconstruct_jets(jets, rng)
-        keep &= separated & (n_jets > 0)
+        reco, n_jets = self.reconstruct_jets(self.true_jets(truth, rng), muons, rng)
+        keep &= (n_jets > 0) & (n_jets <= MAX_JETS)
         return np.concatenate([muons[keep], n_jets[keep, None].astype(np.float64),
-                               reco[keep].reshape(-1, 4 * MAX_JETS)], axis=1)
+                               reco[keep, :MAX_JETS].reshape(-1, 4 * MAX_JETS)], axis=1)
+
+    @staticmethod
+    def separated(jets: np.ndarray, present: np.ndarray, muons: np.ndarray) -> np.ndarray:
+        """Events ``(n,)`` whose present jets ``(n, MAX_JETS, 4)`` lie ΔR ≥ DELTA_R_MIN from each
+        other and from both ``muons`` ``(n, 6)``."""
+        eta, phi = jets[..., 1], jets[..., 2]
+        close = np.zeros(present.shape, dtype=bool)
+        for muon_eta, muon_phi in ((muons[:, 1], muons[:, 2]), (muons[:, 4], muons[:, 5])):
+            close |= _delta_r(eta, phi, muon_eta[:, None], muon_phi[:, None]) < DELTA_R_MIN
+        pair = _delta_r(eta[:, :, None], phi[:, :, None], eta[:, None, :], phi[:, None, :]) < DELTA_R_MIN
+        pair &= present[:, :, None] & present[:, None, :] & ~np.eye(MAX_JETS, dtype=bool)
+        return ~((close & present).any(axis=1) | pair.any(axis=(1, 2)))
 
     def sample(self, n: int, seed: int) -> np.ndarray:
         """Exactly ``n`` accepted events ``(n, 19)`` float64, reproducible for ``seed``."""
@@ -200,13 +207,12 @@ class ZMuMuJets(DrellYan):
         mass = np.concatenate([np.full((len(ev), 2), MUON_MASS), jets[..., 3]], axis=1)
         ok = (super().support(ev[:, :_N_MUON_COLUMNS], selection) & np.isin(n_jets, np.arange(MAX_JETS + 1))
               & (present | (jets == 0).all(axis=-1)).all(axis=1)
-              & physical_objects(pt, eta, phi, mass, drell_yan.SQRT_S))
+              & physical_objects(pt, eta, phi, mass, SQRT_S))
         if selection:
             with np.errstate(invalid="ignore"):
                 jet_ok = ~present | ((jets[..., 0] > JET_PT_MIN) & (np.abs(jets[..., 1]) < JET_ETA_MAX))
-                muons = [four_vectors(ev[:, i], ev[:, i + 1], ev[:, i + 2], MUON_MASS) for i in (0, 3)]
                 ok &= ((n_jets >= 1) & jet_ok.all(axis=1) & (jets[:, 1:, 0] <= jets[:, :-1, 0]).all(axis=1)
-                       & self.separated(jets, present, muons))
+                       & self.separated(jets, present, ev[:, :_N_MUON_COLUMNS]))
         return ok
 
     # --- network representation --------------------------------------------------------------
