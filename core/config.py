@@ -134,7 +134,9 @@ class CompareConfig:
     out: str = "compare"
     runs: list = field(default_factory=list)
     backbone_options: dict = field(default_factory=dict)
-    sampler_options: dict = field(default_factory=dict)  # sampler name → its options
+    # label in --samplers → its options; a label that is not a sampler's name names one with
+    # sampler = "NAME" (e.g. [compare.sampler_options.ddpm_learned_sigma] sampler = "ddpm")
+    sampler_options: dict = field(default_factory=dict)
     bayes_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -233,13 +235,14 @@ def with_process_defaults(config_class: type, values: dict[str, Any]) -> dict[st
     given = merged.get("sampler_options", {})
     if not isinstance(given, dict):
         return merged
-    if config_class is CompareConfig:  # sampler name → its options
+    if config_class is CompareConfig:  # label → its options, under the defaults of the sampler it names
         compared = [name.strip() for name in str(merged.get("samplers", CompareConfig.samplers)).split(",")]
-        merged["sampler_options"] = {**{name: options for name, options in sampler_options.items()
-                                        if name in compared}, **given}
-        for name, options in given.items():
-            if name in sampler_options and isinstance(options, dict):
-                merged["sampler_options"][name] = {**sampler_options[name], **options}
+        merged["sampler_options"] = dict(given)
+        for label in compared:
+            options = given.get(label, {})
+            sampler = options.get("sampler", label) if isinstance(options, dict) else None
+            if sampler in sampler_options:
+                merged["sampler_options"][label] = {**sampler_options[sampler], **options}
     elif isinstance(sampler := merged.get("sampler", TrainConfig.sampler), str):
         merged["sampler_options"] = {**sampler_options.get(sampler, {}), **given}
     return merged

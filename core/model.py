@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from bayesgen.bayes import bayesianize
@@ -17,9 +18,9 @@ from bayesgen.core.config import TrainConfig
 from bayesgen.core.device import resolve_device
 from bayesgen.core.errors import BayesgenError, PluginError, RunError
 from bayesgen.core.options import check_plugin_options
-from bayesgen.core.preprocessing import Preprocessor
+from bayesgen.core.preprocessing import ABSENT_NOISE_STD, Preprocessor
 from bayesgen.core.process import Process
-from bayesgen.core.sampler import Sampler
+from bayesgen.core.sampler import FeatureMask, Sampler
 
 
 def _instantiate(kind: str, name: str, factory: Callable, args: tuple = (), supplied: dict | None = None,
@@ -51,11 +52,26 @@ def build_process(config: TrainConfig, options: dict | None = None) -> Process:
                         options=config.process_options if options is None else options)
 
 
+def sampler_feature_mask(process: Process, conditions: np.ndarray) -> FeatureMask | None:
+    """``process.feature_mask`` as samplers take it (torch in, torch out), or ``None`` when the
+    process marks no feature absent for these condition rows ``(n, n_conditions)``."""
+    if not process.n_conditions or process.feature_mask(conditions) is None:
+        return None
+
+    def present(cond: torch.Tensor) -> torch.Tensor:
+        mask = process.feature_mask(cond.detach().to("cpu", torch.float64).numpy())
+        return torch.from_numpy(np.ascontiguousarray(mask, dtype=bool)).to(cond.device)
+
+    return FeatureMask(present, ABSENT_NOISE_STD)
+
+
 def build_sampler(config: TrainConfig, n_features: int, n_conditions: int = 0,
-                  feature_shape: tuple[int, ...] | None = None) -> Sampler:
+                  feature_shape: tuple[int, ...] | None = None,
+                  feature_mask: FeatureMask | None = None) -> Sampler:
     """The sampler named in ``config``, building its backbones with the configured options;
     with ``n_conditions`` they take a condition ``(batch, n_conditions)``, with ``feature_shape``
-    they learn the shape of the flat features (points × channels, channels × pixels)."""
+    they learn the shape of the flat features (points × channels, channels × pixels), and
+    ``feature_mask`` tells it which features are absent."""
     backbone = registry.get_backbone(config.backbone)
     condition = {"cond_features": n_conditions} if n_conditions else {}
     if feature_shape is not None:
@@ -68,6 +84,7 @@ def build_sampler(config: TrainConfig, n_features: int, n_conditions: int = 0,
 
     sampler = _instantiate("sampler", config.sampler, registry.get_sampler(config.sampler),
                            (make_network, n_features), options=config.sampler_options)
+    sampler.feature_mask = feature_mask
     if config.bayesian:
         options = dict(config.bayes_options)
         patterns = options.pop("deterministic_layers", [])
@@ -103,9 +120,10 @@ class TrainedModel:
                           f"(continue it with `bayesgen train --out {run_dir} --resume`)", UserWarning, stacklevel=2)
         process = build_process(config, state.get("process_options"))
         preprocessor = Preprocessor.from_state_dict(process, state["preprocessing"])
-        sampler = build_sampler(config, process.n_features, process.n_conditions, process.feature_shape)
         conditions = (ConditionDistribution.from_state_dict(state["conditions"])
                       if process.n_conditions else None)
+        sampler = build_sampler(config, process.n_features, process.n_conditions, process.feature_shape,
+                                None if conditions is None else sampler_feature_mask(process, conditions.values))
         try:
             sampler.load_state_dict(state["ema"])
         except RuntimeError as error:

@@ -26,13 +26,33 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
 
 
+@dataclass(frozen=True)
+class FeatureMask:
+    """Which features of an event are present, as core hands it to a sampler of a process with
+    absent features (see :meth:`bayesgen.core.process.Process.feature_mask`): ``present(cond)``
+    maps conditions ``(n, n_conditions)`` to a bool tensor ``(n, n_features)`` on their device;
+    the training data carry N(0, ``absent_std``²) noise in the absent slots."""
+
+    present: Callable[[torch.Tensor], torch.Tensor]
+    absent_std: float
+
+
 class Sampler(nn.Module, ABC):
-    """A generative model over standardised features ``(n, n_features)``."""
+    """A generative model over standardised features ``(n, n_features)``.
+
+    ``feature_mask`` is set by core after construction for a process with absent features and is
+    ``None`` otherwise; a sampler may leave absent features out of its likelihood (``ar`` does)
+    or learn their noise like any other feature.
+    """
+
+    feature_mask: FeatureMask | None = None
 
     def __init__(self, network: nn.Module, n_features: int):
         """``network`` holds every trainable network of the sampler (a module or ModuleList),
@@ -79,6 +99,12 @@ class Sampler(nn.Module, ABC):
     def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None, **options) -> torch.Tensor:
         """``log p(x)`` per event ``(n,)`` in feature space, where the sampler can compute it."""
         raise NotImplementedError(f"the {type(self).__name__} sampler has no log-likelihood")
+
+    def log_prob_bound(self, x: torch.Tensor, cond: torch.Tensor | None = None,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+        """A lower bound on ``log p(x)`` per event ``(n,)`` (the variational bound), for samplers
+        whose exact log-likelihood is out of reach; noise is drawn from ``generator``."""
+        raise NotImplementedError(f"the {type(self).__name__} sampler has no likelihood bound")
 
     @property
     def device(self) -> torch.device:

@@ -27,7 +27,7 @@ from bayesgen.core.device import resolve_device
 from bayesgen.core.errors import ConfigError, DataError, RunError
 from bayesgen.core.io import write_json
 from bayesgen.core.lock import RunLock
-from bayesgen.core.model import build_process, build_sampler
+from bayesgen.core.model import build_process, build_sampler, sampler_feature_mask
 from bayesgen.core.preprocessing import Preprocessor, check_finite, feature_channels, feature_range
 from bayesgen.core.registry import get_backbone, get_sampler
 from bayesgen.core.seeding import derive_seed, torch_generator
@@ -173,7 +173,8 @@ def _train_locked(config: TrainConfig, ranks: distributed.Ranks, device: torch.d
     del events
 
     torch.manual_seed(derive_seed(config.seed, "init"))
-    sampler = build_sampler(config, process.n_features, process.n_conditions, process.feature_shape).to(device)
+    sampler = build_sampler(config, process.n_features, process.n_conditions, process.feature_shape,
+                            None if conditions is None else sampler_feature_mask(process, raw_conditions)).to(device)
     sampler.set_feature_range(*(torch.from_numpy(bound) for bound in training_range))
     ema = ExponentialMovingAverage(sampler, config.ema_decay)
     optimizer = torch.optim.AdamW(sampler.parameters(), lr=config.lr, weight_decay=config.weight_decay)

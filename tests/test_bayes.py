@@ -21,7 +21,7 @@ def closed_form_kl(mean, sigma, prior_std):
     return (math.log(prior_std / sigma) + (sigma**2 + mean**2) / (2 * prior_std**2) - 0.5)
 
 
-@pytest.mark.parametrize("sampler", ["ddpm", "cfm", "inn"])
+@pytest.mark.parametrize("sampler", ["ddpm", "cfm", "inn", "ar"])
 def test_swap_reaches_every_linear_of_every_sampler(sampler):
     config = TrainConfig(sampler=sampler, backbone_options={"width": 16, "depth": 2})
     plain = build_sampler(config, 5)

@@ -43,6 +43,18 @@ def test_precision_table(trained_run):
     assert lines[-1].startswith("events/s") and lines[-2].startswith("classifier AUC")
 
 
+def test_sharp_cuts_table(tmp_path):
+    lines = run("sharp_cuts.py", "--processes", "z_mumu_jets", "--steps", "4", "--train-events", "2048",
+                "--batch-size", "256", "--events", "1000", "--sample-steps", "2,3", "--timesteps", "10",
+                "--width", "16", "--depth", "1", "--out", str(tmp_path))
+    assert lines[0].startswith("device: ")
+    rows = [line for line in lines if line.startswith(("ddpm ", "ddpm_learned_sigma ", "ar "))]
+    assert [row.split()[0] for row in rows] == ["ddpm"] * 4 + ["ddpm_learned_sigma"] * 2 + ["ar"]
+    assert all(row.endswith("ev/s") and "%" in row for row in rows)
+    assert {p.name for p in tmp_path.glob("*.png")} == {"z_mumu_jets_m_mumu.png", "z_mumu_jets_dr_j1j2.png",
+                                                        "z_mumu_jets_j1_eta.png"}
+
+
 def test_event_rate_table():
     lines = run("event_rate.py", "--events", "2000", "--repeats", "1", "--processes", "z_mumu")
     assert lines[0].startswith("machine: ") and "load average" in lines[0]

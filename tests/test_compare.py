@@ -41,16 +41,23 @@ def test_classifier_drops_non_finite_rows_and_needs_events():
         classifier_two_sample_test(np.zeros((5, 2)), np.zeros((5, 2)))
 
 
-def test_compare_trains_each_sampler_on_identical_footing(tmp_path):
+TINY_DDPM = 'timesteps = 20\nschedule = "cosine"\nprediction = "v"\n'
+
+
+def tiny_compare(tmp_path, samplers, tables):
+    """Run ``compare`` of ``samplers`` for 10 steps with width-16 backbones and the TOML ``tables``."""
     out = tmp_path / "cmp"
     config = tmp_path / "c.toml"
-    config.write_text('[compare.backbone_options]\nwidth = 16\ndepth = 1\n'
-                      '[compare.sampler_options.ddpm]\ntimesteps = 20\nschedule = "cosine"\nprediction = "v"\n'
-                      '[compare.sampler_options.inn]\nblocks = 2\n')
-    assert main(["compare", "--samplers", "ddpm,cfm,inn", "--steps", "10", "--train-events", "1024",
+    config.write_text('[compare.backbone_options]\nwidth = 16\ndepth = 1\n' + tables)
+    assert main(["compare", "--samplers", samplers, "--steps", "10", "--train-events", "1024",
                  "--batch-size", "256", "--events", "1000", "--sample-steps", "4", "--out", str(out),
                  "--config", str(config)]) == 0
-    result = json.loads((out / "compare.json").read_text())
+    return out, json.loads((out / "compare.json").read_text())
+
+
+def test_compare_trains_each_sampler_on_identical_footing(tmp_path):
+    out, result = tiny_compare(tmp_path, "ddpm,cfm,inn", f'[compare.sampler_options.ddpm]\n{TINY_DDPM}'
+                                                         '[compare.sampler_options.inn]\nblocks = 2\n')
     assert list(result["samplers"]) == ["ddpm", "cfm", "inn"]
     for name, summary in result["samplers"].items():
         assert summary["training_steps"] == 10 and summary["n_events"] == 1000
@@ -125,3 +132,24 @@ def test_gaussianize_is_robust_to_outliers():
     mapped = gaussianize(reference, reference)
     assert abs(mapped.mean()) < 0.02 and abs(mapped.std() - 1) < 0.02
     assert np.isfinite(gaussianize(reference, np.array([[1e30], [-1e30]]))).all()
+
+
+def test_compare_runs_one_sampler_under_two_labels_beside_ar(tmp_path):
+    out, result = tiny_compare(tmp_path, "ddpm,ddpm_learned_sigma,ar",
+                               f'[compare.sampler_options.ddpm]\n{TINY_DDPM}'
+                               f'[compare.sampler_options.ddpm_learned_sigma]\nsampler = "ddpm"\n{TINY_DDPM}'
+                               'learn_sigma = true\n[compare.sampler_options.ar]\nwidth = 16\ndepth = 1\nheads = 2\n')
+    assert list(result["samplers"]) == ["ddpm", "ddpm_learned_sigma", "ar"]
+    configs = {label: json.loads((out / "runs" / label / "config.json").read_text()) for label in result["samplers"]}
+    assert {label: c["sampler"] for label, c in configs.items()} == {
+        "ddpm": "ddpm", "ddpm_learned_sigma": "ddpm", "ar": "ar"}
+    assert configs["ddpm_learned_sigma"]["sampler_options"] == {"timesteps": 20, "schedule": "cosine",
+                                                                 "prediction": "v", "learn_sigma": True}
+    summaries = result["samplers"]
+    assert {label: s["evaluations_per_event"] for label, s in summaries.items()} == {
+        "ddpm": 4, "ddpm_learned_sigma": 4, "ar": 5}  # DDIM, the respaced ancestral chain, 5 coordinates
+    assert {label: s["likelihood"]["kind"] for label, s in summaries.items()} == {
+        "ddpm": "bound", "ddpm_learned_sigma": "bound", "ar": "exact"}
+    assert all(s["likelihood"]["n_events"] == 1000 and s["likelihood"]["bits_per_dim"] > 0 for s in summaries.values())
+    table = (out / "compare.md").read_text()
+    assert "| ddpm_learned_sigma |" in table and "| ar |" in table and "≤ " in table

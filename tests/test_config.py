@@ -192,6 +192,11 @@ def test_processes_bring_their_own_training_defaults_and_options_override_them()
     compare = build(CompareConfig, {"process": "jet_images", "samplers": "ddpm,cfm"})
     assert (compare.backbone, compare.train_events, compare.batch_size) == ("unet", 20_000, 32)
     assert compare.sampler_options == {"ddpm": {"schedule": "cosine", "prediction": "v"}}
+    # a compare label that names its sampler gets that sampler's defaults
+    labelled = build(CompareConfig, {"process": "jet_images", "samplers": "ddpm_learned_sigma",
+                                     "sampler_options": {"ddpm_learned_sigma": {"sampler": "ddpm", "learn_sigma": True}}})
+    assert labelled.sampler_options == {"ddpm_learned_sigma": {"schedule": "cosine", "prediction": "v",
+                                                               "sampler": "ddpm", "learn_sigma": True}}
 
 
 @pytest.mark.parametrize("process", ["ecal_cloud", "jet_images", "cloud_file"])

@@ -1,5 +1,7 @@
 """Diffusion formulas, checked against an exact denoiser for Gaussian data."""
+import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -96,8 +98,7 @@ def test_step_counts_and_solver_checks():
     assert ddpm.evaluations_per_event() == 100
     assert ddpm.evaluations_per_event(steps=25) == 25
     assert ddpm.evaluations_per_event(steps=100, solver="ddim") == 100
-    with pytest.raises(ConfigError, match="ancestral sampling takes all 100 steps"):
-        ddpm.evaluations_per_event(steps=10, solver="ancestral")
+    assert ddpm.evaluations_per_event(steps=10, solver="ancestral") == 10  # the respaced chain
     with pytest.raises(ConfigError, match="unknown ddpm solver 'euler'"):
         ddpm.sample(4, solver="euler")
     with pytest.raises(ConfigError, match="between 1 and 100"):
@@ -176,3 +177,99 @@ def test_clip_options_are_checked_and_a_missing_range_means_no_clipping():
     assert diffusion.clip_bounds(None) is None
     torch.testing.assert_close(diffusion.clip_bounds(torch.stack([LOW, HIGH])),
                                torch.tensor([[-1.4, -2.25], [3.4, 0.75]]))
+
+
+def reverse_variance_v(kept, timesteps, schedule):
+    """Per kept step, the learned-σ output v at which σ² is the true reverse variance
+    Var(x_{s'} | x_s) = β̃' + c₀² Var(x₀ | x_s) of N(DATA_MEAN, DATA_STD²) data on the chain of the
+    ``kept`` steps (β' = 1 − ᾱ_s/ᾱ_{s'}; at the last step the decoder's Var(x₀ | x_0))."""
+    alpha_bar = np.cumprod(1 - beta_schedule(schedule, timesteps))[kept]
+    alpha_bar_prev = np.append(1.0, alpha_bar[:-1])
+    beta = 1 - alpha_bar / alpha_bar_prev
+    beta_tilde = beta * (1 - alpha_bar_prev) / (1 - alpha_bar)
+    log_beta_tilde = np.log(np.append(beta_tilde[1], beta_tilde[1:]))  # clipped at the first step
+    c0 = np.sqrt(alpha_bar_prev) * beta / (1 - alpha_bar)
+    var_x0 = DATA_STD**2 * (1 - alpha_bar) / (alpha_bar * DATA_STD**2 + 1 - alpha_bar)
+    log_var = np.log(beta_tilde + c0**2 * var_x0)
+    return 2 * (log_var - log_beta_tilde) / (np.log(beta) - log_beta_tilde) - 1
+
+
+class ExactLearnedDenoiser(ExactDenoiser):
+    """The exact ε, and as second output the v of :func:`reverse_variance_v` (or a constant)."""
+
+    def __init__(self, diffusion, kept, v=None):
+        super().__init__(diffusion)
+        table = torch.zeros(diffusion.timesteps, dtype=torch.float64)
+        table[kept] = torch.tensor(reverse_variance_v(kept, diffusion.timesteps, diffusion.schedule) if v is None
+                                   else np.full(len(kept), v))
+        self.register_buffer("v", table.float())
+
+    def forward(self, x, time, cond=None):
+        t = torch.round(time * self.diffusion.timesteps - 1).long()
+        return torch.cat([super().forward(x, time), self.v[t][:, None].expand_as(x)], dim=-1)
+
+
+def make_learned(kept_steps=None, v=None, timesteps=1000):
+    ddpm = DDPM(lambda n, out: nn.Identity(), n_features=2, timesteps=timesteps, schedule="linear",
+                learn_sigma=True)
+    kept = list(range(timesteps)) if kept_steps is None else ddpm.diffusion.ddim_timesteps(kept_steps)[::-1]
+    ddpm.network = ExactLearnedDenoiser(ddpm.diffusion, kept, v)
+    return ddpm
+
+
+def test_learned_sigma_vlb_term_is_the_closed_form_kl():
+    torch.manual_seed(0)
+    diffusion = GaussianDiffusion(100, "cosine", "eps", learn_sigma=True)
+    x0, x_t, output = torch.randn(64, 3), torch.randn(64, 3), torch.randn(64, 6)
+    t = torch.cat([torch.zeros(8, dtype=torch.long), torch.randint(1, 100, (56,))])
+    alpha_bar = np.cumprod(1 - beta_schedule("cosine", 100))
+    ab, ab_prev = (torch.tensor(a)[t][:, None] for a in (alpha_bar, np.append(1.0, alpha_bar[:-1])))
+    beta = 1 - ab / ab_prev
+    beta_tilde = beta * (1 - ab_prev) / (1 - ab)
+    beta_tilde_1 = (1 - alpha_bar[1] / alpha_bar[0]) * (1 - alpha_bar[0]) / (1 - alpha_bar[1])
+    beta_tilde = torch.where(t[:, None] == 0, torch.tensor(beta_tilde_1), beta_tilde)  # β̃₀ = 0 is clipped to β̃₁
+    x0_, x_t_, eps, v = x0.double(), x_t.double(), output[:, :3].double(), output[:, 3:].double()
+
+    def posterior_mean(x_start):
+        return (ab_prev.sqrt() * beta * x_start + (1 - ab_prev) * (1 - beta).sqrt() * x_t_) / (1 - ab)
+
+    model_mean = posterior_mean((x_t_ - (1 - ab).sqrt() * eps) / ab.sqrt())
+    fraction = (v + 1) / 2
+    model_std = torch.exp(0.5 * (fraction * beta.log() + (1 - fraction) * beta_tilde.log()))
+    model = torch.distributions.Normal(model_mean, model_std)
+    kl = torch.distributions.kl_divergence(torch.distributions.Normal(posterior_mean(x0_), beta_tilde.sqrt()), model)
+    expected = torch.where(t[:, None] > 0, kl, -model.log_prob(x0_)).sum(-1)
+    torch.testing.assert_close(diffusion.vlb_term(x0, x_t, t, output).double(), expected, rtol=2e-4, atol=2e-4)
+
+    # the hybrid loss's L_vlb = T L_t per feature, and it trains σ only
+    output.requires_grad_(True)
+    hybrid = diffusion.hybrid_vlb(x0, x_t, t, output)
+    torch.testing.assert_close(hybrid.double(), 100 * expected / 3, rtol=2e-4, atol=2e-3)
+    (gradient,) = torch.autograd.grad(hybrid.sum(), output)
+    assert gradient[:, :3].abs().max() == 0 and gradient[:, 3:].abs().min() > 0
+
+
+def test_learned_sigma_respaced_ancestral_sampling_is_exact_with_the_true_variance():
+    """On Gaussian data, with the exact ε and the true reverse variance, the respaced 10-step chain
+    reproduces the width; the fixed β̃' of the same chain is too narrow, β' too wide."""
+    generator = torch.Generator().manual_seed(0)
+    learned = make_learned(kept_steps=10)
+    assert learned.evaluations_per_event(steps=10) == 10
+    samples = learned.sample(40_000, steps=10, generator=generator)
+    assert samples.mean().item() == pytest.approx(DATA_MEAN, abs=0.01)
+    assert samples.std().item() == pytest.approx(DATA_STD, rel=0.01)
+    narrow = make_learned(kept_steps=10, v=-1.0).sample(40_000, steps=10, generator=generator).std().item()
+    wide = make_learned(kept_steps=10, v=1.0).sample(40_000, steps=10, generator=generator).std().item()
+    assert narrow < 0.95 * DATA_STD and wide > 1.05 * DATA_STD
+
+
+def test_variational_bound_is_tight_for_the_true_reverse_process():
+    """With exact reverse kernels the bound's mean is the data's log-density; the fixed β̃ is looser."""
+    n = 10_000
+    x = DATA_MEAN + DATA_STD * torch.randn(n, 2, generator=torch.Generator().manual_seed(1))
+    exact = torch.distributions.Normal(DATA_MEAN, DATA_STD).log_prob(x).sum(-1)
+    gap = make_learned(timesteps=200).log_prob_bound(x, generator=torch.Generator().manual_seed(2)) - exact
+    assert gap.shape == (n,)
+    assert abs(gap.mean().item()) < 3 * gap.std().item() / math.sqrt(n)  # ≈ 0.045 nats
+    fixed = make("eps", "linear", timesteps=200).log_prob_bound(x, generator=torch.Generator().manual_seed(2))
+    assert (fixed - exact).mean().item() < -1.0

@@ -13,31 +13,52 @@ from bayesgen.core.training import train
 from bayesgen.validation.report import Truth, evaluate, plot_overlays
 
 
-def train_runs(config: CompareConfig, out: Path, progress: bool) -> list[Path]:
-    """Train each sampler with identical data, backbone, steps and optimiser; resume finished ones."""
-    for name in config.sampler_names:
+def sampler_choice(config: CompareConfig, label: str) -> tuple[str, dict[str, Any]]:
+    """The plugin and options behind a ``--samplers`` label: ``[compare.sampler_options.LABEL]``
+    holds the options and may name the plugin with ``sampler = "NAME"`` (so one plugin appears
+    under several labels, e.g. ``ddpm_learned_sigma``); otherwise the label is the plugin's name."""
+    options = dict(config.sampler_options.get(label, {}))
+    return options.pop("sampler", label), options
+
+
+def train_runs(config: CompareConfig, out: Path, progress: bool) -> dict[str, Path]:
+    """Train each labelled sampler with identical data, backbone, steps and optimiser into
+    ``out/runs/LABEL``; resume finished ones."""
+    choices = {label: sampler_choice(config, label) for label in config.sampler_names}
+    for name, _ in choices.values():
         get_sampler(name)  # unknown names fail before any training
-    runs = []
-    for name in config.sampler_names:
-        run_dir = out / "runs" / name
-        runs.append(train(TrainConfig(
+    runs = {}
+    for label, (name, options) in choices.items():
+        run_dir = out / "runs" / label
+        runs[label] = train(TrainConfig(
             process=config.process, sampler=name, backbone=config.backbone, steps=config.steps,
             batch_size=config.batch_size, lr=config.lr, events=config.train_events, seed=config.seed,
             bayesian=config.bayesian, bayes_options=config.bayes_options,
             device=config.device, out=str(run_dir), resume=(run_dir / "checkpoint.pt").exists(),
-            backbone_options=config.backbone_options, sampler_options=config.sampler_options.get(name, {})),
-            progress=progress))
+            backbone_options=config.backbone_options, sampler_options=options),
+            progress=progress)
     return runs
 
 
-def labelled_models(run_dirs: list[Path], device: str) -> dict[str, TrainedModel]:
+def labelled_models(run_dirs: list[Path], device: str, labels: list[str] | None = None) -> dict[str, TrainedModel]:
+    """The runs' models by label: ``labels``, else the sampler's name (with the run directory's
+    name where two runs share a sampler)."""
     models = [TrainedModel.load(run_dir, device) for run_dir in run_dirs]
     processes = {m.config.process for m in models}
     if len(processes) > 1:
         raise ConfigError(f"runs to compare must share one process, got {', '.join(sorted(processes))}")
     samplers = [m.config.sampler for m in models]
-    return {(m.config.sampler if samplers.count(m.config.sampler) == 1 else f"{m.config.sampler} ({d.name})"): m
-            for m, d in zip(models, run_dirs)}
+    labels = labels or [m.config.sampler if samplers.count(m.config.sampler) == 1 else f"{m.config.sampler} ({d.name})"
+                        for m, d in zip(models, run_dirs)]
+    return dict(zip(labels, models))
+
+
+def likelihood_cell(likelihood: dict[str, Any]) -> str:
+    """``NLL ± error`` in nats per event, ``≤`` for a bound, ``–`` where skipped."""
+    if "skipped" in likelihood:
+        return "–"
+    bound = "≤ " if likelihood["kind"] == "bound" else ""
+    return f"{bound}{likelihood['nll_per_event']:.3f} ± {likelihood['nll_per_event_error']:.3f}"
 
 
 def _times_floor(m: dict[str, Any], metric: str) -> str:
@@ -54,13 +75,14 @@ def markdown_table(result: dict[str, Any]) -> str:
              f"Truth: {first['n_truth']:,} events; generated: {first['floor']['n_generated']:,} events per sampler. "
              f"Floors: {first['floor']['source']}.", "",
              "| sampler | parameters | training steps | training time [s] | generation [events/s] "
-             "| network calls / event | classifier AUC (truth vs truth: 0.5 ± σ) |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "| network calls / event | classifier AUC (truth vs truth: 0.5 ± σ) | NLL [nats/event] |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for label, s in samplers.items():
         auc = s["classifier"]
         lines.append(f"| {label} | {s['parameters']:,} | {s['training_steps']:,} | {s['training_seconds']:.0f} | "
                      f"{s['generation_events_per_s']:,.0f} | {s['evaluations_per_event']} | "
-                     f"{auc['auc']:.3f} ± {auc['auc_std']:.3f} (0.5 ± {auc['auc_floor_std']:.3f}) |")
+                     f"{auc['auc']:.3f} ± {auc['auc_std']:.3f} (0.5 ± {auc['auc_floor_std']:.3f}) | "
+                     f"{likelihood_cell(s['likelihood'])} |")
     banded = result.get("draws", 1) > 1
     lines += ["", "Per observable: W1 ± its spread over 5 batches (W1 / its floor) · largest bulk deviation "
               "(/ its floor) · χ²/ndf (/ its floor)"
@@ -82,8 +104,11 @@ def compare(config: CompareConfig, progress: bool = True) -> dict[str, Any]:
     """Train (or load ``config.runs``), evaluate every model on the same truth, write the report."""
     out = check_output_path(config.out)
     out.mkdir(exist_ok=True)
-    run_dirs = [Path(r) for r in config.runs] or train_runs(config, out, progress)
-    models = labelled_models(run_dirs, config.device)
+    if config.runs:
+        models = labelled_models([Path(r) for r in config.runs], config.device)
+    else:
+        runs = train_runs(config, out, progress)
+        models = labelled_models(list(runs.values()), config.device, list(runs))
     process = next(iter(models.values())).process
     truth = Truth.draw(process, config.events, config.seed)
     validation = ValidateConfig(events=config.events, draws=config.draws, sample_steps=config.sample_steps,

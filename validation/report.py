@@ -23,6 +23,7 @@ from bayesgen.core.seeding import derive_seed
 from bayesgen.validation.classifier import classifier_two_sample_test
 from bayesgen.validation.floors import Floors, measure_floors, with_floors
 from bayesgen.validation.histogram import BandHistogram, Histogram
+from bayesgen.validation.likelihood import likelihood_summary
 from bayesgen.validation.metrics import band_metrics, observable_metrics
 from bayesgen.validation.plots import plot_observable
 
@@ -167,6 +168,7 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig) -> Evalu
         "out_of_support_fraction": stats.out_of_support_fraction,
         "classifier": classifier_two_sample_test(classifier_inputs(process, truth.events),
                                                  classifier_inputs(process, generated.events), seed=config.seed),
+        "likelihood": likelihood_summary(model, truth.events, config.seed),
         "observables": per_observable,
     })
     event_metrics = process.event_metrics(truth.events, first_member, config.seed)
