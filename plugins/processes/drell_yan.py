@@ -206,6 +206,7 @@ class DrellYan(Process):
     pt_min: float
     eta_max: float
     eta_crack: tuple[float, float] | None = None
+    sqrt_s = SQRT_S
     initial_efficiency = 0.4   #: first guess of the acceptance, sizes the first batch
 
     @abstractmethod
