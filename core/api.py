@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bayesgen.core.config import CompareConfig, GenerateConfig, TrainConfig, ValidateConfig, build
 from bayesgen.core.device import set_threads
 from bayesgen.core.generation import GenerationStats
 from bayesgen.core.generation import generate as _generate
 from bayesgen.core.training import train as _train
+
+if TYPE_CHECKING:
+    from bayesgen.validation.report import Report
 
 
 def configure(config_class: type, *layers: dict[str, Any]):
@@ -35,8 +38,10 @@ def compare(progress: bool = True, **options: Any) -> dict[str, Any]:
     return _compare(configure(CompareConfig, options), progress=progress)
 
 
-def validate(run: str | Path, **options: Any) -> dict[str, Any]:
-    """Validate ``run`` (options as :class:`ValidateConfig`); return the metrics dictionary."""
+def validate(run: str | Path, progress: bool = True, **options: Any) -> Report:
+    """Validate ``run`` (options as :class:`ValidateConfig`); return the
+    :class:`~bayesgen.validation.report.Report`: the metrics dictionary, with the histograms as
+    ``hist`` objects in ``report.histograms[observable][sample]``."""
     from bayesgen.validation.report import validate as _validate
 
-    return _validate(run, configure(ValidateConfig, options))
+    return _validate(run, configure(ValidateConfig, options), progress=progress)

@@ -26,7 +26,10 @@ FLAGS: dict[str, tuple[Any, str]] = {
     "precision": (str, "auto (bf16 autocast on CUDA, fp32 elsewhere), fp32 or bf16"),
     "compile": (str, "torch.compile the networks: none, default, reduce-overhead (CUDA graphs) or max-autotune"),
     "lr": (float, "peak learning rate (AdamW, cosine decay)"),
-    "events": (int, "number of events (training events for train, generated events otherwise)"),
+    "events": (int, "number of events (training events for train, generated events per ensemble member "
+                    "otherwise; validate and compare: by default ten per truth event, at most 100,000)"),
+    "truth_events": (int, "truth events to validate against (default: --events if given, else 100,000; a file's "
+                          "held-out part gives all it holds up to that)"),
     "seed": (int, "random seed"),
     "device": (str, "auto, cpu, cuda or cuda:N"),
     "threads": (int, "CPU threads of torch (default: torch's, one per core; on a shared machine "
@@ -99,16 +102,17 @@ def parser() -> argparse.ArgumentParser:
     _add_flags(generate, GenerateConfig, ["events", "draws", "sample_steps", "solver", "batch_size", "precision",
                                           "compile", "seed", "device", "threads", "distributed", "keep_unphysical", "out"])
 
-    validate = commands.add_parser("validate", help="metrics.json and one PNG per observable")
+    validate = commands.add_parser("validate", help="metrics.json, one PNG per observable and histograms.root")
     validate.add_argument("run", help="run directory written by `bayesgen train`")
-    _add_flags(validate, ValidateConfig, ["events", "draws", "sample_steps", "solver", "batch_size", "precision",
-                                          "compile", "seed", "device", "threads", "keep_unphysical", "out"])
+    _add_flags(validate, ValidateConfig, ["events", "truth_events", "draws", "sample_steps", "solver", "batch_size",
+                                          "precision", "compile", "seed", "device", "threads", "keep_unphysical",
+                                          "out"])
 
     compare = commands.add_parser("compare", help="several samplers on one process, side by side",
                                   epilog=PROCESS_DEFAULTS_NOTE)
     _add_flags(compare, CompareConfig, ["process", "samplers", "backbone", "steps", "batch_size", "lr",
-                                        "train_events", "events", "bayesian", "draws", "sample_steps",
-                                        "seed", "device", "threads", "keep_unphysical", "runs", "out"])
+                                        "train_events", "events", "truth_events", "bayesian", "draws",
+                                        "sample_steps", "seed", "device", "threads", "keep_unphysical", "runs", "out"])
 
     demo = commands.add_parser("demo", help="the three-minute CPU tour: train, generate, validate")
     demo.add_argument("--out", default="bayesgen-demo", help="demo directory (default: bayesgen-demo)")
@@ -149,13 +153,13 @@ def dispatch(args: argparse.Namespace) -> int:
         print(f"wrote {stats.n_events:,} events to {config.out} "
               f"({stats.events_per_second:,.0f} events/s, {stats.evaluations_per_event} network calls/event)")
     elif args.command == "validate":
-        from bayesgen.validation.report import report_dir, validate
+        from bayesgen.validation.report import validate
         from bayesgen.validation.summary import floor_table
 
         config = _config(args, ValidateConfig, "validate")
         report = validate(args.run, config)
         print(floor_table({report["sampler"]: report}))
-        print(f"wrote {report_dir(args.run, config)}/metrics.json and {len(report['observables'])} plots")
+        print(f"wrote {report.out}/metrics.json, histograms.root and {len(report.plots)} plots")
     elif args.command == "compare":
         from bayesgen.validation.compare import compare
         from bayesgen.validation.summary import floor_table
@@ -163,8 +167,8 @@ def dispatch(args: argparse.Namespace) -> int:
         config = _config(args, CompareConfig, "compare")
         result = compare(config)
         print(floor_table(result["samplers"]))
-        print(f"compared {', '.join(result['samplers'])}: {config.out}/compare.md, compare.json and "
-              f"{len(next(iter(result['samplers'].values()))['observables'])} plots")
+        print(f"compared {', '.join(result['samplers'])}: {config.out}/compare.md, compare.json, histograms.root "
+              "and one plot per compared observable")
     elif args.command == "demo":
         from bayesgen.core.demo import demo
 

@@ -91,9 +91,15 @@ class GenerateConfig:
 
 @dataclass
 class ValidateConfig:
-    """How to validate a trained run against fresh truth events."""
+    """How to validate a trained run against fresh truth events.
 
-    events: int = 100_000
+    ``events`` generated events per ensemble member; ``None``: ten per truth event, at most
+    100,000. ``truth_events`` truth events; ``None``: ``events`` if given, else 100,000, and
+    from a file's held-out part (which holds only so many) all it has up to that number (see
+    :mod:`bayesgen.validation.report`)."""
+
+    events: int | None = None
+    truth_events: int | None = None
     draws: int = 1
     sample_steps: int | None = None
     solver: str | None = None
@@ -107,7 +113,7 @@ class ValidateConfig:
     out: str | None = None
 
     def __post_init__(self):
-        _positive(self, "events", "draws", "sample_steps", "batch_size", "threads")
+        _positive(self, "events", "truth_events", "draws", "sample_steps", "batch_size", "threads")
         check_speed_options(self.precision, self.compile)
 
 
@@ -123,7 +129,8 @@ class CompareConfig:
     batch_size: int = TrainConfig.batch_size
     lr: float = TrainConfig.lr
     train_events: int = TrainConfig.events
-    events: int = ValidateConfig.events
+    events: int | None = ValidateConfig.events
+    truth_events: int | None = ValidateConfig.truth_events
     bayesian: bool = TrainConfig.bayesian
     draws: int = ValidateConfig.draws
     sample_steps: int | None = None
@@ -140,7 +147,8 @@ class CompareConfig:
     bayes_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        _positive(self, "steps", "batch_size", "lr", "train_events", "events", "draws", "sample_steps", "threads")
+        _positive(self, "steps", "batch_size", "lr", "train_events", "events", "truth_events", "draws", "sample_steps",
+                  "threads")
         for name, options in self.sampler_options.items():
             if name not in self.sampler_names or not isinstance(options, dict):
                 raise ConfigError(f"sampler_options of compare must hold one table per compared sampler "

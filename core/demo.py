@@ -7,7 +7,7 @@ from pathlib import Path
 from bayesgen.core.config import GenerateConfig, TrainConfig, ValidateConfig
 from bayesgen.core.generation import generate
 from bayesgen.core.training import train
-from bayesgen.validation.report import report_dir, validate
+from bayesgen.validation.report import validate
 
 DEMO_TRAINING = dict(process="z_mumu", sampler="ddpm", backbone="mlp", steps=10_000, batch_size=1024,
                      lr=2e-3, events=100_000, checkpoint_every=1000,
@@ -29,7 +29,7 @@ def demo(out: str | Path, progress: bool = True) -> dict:
     print(f"    {events_file} ({stats.events_per_second:,.0f} events/s)")
     print("3/3 validating against 50,000 fresh truth events")
     config = ValidateConfig(events=50_000, sample_steps=SAMPLE_STEPS, out=str(out / "report"))
-    report = validate(run, config)
+    report = validate(run, config, progress=progress)
     for name in ("m_mumu", "mu1_pt"):
         m = report["observables"][name]
         print(f"    {name:<8} W1 = {m['w1']:.3g} ± {m['w1_std']:.2g} ({m['w1_over_floor']:.1f}× its truth-vs-truth floor)"
@@ -37,5 +37,5 @@ def demo(out: str | Path, progress: bool = True) -> dict:
               f"   chi2/ndf = {m['chi2_ndf']:.2f}")
     auc = report["classifier"]
     print(f"    classifier AUC = {auc['auc']:.3f} ± {auc['auc_std']:.3f} (truth vs truth: 0.5 ± {auc['auc_floor_std']:.3f})")
-    print(f"done in {time.perf_counter() - start:.0f} s; plots and metrics.json in {report_dir(run, config)}")
+    print(f"done in {time.perf_counter() - start:.0f} s; plots, metrics.json and histograms.root in {report.out}")
     return report

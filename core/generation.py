@@ -36,6 +36,7 @@ from bayesgen.core.device import resolve_device
 from bayesgen.core.errors import ConfigError, RunError
 from bayesgen.core.io import SUFFIXES, TREE_NAME, check_output_path, open_writer
 from bayesgen.core.model import TrainedModel
+from bayesgen.core.progress import progress_bar
 from bayesgen.core.seeding import derive_seed, torch_generator
 
 
@@ -207,13 +208,19 @@ def resolve_batch_size(model: TrainedModel, batch_size: int | None, draws: int, 
 
 def generate_events(model: TrainedModel, n_events: int, batch_size: int | None, seed: int,
                     sample_steps: int | None = None, solver: str | None = None, draws: int = 1,
-                    precision: str = "fp32", keep_unphysical: bool = False) -> tuple[Chunk, GenerationStats]:
+                    precision: str = "fp32", keep_unphysical: bool = False,
+                    progress: bool = False) -> tuple[Chunk, GenerationStats]:
     """Generate ``n_events`` per ensemble member into memory, with timing and the count of events
-    the model drew outside the process's support (drawn again, or kept with ``keep_unphysical``)."""
+    the model drew outside the process's support (drawn again, or kept with ``keep_unphysical``);
+    with ``progress``, a bar on a terminal (one update per chunk)."""
     batch_size = resolve_batch_size(model, batch_size, draws, precision, sample_steps, solver)
     start = time.perf_counter()
-    chunks = list(event_chunks(model, n_events, batch_size, seed, sample_steps, solver, draws,
-                               precision=precision, keep_unphysical=keep_unphysical))
+    chunks = []
+    with progress_bar(progress, total=n_events * draws, unit="event", unit_scale=True, desc="generating") as bar:
+        for chunk in event_chunks(model, n_events, batch_size, seed, sample_steps, solver, draws,
+                                  precision=precision, keep_unphysical=keep_unphysical):
+            chunks.append(chunk)
+            bar.update(len(chunk.draw))
     _synchronize(model.sampler.device)
     seconds = time.perf_counter() - start
     result = Chunk(*(np.concatenate([getattr(c, name) for c in chunks]) for name in ("events", "draw", "outside")))

@@ -58,6 +58,10 @@ class Process(ABC):
     condition_names: tuple[str, ...] = ()
     feature_shape: tuple[int, ...] | None = None
     channel_axis: int = -1
+    #: Centre-of-mass energy √s of the collisions, in GeV (13000.0 for the embedded 13 TeV
+    #: processes); ``None`` where the events come without one (a file that does not say).
+    #: Validation plots state it.
+    sqrt_s: float | None = None
     #: Training options that suit this process, over :class:`~bayesgen.core.config.TrainConfig`'s
     #: defaults and under the user's TOML and flags: any of its options, with ``backbone_options``
     #: and ``sampler_options`` keyed by plugin name (used with that plugin), e.g.
@@ -73,6 +77,12 @@ class Process(ABC):
         processes return the generator's event weights."""
         events = self.sample(n, seed)
         return events, np.ones(len(events))
+
+    def sample_available(self, n: int, seed: int) -> np.ndarray:
+        """At most ``n`` events ``(≤ n, len(quantities))``: ``n`` from a Monte Carlo, all there
+        are from a finite source (a file's part) that holds fewer. Validation draws its default
+        truth with it; :meth:`sample` by default."""
+        return self.sample(n, seed)
 
     @abstractmethod
     def to_features(self, events: np.ndarray) -> np.ndarray:

@@ -146,6 +146,12 @@ def cms_dimuon(tmp_path_factory) -> tuple[Path, dict[str, np.ndarray]]:
     return path, cms_dimuon_file(path)
 
 
+@pytest.fixture(scope="session")
+def make_cms_dimuon():
+    """:func:`cms_dimuon_file` itself, for tests that need an ntuple of another size."""
+    return cms_dimuon_file
+
+
 def _tiny_config(out: Path, **overrides) -> TrainConfig:
     return TrainConfig(**{**TINY, "out": str(out), **overrides})
 

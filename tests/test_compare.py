@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+import uproot
 
 from bayesgen.core.cli import main
 from bayesgen.core.registry import get_process
@@ -85,6 +86,11 @@ def test_compare_trains_each_sampler_on_identical_footing(tmp_path):
         (10, 1024, 0, '{"width": 16, "depth": 1}')}
     table = (out / "compare.md").read_text()
     assert "| ddpm |" in table and "| inn |" in table and "| m_mumu |" in table
+    with uproot.open(out / "histograms.root") as file:  # one truth, each model's histograms under its name
+        assert {k.split(";")[0] for k in file.keys() if k.endswith("m_mumu;1")} == {
+            "truth/m_mumu", "ddpm/generated/m_mumu", "cfm/generated/m_mumu", "inn/generated/m_mumu"}
+        assert file["truth/m_mumu"].values(flow=True).sum() == 1000
+        assert file["cfm/generated/m_mumu"].values(flow=True).sum() == 1000
     assert table.count("× floor") == 3 * 3 * len(result["samplers"]["ddpm"]["observables"])
     assert {p.stem for p in out.glob("*.png")} == set(result["samplers"]["ddpm"]["observables"])
 

@@ -116,3 +116,13 @@ def test_ratio_floor_is_the_spread_of_truth_over_truth():
     generated_part = np.sqrt(predicted**2 - truth.sumw2 / truth.counts**2)
     np.testing.assert_allclose(ratios.std(axis=0) / ratios.mean(axis=0), generated_part, rtol=0.25)
     assert np.isnan(ratio_floor(Histogram.fill([0.5], [0.0, 1.0, 2.0]), 10)[1])
+
+
+def test_a_small_file_split_keeps_a_floor_for_ten_times_as_many_generated_events():
+    """300 held-out events against 3,000 generated: split 100 + 200 (a proportional 27 + 273
+    would leave too few for any floor), scaled to 300 + 3,000 like fresh pairs of those sizes."""
+    file = FiniteGauss(available=300)
+    floors = floors_of(file, 300, 3_000, truth_events=file.sample(300, seed=0))
+    assert "300 truth events into 100 + 200" in floors.source
+    endless = floors_of(Gauss(), 300, 3_000, repeats=8).observables["x"]
+    assert floors.observables["x"]["w1_floor"] == pytest.approx(endless["w1_floor"], rel=0.3)

@@ -60,12 +60,13 @@ def test_every_suggestion_an_error_makes_is_valid_and_works(tmp_path, ntuple, ca
     lenient.write_text(config.read_text().replace("[train.process_options]\n", "[train.process_options]\nallow_fewer = true\n"))
     assert train(lenient, tmp_path / "b", "--events", "100000") == 0
     assert "using all" in capsys.readouterr().err
-    # validation's truth comes from the held-out part: only the --events suggestion applies there
-    assert main(["validate", str(tmp_path / "a"), "--sample-steps", "2"]) == 2
+    # validation's truth comes from the held-out part: by default all of it; asked for more,
+    # only the --truth-events suggestion applies there
+    assert main(["validate", str(tmp_path / "a"), "--truth-events", "100000", "--sample-steps", "2"]) == 2
     line = one_error(capsys)
     assert "held-out part" in line and "allow_fewer" not in line
-    m = int(re.search(r"\(--events (\d+)\)$", line)[1])
-    assert main(["validate", str(tmp_path / "a"), "--events", str(m), "--sample-steps", "2"]) == 0
+    m = int(re.search(r"\(--truth-events (\d+)\)$", line)[1])
+    assert main(["validate", str(tmp_path / "a"), "--truth-events", str(m), "--sample-steps", "2"]) == 0
     # a batch larger than the training sample
     assert train(config, tmp_path / "c", "--events", "40") == 2
     line = one_error(capsys)

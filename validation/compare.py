@@ -1,4 +1,5 @@
-"""Several samplers on one process, side by side: ``compare.json``, ``compare.md``, overlay plots."""
+"""Several samplers on one process, side by side: ``compare.json``, ``compare.md``, overlay plots
+and ``histograms.root`` (every model's histograms under its name)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +11,8 @@ from bayesgen.core.io import check_output_path, write_json, write_text
 from bayesgen.core.model import TrainedModel
 from bayesgen.core.registry import get_sampler
 from bayesgen.core.training import train
-from bayesgen.validation.report import Truth, evaluate, plot_overlays
+from bayesgen.validation.histfile import root_entries, write_root
+from bayesgen.validation.report import draw_truth, evaluate, plot_overlays, validation_histograms
 
 
 def sampler_choice(config: CompareConfig, label: str) -> tuple[str, dict[str, Any]]:
@@ -71,7 +73,7 @@ def markdown_table(result: dict[str, Any]) -> str:
     truth-vs-truth floor."""
     samplers = result["samplers"]
     first = next(iter(samplers.values()))
-    lines = [f"# {result['process']}: {', '.join(samplers)} on {result['n_events']:,} events", "",
+    lines = [f"# {result['process']}: {', '.join(samplers)}", "",
              f"Truth: {first['n_truth']:,} events; generated: {first['floor']['n_generated']:,} events per sampler. "
              f"Floors: {first['floor']['source']}.", "",
              "| sampler | parameters | training steps | training time [s] | generation [events/s] "
@@ -110,13 +112,18 @@ def compare(config: CompareConfig, progress: bool = True) -> dict[str, Any]:
         runs = train_runs(config, out, progress)
         models = labelled_models(list(runs.values()), config.device, list(runs))
     process = next(iter(models.values())).process
-    truth = Truth.draw(process, config.events, config.seed)
-    validation = ValidateConfig(events=config.events, draws=config.draws, sample_steps=config.sample_steps,
-                                seed=config.seed, device=config.device, keep_unphysical=config.keep_unphysical)
-    evaluations = {label: evaluate(model, truth, validation) for label, model in models.items()}
-    result = {"process": process.name, "n_events": config.events, "draws": config.draws,
+    validation = ValidateConfig(events=config.events, truth_events=config.truth_events, draws=config.draws,
+                                sample_steps=config.sample_steps, seed=config.seed, device=config.device,
+                                keep_unphysical=config.keep_unphysical)
+    truth = draw_truth(process, validation)
+    evaluations = {label: evaluate(model, truth, validation, progress) for label, model in models.items()}
+    n_events = next(iter(evaluations.values())).summary["n_events"]
+    result = {"process": process.name, "n_events": n_events, "draws": config.draws,
               "samplers": {label: e.summary for label, e in evaluations.items()}}
-    plot_overlays(process, truth, evaluations, out, config.events * config.draws)
+    plot_overlays(process, truth, evaluations, out, n_events * config.draws, progress)
+    write_root(out / "histograms.root", {key: h for label, e in evaluations.items()
+                                         for key, h in root_entries(validation_histograms(process, truth, e),
+                                                                    label).items()})
     write_json(out / "compare.json", result)
     write_text(out / "compare.md", markdown_table(result))
     return result

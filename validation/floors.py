@@ -11,7 +11,9 @@ process's held-out truth (:meth:`~bayesgen.core.process.Process.holdout`). The r
 
 When the held-out data is too small for ``repeats`` fresh pairs (a file), the pairs split what
 there is (the validation truth itself if need be) into two parts of sizes ``a : b = n_truth :
-n_generated`` and the floors are scaled to the validated sizes by their statistical scaling
+n_generated``, neither below ``MIN_VALUES`` where there are twice as many events (300 held-out
+events validated against 3,000 generated split 100 + 200, not 27 + 273, which would give no
+floor), and the floors are scaled to the validated sizes by their statistical scaling
 (:func:`size_scale`); :attr:`Floors.source` says so, and the repeats of such a split share
 events, so their spread understates the floor's.
 """
@@ -109,7 +111,7 @@ def measure_floors(process: Process, observe: Observe, binnings: Mapping[str, Bi
     needed = repeats * (n_truth + n_generated)
     rng = np.random.default_rng(derive_seed(seed, "floor-split"))
     try:
-        pool = process.holdout().sample(needed, seed=derive_seed(seed, "floor"))
+        pool = process.holdout().sample_available(needed, seed=derive_seed(seed, "floor"))
         shortfall = "" if len(pool) >= needed else f"the held-out data gave {len(pool):,} of {needed:,} events"
     except DataError as error:  # a file with too few held-out events
         pool, shortfall = truth_events, str(error)
@@ -117,7 +119,8 @@ def measure_floors(process: Process, observe: Observe, binnings: Mapping[str, Bi
         pairs, measured = _pairs_from_pool(pool, target, repeats, rng, disjoint=True), target
         source = f"{repeats} independent pairs of held-out truth samples of the validated sizes"
     else:
-        a = max(1, min(len(pool) - 1, round(len(pool) * n_truth / (n_truth + n_generated))))
+        smallest = max(1, min(MIN_VALUES, len(pool) // 2))  # a part below MIN_VALUES gives no floor
+        a = max(smallest, min(len(pool) - smallest, round(len(pool) * n_truth / (n_truth + n_generated))))
         measured = (a, len(pool) - a)
         pairs = _pairs_from_pool(pool, measured, repeats, rng, disjoint=False)
         source = (f"not enough held-out truth for {repeats} fresh pairs ({shortfall}); {repeats} random "

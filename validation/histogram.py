@@ -1,9 +1,11 @@
-"""Weighted 1D histograms for validation, NumPy only.
+"""Weighted 1D histograms for validation, NumPy first; ``to_hist()`` gives :mod:`hist` objects.
 
 :class:`Histogram` is one filled sample (truth or a single generator draw) with its Poisson
 error; :class:`BandHistogram` is the per-bin mean of the densities of several generator draws
 (the ensemble of a Bayesian model) with their spread, the sampling noise removed. Both expose ``edges``, ``centers``,
-``widths``, ``density`` and ``density_error`` so plotting code can treat them alike.
+``widths``, ``density`` and ``density_error`` so plotting code can treat them alike, and
+``to_hist()``: a :class:`hist.Hist` with weighted storage (values and variances), the form the
+Scikit-HEP tools (mplhep, uproot's TH1D writer, fitting and statistics packages) take.
 
 Normalisation: ``fraction = counts / total`` where ``total`` is the sum of *all* weights,
 under- and overflow included, so fractions of a histogram whose range cuts away part of the
@@ -16,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import hist
 import numpy as np
 
 from bayesgen.core.errors import DataError
@@ -57,6 +60,26 @@ class _Binned:
 
     edges: np.ndarray
 
+    def _hist(self, values: np.ndarray, variances: np.ndarray | None, observable: str, label: str, title: str,
+              flow: tuple[tuple[float, float], tuple[float, float]] | None = None) -> hist.Hist:
+        """A :class:`hist.Hist` titled ``title`` whose axis (regular when the edges are equally
+        spaced) is named ``observable`` and labelled ``label``, holding ``values`` and
+        ``variances`` (weighted storage; double storage without variances); ``flow``: (sum of
+        weights, of squared weights) below and above the range."""
+        regular = np.allclose(self.widths, self.widths[0], rtol=1e-9, atol=0.0)
+        axis = (hist.axis.Regular(self.bins, self.edges[0], self.edges[-1], name=observable, label=label)
+                if regular else hist.axis.Variable(self.edges, name=observable, label=label))
+        out = hist.Hist(axis, storage=hist.storage.Double() if variances is None else hist.storage.Weight(),
+                        name=title)
+        if variances is None:
+            out.view()[...] = values
+            return out
+        (under, under_w2), (over, over_w2) = flow or ((0.0, 0.0), (0.0, 0.0))
+        view = out.view(flow=True)
+        view.value = np.concatenate([[under], values, [over]])
+        view.variance = np.concatenate([[under_w2], variances, [over_w2]])
+        return out
+
     @property
     def bins(self) -> int:
         return len(self.edges) - 1
@@ -80,12 +103,16 @@ class Histogram(_Binned):
             (the last bin includes its right edge, as in :func:`numpy.histogram`).
         sumw2: sum of squared weights per bin ``(bins,)``, the Poisson variance of ``counts``.
         total: sum of all weights, under- and overflow included; the normalisation.
+        underflow, overflow: (sum of weights, sum of squared weights) below ``edges[0]`` and
+            above ``edges[-1]``.
     """
 
     edges: np.ndarray
     counts: np.ndarray
     sumw2: np.ndarray
     total: float
+    underflow: tuple[float, float] = (0.0, 0.0)
+    overflow: tuple[float, float] = (0.0, 0.0)
 
     @classmethod
     def fill(cls, values, edges, weights=None) -> "Histogram":
@@ -113,7 +140,17 @@ class Histogram(_Binned):
                 raise _first_bad("histogram weights", w, bad, "non-finite")
         counts, _ = np.histogram(values, bins=edges, weights=w)
         sumw2, _ = np.histogram(values, bins=edges, weights=w * w)
-        return cls(edges=edges, counts=counts.astype(float), sumw2=sumw2.astype(float), total=float(w.sum()))
+        below, above = values < edges[0], values > edges[-1]
+        return cls(edges=edges, counts=counts.astype(float), sumw2=sumw2.astype(float), total=float(w.sum()),
+                   underflow=(float(w[below].sum()), float((w[below] ** 2).sum())),
+                   overflow=(float(w[above].sum()), float((w[above] ** 2).sum())))
+
+    def to_hist(self, observable: str = "x", label: str = "", title: str = "") -> hist.Hist:
+        """The counts as a :class:`hist.Hist` (weighted storage: ``values()`` the counts,
+        ``variances()`` the sums of squared weights, under- and overflow in the flow bins) with
+        one axis named ``observable`` and labelled ``label`` (with its unit), e.g.
+        ``Histogram.fill(m, edges).to_hist("m_mumu", "M [GeV]")``."""
+        return self._hist(self.counts, self.sumw2, observable, label, title, (self.underflow, self.overflow))
 
     @property
     def fraction(self) -> np.ndarray:
@@ -158,6 +195,7 @@ class BandHistogram(_Binned):
         spread: ``s_between`` ``(bins,)``; zeros for a single draw.
         sampling: ``s_sampling`` ``(bins,)``.
         n_draws: number of histograms combined, ``M``.
+        total: the draws' weights together (their events, for unit weights).
     """
 
     edges: np.ndarray
@@ -165,6 +203,7 @@ class BandHistogram(_Binned):
     spread: np.ndarray
     sampling: np.ndarray
     n_draws: int
+    total: float = float("nan")
 
     @classmethod
     def from_histograms(cls, histograms: Sequence[Histogram]) -> "BandHistogram":
@@ -180,12 +219,21 @@ class BandHistogram(_Binned):
         n = len(histograms)
         spread = densities.std(axis=0, ddof=1) if n > 1 else np.zeros(densities.shape[1])
         return cls(edges=np.asarray(edges, dtype=float), mean=densities.mean(axis=0), spread=spread,
-                   sampling=np.sqrt(variances.mean(axis=0)), n_draws=n)
+                   sampling=np.sqrt(variances.mean(axis=0)), n_draws=n, total=float(sum(h.total for h in histograms)))
 
     @property
     def sigma_pred(self) -> np.ndarray:
         """``√max(0, s²_between − s²_sampling)``: the members' density spread, sampling noise removed."""
         return np.sqrt(np.clip(self.spread**2 - self.sampling**2, 0.0, None))
+
+    def to_hist(self, observable: str = "x", label: str = "", title: str = "") -> hist.Hist:
+        """The ensemble mean density :attr:`mean` as a :class:`hist.Hist` whose variances are
+        :attr:`density_error` ² (σ²_pred + σ²_stat); axis as :meth:`Histogram.to_hist`."""
+        return self._hist(self.mean, self.density_error**2, observable, label, title)
+
+    def sigma_pred_hist(self, observable: str = "x", label: str = "", title: str = "") -> hist.Hist:
+        """:attr:`sigma_pred` per bin as a :class:`hist.Hist` (no variances)."""
+        return self._hist(self.sigma_pred, None, observable, label, title)
 
     @property
     def stat_error(self) -> np.ndarray:

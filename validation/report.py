@@ -1,7 +1,15 @@
 """Validate trained runs against fresh truth: metrics per observable, a classifier test, plots.
 
-``validate`` writes ``metrics.json`` and one ``NAME.png`` per observable for one run;
-:mod:`bayesgen.validation.compare` uses the same pieces for several runs side by side.
+``validate`` writes ``metrics.json``, one ``NAME.png`` per observable and ``histograms.root``
+(see :mod:`bayesgen.validation.histfile`) for one run; :mod:`bayesgen.validation.compare` uses
+the same pieces for several runs side by side.
+
+Sample sizes: the truth has ``--truth-events`` events, else ``--events``, else
+:data:`TRUTH_EVENTS`; from a file's held-out part (finite) all it holds up to that number,
+unless ``--truth-events`` asks for more, an error. The generated sample has ``--events`` per
+ensemble member, else :data:`GENERATED_PER_TRUTH` per truth event, at most
+:data:`MAX_GENERATED`: the metrics' floors hardly fall once the generated sample is ten times the
+truth, so more only costs time (475 held-out events are compared with 4,750 generated, not 100,000).
 """
 from __future__ import annotations
 
@@ -10,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import hist
 import numpy as np
 
 from bayesgen.core.acceleration import compile_networks, resolved_precision
@@ -19,16 +28,37 @@ from bayesgen.core.generation import generate_events
 from bayesgen.core.io import check_output_path, write_json
 from bayesgen.core.model import TrainedModel, count_parameters
 from bayesgen.core.process import Process
+from bayesgen.core.progress import progress_bar
 from bayesgen.core.seeding import derive_seed
 from bayesgen.validation.classifier import classifier_two_sample_test
 from bayesgen.validation.floors import Floors, measure_floors, with_floors
+from bayesgen.validation.histfile import root_entries, sample_histograms, write_root
 from bayesgen.validation.histogram import BandHistogram, Histogram
 from bayesgen.validation.likelihood import likelihood_summary
 from bayesgen.validation.metrics import band_metrics, observable_metrics
 from bayesgen.validation.plots import plot_observable
 
 
-MIN_DEFINED = 100  #: fewer defined values than this in either sample: the observable is not compared
+MIN_DEFINED = 100          #: fewer defined values than this in either sample: the observable is not compared
+TRUTH_EVENTS = 100_000     #: truth events when neither --truth-events nor --events says
+GENERATED_PER_TRUTH = 10   #: generated events per truth event when --events does not say, ...
+MAX_GENERATED = 100_000    #: ... at most this many per ensemble member
+
+
+def generated_events(config: ValidateConfig, n_truth: int) -> int:
+    """Generated events per ensemble member: ``config.events``, else
+    :data:`GENERATED_PER_TRUTH` × ``n_truth``, at most :data:`MAX_GENERATED`."""
+    if config.events is not None:
+        return config.events
+    return max(1, min(MAX_GENERATED, GENERATED_PER_TRUTH * n_truth))
+
+
+def not_compared(truth_values: np.ndarray, generated_values: np.ndarray) -> str:
+    """Why an observable (values ``(n,)``, NaN where undefined) defined for too few events of
+    either sample is not compared, in words."""
+    return (f"not compared: defined for {len(defined(truth_values)):,} of {len(truth_values):,} truth and "
+            f"{len(defined(generated_values)):,} of {len(generated_values):,} generated events; the metrics need "
+            f"at least {MIN_DEFINED} in each")
 
 
 def finite_observables(process: Process, events: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -76,8 +106,10 @@ class Truth:
     _floors: dict[int, Floors] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def draw(cls, process: Process, n_events: int, seed: int) -> "Truth":
-        events = process.holdout().sample(n_events, seed=derive_seed(seed, "truth"))
+    def draw(cls, process: Process, n_events: int, seed: int, available: bool = False) -> "Truth":
+        """``n_events`` held-out events; with ``available``, fewer when that is all there are."""
+        holdout = process.holdout()
+        events = (holdout.sample_available if available else holdout.sample)(n_events, seed=derive_seed(seed, "truth"))
         events = events[np.random.default_rng(derive_seed(seed, "truth-order")).permutation(len(events))]
         return cls(process, seed, events, finite_observables(process, events)[0])
 
@@ -114,16 +146,27 @@ class Evaluation:
             [Histogram.fill(defined(values[self.draw == m]), edges) for m in range(draws)])
 
 
-def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig) -> Evaluation:
-    """Generate ``config.events`` events per ensemble member and measure them: metrics per
-    observable (on all members' events pooled; with draws, the band's width and coverage too),
-    each beside its truth-vs-truth floor for ``len(truth)`` and ``events × draws`` events and
-    with the numbers of events behind it, the classifier AUC, generation speed and the model's
-    size."""
+def draw_truth(process: Process, config: ValidateConfig) -> Truth:
+    """The validation truth: ``config.truth_events`` events (an error when the held-out data
+    holds fewer), else ``config.events`` or :data:`TRUTH_EVENTS`, fewer when that is all a
+    file's held-out part holds."""
+    if config.truth_events is not None:
+        return Truth.draw(process, config.truth_events, config.seed)
+    return Truth.draw(process, config.events or TRUTH_EVENTS, config.seed, available=True)
+
+
+def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig, progress: bool = False) -> Evaluation:
+    """Generate :func:`generated_events` events per ensemble member and measure them: metrics
+    per observable (on all members' events pooled; with draws, the band's width and coverage
+    too), each beside its truth-vs-truth floor for ``len(truth)`` and ``events × draws`` events
+    and with the numbers of events behind it (an observable defined for too few is listed with
+    the reason), the classifier AUC, generation speed and the model's size; with ``progress``,
+    bars on a terminal."""
     precision = resolved_precision(model.sampler.device, config.precision)
-    generated, stats = generate_events(model, config.events, config.batch_size, derive_seed(config.seed, "generate"),
+    n_events = generated_events(config, len(truth.events))
+    generated, stats = generate_events(model, n_events, config.batch_size, derive_seed(config.seed, "generate"),
                                        config.sample_steps, config.solver, config.draws, precision,
-                                       config.keep_unphysical)
+                                       config.keep_unphysical, progress=progress)
     process = model.process
     if stats.n_out_of_support:
         warnings.warn(f"{model.config.process}: {stats.describe_out_of_support(config.keep_unphysical)}; the "
@@ -137,14 +180,18 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig) -> Evalu
     first_member = generated.events[finite & (generated.draw == 0)]
     evaluation = Evaluation({name: values[order] for name, values in observables.items()},
                             generated.draw[finite][order], {}, first_member)
-    floors = truth.floors(config.events * config.draws)
+    bar = progress_bar(progress, total=len(process.binnings) + 2, desc="measuring", unit="step")
+    bar.set_postfix_str("truth-vs-truth floors")
+    floors = truth.floors(n_events * config.draws)
+    bar.update()
     per_observable = {}
     for name, binning in process.binnings.items():
+        bar.set_postfix_str(name)
+        bar.update()
         truth_values, generated_values = truth.observables[name], evaluation.observables[name]
         n_defined = min(len(defined(truth_values)), len(defined(generated_values)))
         if n_defined < MIN_DEFINED:  # e.g. a third jet in a file with at most two
-            per_observable[name] = {"skipped": f"defined for {len(defined(truth_values))} truth and "
-                                               f"{len(defined(generated_values))} generated events"}
+            per_observable[name] = {"skipped": not_compared(truth_values, generated_values)}
             continue
         metrics = with_floors(observable_metrics(defined(truth_values), defined(generated_values), binning.edges),
                               floors.observables.get(name))
@@ -156,18 +203,22 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig) -> Evalu
             metrics.update(band_metrics(truth.histogram(name, binning.edges),
                                         evaluation.histogram(name, binning.edges)))
         per_observable[name] = metrics
+    bar.set_postfix_str("classifier")
+    classifier = classifier_two_sample_test(classifier_inputs(process, truth.events),
+                                            classifier_inputs(process, generated.events), seed=config.seed)
+    bar.update()
+    bar.close()
     evaluation.summary.update({
         "process": model.config.process, "sampler": model.config.sampler,
         "backbone": model.config.backbone, "bayesian": model.config.bayesian, "draws": config.draws,
-        "n_events": config.events, "n_truth": len(truth.events), "n_generated": int(finite.sum()),
+        "n_events": n_events, "n_truth": len(truth.events), "n_generated": int(finite.sum()),
         "floor": floors.summary(), "training_steps": model.step, "training_seconds": model.train_seconds,
         "parameters": count_parameters(model.sampler),
         "sample_steps": config.sample_steps, "solver": config.solver, "precision": precision,
         "evaluations_per_event": stats.evaluations_per_event,
         "generation_events_per_s": stats.events_per_second, "n_nonfinite_dropped": n_dropped,
         "out_of_support_fraction": stats.out_of_support_fraction,
-        "classifier": classifier_two_sample_test(classifier_inputs(process, truth.events),
-                                                 classifier_inputs(process, generated.events), seed=config.seed),
+        "classifier": classifier,
         "likelihood": likelihood_summary(model, truth.events, config.seed),
         "observables": per_observable,
     })
@@ -178,16 +229,49 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig) -> Evalu
 
 
 def plot_overlays(process: Process, truth: Truth, evaluations: dict[str, Evaluation], out: Path,
-                  n_generated: int) -> None:
-    """One PNG per observable: truth and every labelled generator (with its band), ratio panel
-    with the truth-vs-truth floor for ``n_generated`` generated events."""
-    for name, binning in process.binnings.items():
-        if len(defined(truth.observables[name])) < MIN_DEFINED:
-            continue
+                  n_generated: int, progress: bool = False) -> list[Path]:
+    """One PNG per observable defined for at least :data:`MIN_DEFINED` truth events: truth and
+    every labelled generator (with its band), ratio panel with the truth-vs-truth floor for
+    ``n_generated`` generated events, √s in the title; return the paths written."""
+    names = [name for name in process.binnings if len(defined(truth.observables[name])) >= MIN_DEFINED]
+    paths = []
+    for name in progress_bar(progress, iterable=names, desc="plotting", unit="plot"):
+        binning = process.binnings[name]
         edges = binning.edges
-        plot_observable(out / f"{name}.png", binning, truth.histogram(name, edges),
-                        {label: e.histogram(name, edges) for label, e in evaluations.items()},
-                        title=process.name, n_generated=n_generated)
+        paths.append(plot_observable(out / f"{name}.png", binning, truth.histogram(name, edges),
+                                     {label: e.histogram(name, edges) for label, e in evaluations.items()},
+                                     title=process.name, n_generated=n_generated, sqrt_s=process.sqrt_s))
+    return paths
+
+
+def validation_histograms(process: Process, truth: Truth, evaluation: Evaluation) -> dict[str, dict[str, hist.Hist]]:
+    """Per observable, the truth's and the model's histograms as :class:`hist.Hist`
+    (``{observable: {sample: h}}``, samples as in :mod:`bayesgen.validation.histfile`)."""
+    histograms = {}
+    for name, binning in process.binnings.items():
+        edges = binning.edges
+        generated = evaluation.histogram(name, edges)
+        pooled = generated if isinstance(generated, Histogram) else Histogram.fill(
+            defined(evaluation.observables[name]), edges)
+        histograms[name] = sample_histograms(name, binning.label, truth.histogram(name, edges), pooled,
+                                             generated if isinstance(generated, BandHistogram) else None)
+    return histograms
+
+
+class Report(dict):
+    """What :func:`validate` returns: ``metrics.json``'s content (this dictionary), and
+
+    * ``histograms[observable][sample]``: the validation histograms as :class:`hist.Hist`,
+      samples ``truth``, ``generated`` and, with ``draws > 1``, ``band_mean`` and
+      ``band_sigma_pred`` (see :mod:`bayesgen.validation.histfile`), e.g.
+      ``report.histograms["m_mumu"]["truth"].plot()``;
+    * ``out``: the report folder; ``plots``: the PNGs written in it.
+    """
+
+    def __init__(self, metrics: dict[str, Any], histograms: dict[str, dict[str, hist.Hist]], out: Path,
+                 plots: list[Path]):
+        super().__init__(metrics)
+        self.histograms, self.out, self.plots = histograms, out, plots
 
 
 def report_dir(run_dir: str | Path, config: ValidateConfig) -> Path:
@@ -195,16 +279,19 @@ def report_dir(run_dir: str | Path, config: ValidateConfig) -> Path:
     return Path(config.out) if config.out else Path(run_dir) / "report"
 
 
-def validate(run_dir: str | Path, config: ValidateConfig) -> dict[str, Any]:
-    """Write ``metrics.json`` and the plots for ``run_dir``; return the metrics."""
+def validate(run_dir: str | Path, config: ValidateConfig, progress: bool = True) -> Report:
+    """Write ``metrics.json``, the plots and ``histograms.root`` for ``run_dir`` (progress bars
+    on a terminal with ``progress``); return them as a :class:`Report`."""
     model = TrainedModel.load(run_dir, config.device)
     compile_networks(model.sampler, config.compile)
     out = check_output_path(report_dir(run_dir, config))
-    truth = Truth.draw(model.process, config.events, config.seed)
-    evaluation = evaluate(model, truth, config)
+    truth = draw_truth(model.process, config)
+    evaluation = evaluate(model, truth, config, progress)
     out.mkdir(exist_ok=True)
-    plot_overlays(model.process, truth, {f"{model.config.sampler} ({model.config.backbone})": evaluation}, out,
-                  config.events * config.draws)
+    plots = plot_overlays(model.process, truth, {f"{model.config.sampler} ({model.config.backbone})": evaluation},
+                          out, evaluation.summary["n_events"] * config.draws, progress)
     model.process.plot_examples(truth.events, evaluation.events, out)
+    histograms = validation_histograms(model.process, truth, evaluation)
+    write_root(out / "histograms.root", root_entries(histograms))
     write_json(out / "metrics.json", evaluation.summary)
-    return evaluation.summary
+    return Report(evaluation.summary, histograms, out, plots)

@@ -173,6 +173,7 @@ class DrellYan(Process):
     eta_max: float
     eta_crack: tuple[float, float] | None = None
     dress_cone: float = 0.0
+    sqrt_s = SQRT_S
     keep_partons = 0               #: emitted partons kept in the truth (for jets)
     initial_efficiency = 0.4       #: first guess of the acceptance, sizes the first batch
 

@@ -59,6 +59,7 @@ class EcalCloud(Process):
     name = "ecal_cloud"
     description = "ECAL point clouds of boosted top vs QCD jets (toy shower, N hits x (eta, phi, E), class condition)"
     channel_axis = -1
+    sqrt_s = 2 * showers.BEAM_ENERGY
     #: a point transformer sized for a CPU: about 0.5 s a step with one thread
     training_defaults = {"backbone": "transformer", "batch_size": 64, "events": 20_000, "steps": 2000,
                          "backbone_options": {"transformer": {"width": 64, "depth": 2, "heads": 4,

@@ -241,6 +241,7 @@ class HZZ4Mu(Process):
 
     name = "h_zz_4mu"
     description = "H(125) -> ZZ* -> 4 mu at 13 TeV (embedded LO+ISR MC, 4 muons, 11 features)"
+    sqrt_s = SQRT_S
     quantities = tuple(q for i in range(1, 5) for q in _mu(i))
     feature_names = (tuple(f"log_mu{i}_pt" for i in range(1, 5))
                      + tuple(f"mu{i}_eta" for i in range(1, 5))

@@ -61,6 +61,7 @@ class JetImages(Process):
     description = "3-channel (track, ECAL, HCAL) images of quark vs gluon jets (toy shower, class condition)"
     condition_names = ("is_quark", "is_gluon")
     channel_axis = 0
+    sqrt_s = 2 * showers.BEAM_ENERGY
     #: a U-Net sized for a CPU (attention at 8 × 8 only): about 0.2 s a step with one thread
     training_defaults = {"backbone": "unet", "batch_size": 32, "events": 20_000, "steps": 4000,
                          "backbone_options": {"unet": {"channels": 16, "channel_mults": [1, 2, 2], "embed_dim": 64,

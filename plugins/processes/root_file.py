@@ -178,7 +178,8 @@ class FileProcess(Process):
 
     Subclasses implement :meth:`chunks` (and :attr:`selection`, a one-line description); this
     class draws the seeded subset of its part of the file (training or held out) and delegates
-    features, conditions and observables to the target.
+    features, conditions and observables to the target. Its :attr:`sqrt_s` is ``None``, not the
+    target's: a file does not say at which energy its events were made.
     """
 
     weights: np.ndarray | None = None  #: per-event weights ``(n,)`` of the last :meth:`sample`
@@ -248,9 +249,10 @@ class FileProcess(Process):
     def chunks(self) -> Iterator[Chunk]:
         """Selected events of the whole file, chunk by chunk, in file order."""
 
-    def sample_arrays(self, n: int, seed: int) -> dict[str, np.ndarray]:
+    def sample_arrays(self, n: int, seed: int, at_most: bool = False) -> dict[str, np.ndarray]:
         """``n`` selected events: ``{"events": (n, n_quantities), "weights": (n,), "entry": (n,),
-        **extras}`` (``entry``: 0-based entry numbers in the file).
+        **extras}`` (``entry``: 0-based entry numbers in the file); with ``at_most``, all of
+        them, silently, when fewer pass the selection.
 
         A uniform random subset (seeded; the same for any chunk size), in file order: every
         entry read gets a key from ``default_rng(seed)`` and the ``n`` smallest keys among the
@@ -279,13 +281,13 @@ class FileProcess(Process):
         if n_selected == 0:
             raise DataError(f"{self.path}: none of the {n_read:,} events passes the selection "
                             f"({self.selection}) in {self.part}; check the selection against the file")
-        if n_selected < n:
+        if n_selected < n and not at_most:
             message = (f"{self.path}: only {n_selected:,} of {n_read:,} events pass the selection "
                        f"({self.selection}) in {self.part}; asked for {n:,}")
             if not self.allow_fewer:
-                fix = ("" if self.held_out else " or set allow_fewer = true in [train.process_options]")
-                raise DataError(f"{message}. Ask for at most {n_selected:,} events "
-                                f"(--events {n_selected}){fix}")
+                fix = (f"(--truth-events {n_selected})" if self.held_out else
+                       f"(--events {n_selected}) or set allow_fewer = true in [train.process_options]")
+                raise DataError(f"{message}. Ask for at most {n_selected:,} events {fix}")
             warnings.warn(f"{message}; using all {n_selected:,}", UserWarning, stacklevel=2)
         kept = kept.take(np.argsort(kept.entry, kind="stable"))
         events = np.ascontiguousarray(kept.events, dtype=np.float64)
@@ -298,7 +300,15 @@ class FileProcess(Process):
 
     def sample(self, n: int, seed: int) -> np.ndarray:
         """``(n, n_quantities)`` selected events; their weights go to :attr:`weights`."""
-        arrays = self.sample_arrays(n, seed)
+        return self._sample(n, seed, at_most=False)
+
+    def sample_available(self, n: int, seed: int) -> np.ndarray:
+        """As :meth:`sample`, all the selected events of the part when fewer than ``n`` pass."""
+        return self._sample(n, seed, at_most=True)
+
+    def _sample(self, n: int, seed: int, at_most: bool) -> np.ndarray:
+        """The events of :meth:`sample_arrays`; the rest (weights, entries, …) become attributes."""
+        arrays = self.sample_arrays(n, seed, at_most)
         for name, values in arrays.items():
             if name != "events":
                 setattr(self, name, values)

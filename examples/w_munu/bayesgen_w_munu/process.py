@@ -83,6 +83,7 @@ class WMuNu(Process):
 
     name = "w_munu"
     description = "W -> mu nu at 13 TeV with MET (example third-party plugin, 4 features)"
+    sqrt_s = SQRT_S
     quantities = ("mu_pt", "mu_eta", "mu_phi", "met", "met_phi")
     feature_names = ("log_mu_pt", "mu_eta", "log_met", "artanh_dphi")
     binnings = {
