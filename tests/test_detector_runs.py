@@ -61,11 +61,8 @@ def test_point_clouds_with_the_transformer(tmp_path, sampler):
 
 def test_bayesian_images_with_the_unet(tmp_path):
     out = run(tmp_path, "jet_images", "ddpm", "unet", IMAGES, "--bayesian")
-    # four training steps leave the network's images far brighter than any jet: measured as drawn
-    assert main(["validate", str(out), "--events", "200", "--draws", "2", "--sample-steps", "2",
-                 "--keep-unphysical"]) == 0
+    assert main(["validate", str(out), "--events", "200", "--draws", "2", "--sample-steps", "2"]) == 0
     metrics = json.loads((out / "report" / "metrics.json").read_text())
-    assert metrics["out_of_support_fraction"] > 0.5
     assert set(metrics["event_metrics"]) >= {"track", "ecal", "hcal"}
     # a four-step model is nowhere near the truth, and its band must not pretend otherwise
     # (measured: 0 of 22 E_T-sum bins covered, classifier AUC 12 σ above 0.5)
