@@ -78,16 +78,17 @@ def test_log_scale_where_the_truth_spans_decades():
     # the threshold: densities 1 and LOG_RANGE are within it, 1 and 1.01 × LOG_RANGE are not
     assert not spans_decades(Histogram.fill(np.repeat([0.5, 1.5], [1, int(LOG_RANGE)]), EDGES))
     assert spans_decades(Histogram.fill(np.repeat([0.5, 1.5], [1, int(1.01 * LOG_RANGE)]), EDGES))
-    # z_mumu: the back-to-back Δφ and the falling pT are drawn on a log scale, the mass peak is not
+    # z_mumu (truth densities spanning, largest / smallest bin: Δφ 210, M_μμ with its radiative tail
+    # 410, η 1.8): the back-to-back Δφ and the mass with its tail on a log scale, the flat η not
     process = get_process("z_mumu")
     observables = process.observables(process.sample(20_000, seed=4))
     scales = {}
-    for name in ("dphi_mumu", "m_mumu"):
+    for name in ("dphi_mumu", "m_mumu", "mu1_eta"):
         binning = process.binnings[name]
         truth = Histogram.fill(observables[name], binning.edges)
         figure = observable_figure(binning, truth, {"model": truth}, process.name, n_generated=20_000)
         scales[name] = figure.axes[0].get_yscale()
-    assert scales == {"dphi_mumu": "log", "m_mumu": "linear"}
+    assert scales == {"dphi_mumu": "log", "m_mumu": "log", "mu1_eta": "linear"}
 
 
 def test_title_and_legend_give_sqrt_s_and_the_event_counts():

@@ -30,7 +30,7 @@ from bayesgen.validation.histogram import BandHistogram, Histogram
 __all__ = ["plot_observable", "observable_figure", "spans_decades", "energy_label", "LOG_RANGE"]
 
 STYLE = {**mplhep.style.CMS, "figure.figsize": (10.0, 10.0), "font.size": 20}
-LOG_RANGE = 1e3  #: truth densities spanning more than this factor (largest / smallest non-zero bin): log y
+LOG_RANGE = 1e2  #: truth densities spanning more than this factor (largest / smallest non-zero bin): log y
 _COLORS = ["C0", "C3", "C2", "C1", "C4", "C5", "C6", "C8", "C9"]  # no grey/black: truth is black
 _RATIO_DEFAULT = (0.8, 1.2)
 _RATIO_LIMIT = (0.0, 2.0)  # the ratio panel never zooms out further than this
