@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from bayesgen.core.config import TrainConfig, ValidateConfig
-from bayesgen.core.training import train
+from bayesgen.engine.config import TrainConfig, ValidateConfig
+from bayesgen.engine.training import train
 from bayesgen.validation.report import validate
 
 OBSERVABLES = ("m_mumu", "mu1_pt", "mu1_eta", "dr_mumu")

@@ -14,8 +14,8 @@ import platform
 
 import torch
 
-from bayesgen.core.config import ValidateConfig
-from bayesgen.core.model import TrainedModel
+from bayesgen.engine.config import ValidateConfig
+from bayesgen.engine.model import TrainedModel
 from bayesgen.validation.report import Truth, evaluate
 
 

@@ -3,7 +3,7 @@
 An *event array* is a float array of shape ``(n_events, len(quantities))`` holding physical
 quantities in GeV and radians (φ wrapped to (-π, π]); its columns become the branches of
 generated ROOT files. A *raw feature array* ``(n_events, n_features)`` is what the network sees
-before standardisation, which core applies on top (see :mod:`bayesgen.core.preprocessing`).
+before standardisation, which core applies on top (see :mod:`bayesgen.engine.preprocessing`).
 
 A *detector-level* process (point clouds, images) declares ``feature_shape``, e.g. ``(300, 3)``
 points × (η, φ, E) or ``(3, 32, 32)`` channels × pixels, and the ``channel_axis`` of it; its
@@ -62,7 +62,7 @@ class Process(ABC):
     #: processes); ``None`` where the events come without one (a file that does not say).
     #: Validation plots state it.
     sqrt_s: float | None = None
-    #: Training options that suit this process, over :class:`~bayesgen.core.config.TrainConfig`'s
+    #: Training options that suit this process, over :class:`~bayesgen.engine.config.TrainConfig`'s
     #: defaults and under the user's TOML and flags: any of its options, with ``backbone_options``
     #: and ``sampler_options`` keyed by plugin name (used with that plugin), e.g.
     #: ``{"backbone": "transformer", "steps": 2000, "backbone_options": {"transformer": {"width": 64}}}``.

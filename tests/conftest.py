@@ -9,8 +9,8 @@ import pytest
 import uproot
 
 from bayesgen.core import registry
-from bayesgen.core.config import TrainConfig
-from bayesgen.core.training import train
+from bayesgen.engine.config import TrainConfig
+from bayesgen.engine.training import train
 
 TINY = dict(process="z_mumu", sampler="ddpm", backbone="mlp", steps=40, batch_size=256, lr=2e-3,
             events=4096, checkpoint_every=20, backbone_options={"width": 32, "depth": 2},

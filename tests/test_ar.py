@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from bayesgen.app.cli import main
 from bayesgen.bayes import bayesianize, ensemble, weight_draws
-from bayesgen.core.cli import main
-from bayesgen.core.config import TrainConfig
 from bayesgen.core.errors import ConfigError
-from bayesgen.core.model import build_sampler
 from bayesgen.core.sampler import FeatureMask
+from bayesgen.engine.config import TrainConfig
+from bayesgen.engine.model import build_sampler
 from bayesgen.plugins.samplers.ar import mixture_log_prob, mixture_sample
 
 

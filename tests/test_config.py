@@ -7,12 +7,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from bayesgen.app.cli import describe_error, main
 from bayesgen.core import registry
-from bayesgen.core.cli import describe_error, main
-from bayesgen.core.config import CompareConfig, GenerateConfig, TrainConfig, build
 from bayesgen.core.errors import ConfigError, PluginError
 from bayesgen.core.hooks import hookimpl
-from bayesgen.core.model import build_process, build_sampler
+from bayesgen.engine.config import CompareConfig, GenerateConfig, TrainConfig, build
+from bayesgen.engine.model import build_process, build_sampler
 
 TINY = ["--steps", "2", "--events", "512", "--batch-size", "256"]
 
@@ -168,7 +168,7 @@ def test_training_options_from_flags(tmp_path):
 def test_threads_option_sets_torchs_threads():
     before = torch.get_num_threads()
     try:
-        from bayesgen.core.api import configure
+        from bayesgen.app.api import configure
 
         configure(GenerateConfig, {"threads": 1})
         assert torch.get_num_threads() == 1

@@ -6,10 +6,10 @@ import torch
 from torch import nn
 
 from bayesgen.core import registry
-from bayesgen.core.acceleration import compile_networks
-from bayesgen.core.config import TrainConfig
-from bayesgen.core.model import build_sampler
-from bayesgen.core.training import ExponentialMovingAverage
+from bayesgen.engine.acceleration import compile_networks
+from bayesgen.engine.config import TrainConfig
+from bayesgen.engine.model import build_sampler
+from bayesgen.engine.training import ExponentialMovingAverage
 
 SAMPLERS = sorted(registry.registry().plugins("samplers"))
 N_FEATURES = 5

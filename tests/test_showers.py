@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 
 import bayesgen
-from bayesgen.plugins.processes.jet_images import SCALES
 from bayesgen.core.errors import ConfigError
-from bayesgen.core.preprocessing import Preprocessor
+from bayesgen.engine.preprocessing import Preprocessor
 from bayesgen.plugins.processes import jet_images as ji
 from bayesgen.plugins.processes import showers as sh
 from bayesgen.plugins.processes.ecal_cloud import clouds_from_hits
+from bayesgen.plugins.processes.jet_images import SCALES
 
 N = 1000
 

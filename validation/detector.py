@@ -23,7 +23,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from bayesgen.core.errors import DataError
-from bayesgen.core.io import AtomicFile
+from bayesgen.engine.io import AtomicFile
 from bayesgen.validation.metrics import wasserstein_1d
 
 __all__ = ["cloud_emd", "mean_emd", "cloud_summaries", "image_metrics",
@@ -167,7 +167,7 @@ def _log_norm(values: np.ndarray) -> LogNorm:
 
 
 def _save_png(fig: Figure, path: Path) -> None:
-    """Write ``fig`` to ``path`` atomically (see :class:`~bayesgen.core.io.AtomicFile`)."""
+    """Write ``fig`` to ``path`` atomically (see :class:`~bayesgen.engine.io.AtomicFile`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with AtomicFile(path) as temporary:
         fig.savefig(temporary, format="png", dpi=100)

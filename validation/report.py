@@ -1,7 +1,7 @@
 """Validate trained runs against fresh truth: metrics per observable, a classifier test, plots.
 
 ``validate`` writes ``metrics.json``, one ``NAME.png`` per observable and ``histograms.root``
-(see :mod:`bayesgen.validation.histfile`) for one run; :mod:`bayesgen.validation.compare` uses
+(see :mod:`bayesgen.validation.histfile`) for one run; :mod:`bayesgen.app.compare` uses
 the same pieces for several runs side by side.
 
 Sample sizes: the truth has ``--truth-events`` events, else ``--events``, else
@@ -21,20 +21,20 @@ from typing import Any
 import hist
 import numpy as np
 
-from bayesgen.core.acceleration import compile_networks, resolved_precision
-from bayesgen.core.config import ValidateConfig
 from bayesgen.core.errors import DataError
-from bayesgen.core.generation import generate_events
-from bayesgen.core.io import check_output_path, write_json
-from bayesgen.core.model import TrainedModel, count_parameters
 from bayesgen.core.process import Process
-from bayesgen.core.progress import progress_bar
 from bayesgen.core.seeding import derive_seed
+from bayesgen.engine.acceleration import compile_networks, resolved_precision
+from bayesgen.engine.config import ValidateConfig
+from bayesgen.engine.generation import generate_events
+from bayesgen.engine.io import check_output_path, write_json
+from bayesgen.engine.likelihood import likelihood_summary
+from bayesgen.engine.model import TrainedModel, count_parameters
+from bayesgen.engine.progress import progress_bar
 from bayesgen.validation.classifier import classifier_two_sample_test
 from bayesgen.validation.floors import Floors, measure_floors, with_floors
 from bayesgen.validation.histfile import root_entries, sample_histograms, write_root
 from bayesgen.validation.histogram import BandHistogram, Histogram
-from bayesgen.validation.likelihood import likelihood_summary
 from bayesgen.validation.metrics import band_metrics, observable_metrics
 from bayesgen.validation.plots import plot_observable
 

@@ -35,12 +35,12 @@ from abc import abstractmethod
 import numpy as np
 
 from bayesgen.core.errors import ConfigError
+from bayesgen.core.kinematics import dilepton_observables, wrap_phi
 from bayesgen.core.process import Binning, Process, physical_objects, sample_accepted
 from bayesgen.plugins.processes import isr, qed_fsr
 from bayesgen.plugins.processes.electroweak import GAMMA_Z, M_Z
 from bayesgen.plugins.processes.lorentz import pt_eta_phi
 from bayesgen.plugins.processes.luminosity import SQRT_S, drell_yan_born
-from bayesgen.validation.observables import dilepton_observables, wrap_phi
 
 __all__ = ["SQRT_S", "M_Z", "GAMMA_Z", "M_LOW", "M_HIGH", "DrellYan", "generate_truth", "sigma_pb",
            "collins_soper_axes", "decay"]

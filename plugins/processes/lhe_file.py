@@ -40,7 +40,7 @@ import pylhe
 
 from bayesgen.core.errors import ConfigError, DataError
 from bayesgen.core.hooks import hookimpl
-from bayesgen.validation.observables import wrap_phi
+from bayesgen.core.kinematics import wrap_phi
 from bayesgen.plugins.processes.root_file import (HOLDOUT_FRACTION, KINEMATICS, Chunk, FileProcess,
                                                   object_values, parse_quantity)
 

@@ -20,8 +20,8 @@ import numpy as np
 import vector
 
 from bayesgen.core.hooks import hookimpl
+from bayesgen.core.kinematics import four_vectors, wrap_phi
 from bayesgen.core.process import Binning, Process, physical_objects
-from bayesgen.validation.observables import four_vectors, wrap_phi
 
 SQRT_S = 13000.0                  #: pp centre-of-mass energy
 M_W, GAMMA_W = 80.377, 2.085      #: W pole mass and width (PDG)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bayesgen.core.config import CompareConfig, TrainConfig, ValidateConfig
 from bayesgen.core.errors import ConfigError
-from bayesgen.core.io import check_output_path, write_json, write_text
-from bayesgen.core.model import TrainedModel
 from bayesgen.core.registry import get_sampler
-from bayesgen.core.training import train
+from bayesgen.engine.config import CompareConfig, TrainConfig, ValidateConfig
+from bayesgen.engine.io import check_output_path, write_json, write_text
+from bayesgen.engine.model import TrainedModel
+from bayesgen.engine.training import train
 from bayesgen.validation.histfile import root_entries, write_root
 from bayesgen.validation.report import draw_truth, evaluate, plot_overlays, validation_histograms
 

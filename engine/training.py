@@ -19,18 +19,18 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from bayesgen.bayes import kl_divergence
-from bayesgen.core import distributed
-from bayesgen.core.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
-from bayesgen.core.conditions import ConditionDistribution
-from bayesgen.core.config import TrainConfig, build
-from bayesgen.core.device import resolve_device
 from bayesgen.core.errors import ConfigError, DataError, RunError
-from bayesgen.core.io import write_json
-from bayesgen.core.lock import RunLock
-from bayesgen.core.model import build_process, build_sampler, sampler_feature_mask
-from bayesgen.core.preprocessing import Preprocessor, check_finite, feature_channels, feature_range
 from bayesgen.core.registry import get_backbone, get_sampler
 from bayesgen.core.seeding import derive_seed, torch_generator
+from bayesgen.engine import distributed
+from bayesgen.engine.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from bayesgen.engine.conditions import ConditionDistribution
+from bayesgen.engine.config import TrainConfig, build
+from bayesgen.engine.device import resolve_device
+from bayesgen.engine.io import write_json
+from bayesgen.engine.lock import RunLock
+from bayesgen.engine.model import build_process, build_sampler, sampler_feature_mask
+from bayesgen.engine.preprocessing import Preprocessor, check_finite, feature_channels, feature_range
 
 RESUMABLE_CHANGES = {"steps", "checkpoint_every", "device", "threads", "distributed", "out", "resume"}
 

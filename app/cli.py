@@ -1,6 +1,6 @@
 """The ``bayesgen`` command line: one vocabulary of flags across subcommands.
 
-Every flag's default lives in :mod:`bayesgen.core.config`; a flag given on the command line
+Every flag's default lives in :mod:`bayesgen.engine.config`; a flag given on the command line
 overrides the ``--config`` TOML file, which overrides the defaults.
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ import sys
 import warnings
 from typing import Any, Sequence
 
-from bayesgen.core.config import CompareConfig, GenerateConfig, TrainConfig, ValidateConfig, read_toml
 from bayesgen.core.errors import BayesgenError
+from bayesgen.engine.config import CompareConfig, GenerateConfig, TrainConfig, ValidateConfig, read_toml
 
 # flag → (type or action, help); the same meaning in every subcommand that has it.
 FLAGS: dict[str, tuple[Any, str]] = {
@@ -77,7 +77,7 @@ def _add_flags(parser: argparse.ArgumentParser, config_class: type, names: Seque
 
 
 def _config(args: argparse.Namespace, config_class: type, section: str):
-    from bayesgen.core.api import configure
+    from bayesgen.app.api import configure
 
     given = {k: v for k, v in vars(args).items()
              if k in {f.name for f in dataclasses.fields(config_class)}}
@@ -139,12 +139,12 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "plugins":
         return run_plugins()
     if args.command == "train":
-        from bayesgen.core.training import train
+        from bayesgen.engine.training import train
 
         run_dir = train(_config(args, TrainConfig, "train"))
         print(f"trained run in {run_dir}")
     elif args.command == "generate":
-        from bayesgen.core.generation import generate
+        from bayesgen.engine.generation import generate
 
         config = _config(args, GenerateConfig, "generate")
         stats = generate(args.run, config)
@@ -161,7 +161,7 @@ def dispatch(args: argparse.Namespace) -> int:
         print(floor_table({report["sampler"]: report}))
         print(f"wrote {report.out}/metrics.json, histograms.root and {len(report.plots)} plots")
     elif args.command == "compare":
-        from bayesgen.validation.compare import compare
+        from bayesgen.app.compare import compare
         from bayesgen.validation.summary import floor_table
 
         config = _config(args, CompareConfig, "compare")
@@ -170,7 +170,7 @@ def dispatch(args: argparse.Namespace) -> int:
         print(f"compared {', '.join(result['samplers'])}: {config.out}/compare.md, compare.json, histograms.root "
               "and one plot per compared observable")
     elif args.command == "demo":
-        from bayesgen.core.demo import demo
+        from bayesgen.app.demo import demo
 
         demo(args.out)
     return 0

@@ -12,15 +12,15 @@ import torch
 
 from bayesgen.bayes import bayesianize
 from bayesgen.core import registry
-from bayesgen.core.checkpoint import load_checkpoint
-from bayesgen.core.conditions import ConditionDistribution
-from bayesgen.core.config import TrainConfig
-from bayesgen.core.device import resolve_device
 from bayesgen.core.errors import BayesgenError, PluginError, RunError
 from bayesgen.core.options import check_plugin_options
-from bayesgen.core.preprocessing import ABSENT_NOISE_STD, Preprocessor
 from bayesgen.core.process import Process
 from bayesgen.core.sampler import FeatureMask, Sampler
+from bayesgen.engine.checkpoint import load_checkpoint
+from bayesgen.engine.conditions import ConditionDistribution
+from bayesgen.engine.config import TrainConfig
+from bayesgen.engine.device import resolve_device
+from bayesgen.engine.preprocessing import ABSENT_NOISE_STD, Preprocessor
 
 
 def _instantiate(kind: str, name: str, factory: Callable, args: tuple = (), supplied: dict | None = None,

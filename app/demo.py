@@ -4,9 +4,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bayesgen.core.config import GenerateConfig, TrainConfig, ValidateConfig
-from bayesgen.core.generation import generate
-from bayesgen.core.training import train
+from bayesgen.engine.config import GenerateConfig, TrainConfig, ValidateConfig
+from bayesgen.engine.generation import generate
+from bayesgen.engine.training import train
 from bayesgen.validation.report import validate
 
 DEMO_TRAINING = dict(process="z_mumu", sampler="ddpm", backbone="mlp", steps=10_000, batch_size=1024,

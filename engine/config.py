@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bayesgen.core import registry
-from bayesgen.core.acceleration import check_speed_options
 from bayesgen.core.errors import ConfigError, PluginError
 from bayesgen.core.options import check_fields, check_names, did_you_mean
+from bayesgen.engine.acceleration import check_speed_options
 
 if sys.version_info >= (3, 11):
     import tomllib
