@@ -42,6 +42,6 @@ def validate(run: str | Path, progress: bool = True, **options: Any) -> Report:
     """Validate ``run`` (options as :class:`ValidateConfig`); return the
     :class:`~bayesgen.validation.report.Report`: the metrics dictionary, with the histograms as
     ``hist`` objects in ``report.histograms[observable][sample]``."""
-    from bayesgen.validation.report import validate as _validate
+    from bayesgen.app.validate import validate as _validate
 
     return _validate(run, configure(ValidateConfig, options), progress=progress)

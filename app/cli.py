@@ -153,7 +153,7 @@ def dispatch(args: argparse.Namespace) -> int:
         print(f"wrote {stats.n_events:,} events to {config.out} "
               f"({stats.events_per_second:,.0f} events/s, {stats.evaluations_per_event} network calls/event)")
     elif args.command == "validate":
-        from bayesgen.validation.report import validate
+        from bayesgen.app.validate import validate
         from bayesgen.validation.summary import floor_table
 
         config = _config(args, ValidateConfig, "validate")

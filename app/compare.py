@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bayesgen.app.validate import evaluate
 from bayesgen.core.errors import ConfigError
 from bayesgen.core.registry import get_sampler
 from bayesgen.engine.config import CompareConfig, TrainConfig, ValidateConfig
@@ -12,7 +13,8 @@ from bayesgen.engine.io import check_output_path, write_json, write_text
 from bayesgen.engine.model import TrainedModel
 from bayesgen.engine.training import train
 from bayesgen.validation.histfile import root_entries, write_root
-from bayesgen.validation.report import draw_truth, evaluate, plot_overlays, validation_histograms
+from bayesgen.validation.report import draw_truth, plot_overlays, validation_histograms
+from bayesgen.validation.summary import markdown_table
 
 
 def sampler_choice(config: CompareConfig, label: str) -> tuple[str, dict[str, Any]]:
@@ -53,53 +55,6 @@ def labelled_models(run_dirs: list[Path], device: str, labels: list[str] | None 
     labels = labels or [m.config.sampler if samplers.count(m.config.sampler) == 1 else f"{m.config.sampler} ({d.name})"
                         for m, d in zip(models, run_dirs)]
     return dict(zip(labels, models))
-
-
-def likelihood_cell(likelihood: dict[str, Any]) -> str:
-    """``NLL ± error`` in nats per event, ``≤`` for a bound, ``–`` where skipped."""
-    if "skipped" in likelihood:
-        return "–"
-    bound = "≤ " if likelihood["kind"] == "bound" else ""
-    return f"{bound}{likelihood['nll_per_event']:.3f} ± {likelihood['nll_per_event_error']:.3f}"
-
-
-def _times_floor(m: dict[str, Any], metric: str) -> str:
-    ratio = m.get(f"{metric}_over_floor")
-    return "" if ratio is None else f" ({ratio:.1f}× floor)"
-
-
-def markdown_table(result: dict[str, Any]) -> str:
-    """``compare.md``: one summary table and one table of observables, each metric beside its
-    truth-vs-truth floor."""
-    samplers = result["samplers"]
-    first = next(iter(samplers.values()))
-    lines = [f"# {result['process']}: {', '.join(samplers)}", "",
-             f"Truth: {first['n_truth']:,} events; generated: {first['floor']['n_generated']:,} events per sampler. "
-             f"Floors: {first['floor']['source']}.", "",
-             "| sampler | parameters | training steps | training time [s] | generation [events/s] "
-             "| network calls / event | classifier AUC (truth vs truth: 0.5 ± σ) | NLL [nats/event] |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for label, s in samplers.items():
-        auc = s["classifier"]
-        lines.append(f"| {label} | {s['parameters']:,} | {s['training_steps']:,} | {s['training_seconds']:.0f} | "
-                     f"{s['generation_events_per_s']:,.0f} | {s['evaluations_per_event']} | "
-                     f"{auc['auc']:.3f} ± {auc['auc_std']:.3f} (0.5 ± {auc['auc_floor_std']:.3f}) | "
-                     f"{likelihood_cell(s['likelihood'])} |")
-    banded = result.get("draws", 1) > 1
-    lines += ["", "Per observable: W1 ± its spread over 5 batches (W1 / its floor) · largest bulk deviation "
-              "(/ its floor) · χ²/ndf (/ its floor)"
-              + (" · median σ_pred/mean · 1σ coverage of the band" if banded else ""), "",
-              "| observable | " + " | ".join(samplers) + " |", "|---|" + "---|" * len(samplers)]
-    for name in first["observables"]:
-        cells = [m["skipped"] if "skipped" in m else
-                 f"{m['w1']:.3g} ± {m['w1_std']:.2g}{_times_floor(m, 'w1')} · "
-                 f"{m['max_rel_dev_bulk']:.1%}{_times_floor(m, 'max_rel_dev_bulk')} · "
-                 f"{m['chi2_ndf']:.2f}{_times_floor(m, 'chi2_ndf')}"
-                 + (f" · {m['sigma_pred_rel_median']:.1%} · {m['coverage_1sigma']:.0%} of {m['coverage_bins']}"
-                    if banded else "")
-                 for m in (s["observables"][name] for s in samplers.values())]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def compare(config: CompareConfig, progress: bool = True) -> dict[str, Any]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from bayesgen.app.validate import validate
 from bayesgen.engine.config import GenerateConfig, TrainConfig, ValidateConfig
 from bayesgen.engine.generation import generate
 from bayesgen.engine.training import train
-from bayesgen.validation.report import validate
 
 DEMO_TRAINING = dict(process="z_mumu", sampler="ddpm", backbone="mlp", steps=10_000, batch_size=1024,
                      lr=2e-3, events=100_000, checkpoint_every=1000,

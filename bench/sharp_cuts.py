@@ -33,7 +33,6 @@ from typing import Callable
 import numpy as np
 import torch
 
-from bayesgen.app.compare import likelihood_cell
 from bayesgen.core.kinematics import wrap_phi
 from bayesgen.core.process import Binning
 from bayesgen.engine.config import TrainConfig
@@ -45,6 +44,7 @@ from bayesgen.validation.histogram import Histogram
 from bayesgen.validation.metrics import max_rel_dev_bulk, wasserstein_1d
 from bayesgen.validation.plots import plot_observable
 from bayesgen.validation.report import Truth, defined, finite_observables
+from bayesgen.validation.summary import likelihood_cell
 
 SAMPLERS = {  # label → (sampler, options, backbone options; None: --width × --depth)
     "ddpm": ("ddpm", {"schedule": "cosine", "prediction": "v"}, None),

@@ -29,7 +29,7 @@ from bayesgen.engine.config import TrainConfig, build
 from bayesgen.engine.device import resolve_device
 from bayesgen.engine.io import write_json
 from bayesgen.engine.lock import RunLock
-from bayesgen.engine.model import build_process, build_sampler, sampler_feature_mask
+from bayesgen.engine.model import build_model, build_process
 from bayesgen.engine.preprocessing import Preprocessor, check_finite, feature_channels, feature_range
 
 RESUMABLE_CHANGES = {"steps", "checkpoint_every", "device", "threads", "distributed", "out", "resume"}
@@ -173,8 +173,7 @@ def _train_locked(config: TrainConfig, ranks: distributed.Ranks, device: torch.d
     del events
 
     torch.manual_seed(derive_seed(config.seed, "init"))
-    sampler = build_sampler(config, process.n_features, process.n_conditions, process.feature_shape,
-                            None if conditions is None else sampler_feature_mask(process, raw_conditions)).to(device)
+    sampler = build_model(config, process, None if conditions is None else raw_conditions).to(device)
     sampler.set_feature_range(*(torch.from_numpy(bound) for bound in training_range))
     ema = ExponentialMovingAverage(sampler, config.ema_decay)
     optimizer = torch.optim.AdamW(sampler.parameters(), lr=config.lr, weight_decay=config.weight_decay)

@@ -44,7 +44,7 @@ class ToyGauss(Process):
     def to_features(self, events):
         return np.asarray(events, dtype=np.float64)
 
-    def from_features(self, features, rng):
+    def from_features(self, features, rng, conditions=None):
         return features
 
     def observables(self, events):
@@ -76,7 +76,7 @@ class ToySwitch(Process):
     def to_features(self, events):
         return events[:, 1:]
 
-    def from_features(self, features, rng, conditions):
+    def from_features(self, features, rng, conditions=None):
         c = conditions[:, 1]
         return np.stack([c, features[:, 0], np.where(c == 1, features[:, 1], 0.0)], axis=1)
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from bayesgen.app.cli import main
+from bayesgen.app.validate import evaluate
 from bayesgen.bayes import variational_layers
 from bayesgen.core.errors import RunError
 from bayesgen.engine.config import GenerateConfig, ValidateConfig
@@ -13,7 +14,7 @@ from bayesgen.engine.generation import MAX_ROUNDS, event_chunks, generate, gener
 from bayesgen.engine.io import read_events
 from bayesgen.engine.model import TrainedModel
 from bayesgen.engine.training import train
-from bayesgen.validation.report import Truth, evaluate
+from bayesgen.validation.report import Truth
 
 FEW_STEPS = dict(events=3000, sample_steps=3, batch_size=700, device="cpu", seed=7)
 

@@ -271,7 +271,8 @@ class DrellYan(Process):
         return np.stack([np.log(ev[:, 0]), ev[:, 1], np.log(ev[:, 3]), ev[:, 4],
                          np.arctanh(np.clip(delta, -_DPHI_CLIP, _DPHI_CLIP))], axis=-1)
 
-    def from_features(self, features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def from_features(self, features: np.ndarray, rng: np.random.Generator,
+                      conditions: np.ndarray | None = None) -> np.ndarray:
         """``(n, 5)`` → ``(n, 6)``; φ₁ uniform in (-π, π] from ``rng``,
         φ₂ = wrap(φ₁ + π + π tanh f₅)."""
         f = np.asarray(features, dtype=np.float64)

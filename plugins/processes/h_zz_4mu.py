@@ -291,7 +291,8 @@ class HZZ4Mu(Process):
         return np.concatenate([np.log(ev[:, :, 0]), ev[:, :, 1],
                                np.arctanh(np.clip(delta, -_DPHI_CLIP, _DPHI_CLIP))], axis=1)
 
-    def from_features(self, features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def from_features(self, features: np.ndarray, rng: np.random.Generator,
+                      conditions: np.ndarray | None = None) -> np.ndarray:
         """``(n, 11)`` → ``(n, 12)``; φ₁ uniform in (-π, π] from ``rng``,
         φ_i = wrap(φ₁ + π + π tanh f)."""
         f = np.asarray(features, dtype=np.float64)

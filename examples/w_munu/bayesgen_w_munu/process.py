@@ -128,7 +128,8 @@ class WMuNu(Process):
         return np.stack([np.log(ev[:, 0]), ev[:, 1], np.log(ev[:, 3]),
                          np.arctanh(np.clip(delta, -_CLIP, _CLIP))], axis=-1)
 
-    def from_features(self, features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def from_features(self, features: np.ndarray, rng: np.random.Generator,
+                      conditions: np.ndarray | None = None) -> np.ndarray:
         """``(n, 4)`` → ``(n, 5)``; φ_μ is re-drawn uniformly in (-π, π] from ``rng``."""
         f = np.asarray(features, dtype=np.float64)
         mu_phi = np.pi - rng.uniform(0.0, 2.0 * np.pi, len(f))
