@@ -1,4 +1,9 @@
-"""The training loop: device-agnostic, AMP on GPU, EMA weights, atomic checkpoints, resume.
+"""Training a run, in steps that read top to bottom in :func:`train`: :func:`run_settings` (a
+new run, or the saved one to resume), :func:`prepare_data` (training events → standardised
+features on the device), :meth:`TrainingState.start` (the model, the EMA of its weights, the
+optimiser), :func:`run_steps` (the loop of :func:`train_step`, with the loss history, the progress
+bar and the checkpoints), then ``config.json``. Device-agnostic, bf16 autocast on CUDA, atomic
+checkpoints.
 
 A run is reproducible step by step: the batch and the noise of step ``k`` are drawn from
 streams seeded by ``(seed, k)``, so a run resumed from a checkpoint ends where an
@@ -10,7 +15,9 @@ import copy
 import dataclasses
 import math
 import time
-from contextlib import nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +27,9 @@ from tqdm.auto import tqdm
 
 from bayesgen.bayes import kl_divergence
 from bayesgen.core.errors import ConfigError, DataError, RunError
+from bayesgen.core.process import Process
 from bayesgen.core.registry import get_backbone, get_sampler
+from bayesgen.core.sampler import Sampler
 from bayesgen.core.seeding import derive_seed, torch_generator
 from bayesgen.engine import distributed
 from bayesgen.engine.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
@@ -141,116 +150,209 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
 
 
 def _train_locked(config: TrainConfig, ranks: distributed.Ranks, device: torch.device, progress: bool) -> Path:
+    """The steps of a run, in order: its settings, the data, the model, the loop, the files."""
+    config, saved = run_settings(config)
+    data = prepare_data(config, saved.get("process_options") if saved else None, device)
+    state = TrainingState.start(config, data, device, saved)
     run_dir = Path(config.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    def checkpoint(step: int) -> None:
+        if ranks.is_main:
+            save_checkpoint(run_dir, state.checkpoint(config, data, step))
+
+    run_steps(config, data, state, ranks, device, progress, checkpoint)
+    if ranks.is_main:
+        write_json(run_dir / "config.json", dataclasses.asdict(config))
+    if config.distributed:
+        distributed.check_in_sync(state.sampler)
+        distributed.barrier()
+        distributed.stop()
+    return run_dir
+
+
+def run_settings(config: TrainConfig) -> tuple[TrainConfig, dict | None]:
+    """The run's settings and, on ``--resume``, its saved state (see :func:`_load_resume_state`);
+    a new run must not overwrite a trained one, and unknown plugin names fail before any work."""
     state = None
     if config.resume:
         config, state = _load_resume_state(config)
-    elif checkpoint_path(run_dir).exists():
-        raise RunError(f"{run_dir} already holds a trained run; pass --resume to continue it "
+    elif checkpoint_path(config.out).exists():
+        raise RunError(f"{config.out} already holds a trained run; pass --resume to continue it "
                        "or choose another --out")
-    get_backbone(config.backbone), get_sampler(config.sampler)  # unknown names fail before any work
-    stored_options = state.get("process_options") if state else None  # the run's own, on resume
-    process = build_process(config, stored_options)
+    get_backbone(config.backbone), get_sampler(config.sampler)
+    return config, state
 
+
+@dataclass
+class TrainingData:
+    """The standardised training sample on the device, and what the run stores to invert it.
+
+    ``features (n, n_features)``; ``cond (n, n_conditions)`` and ``conditions`` (their
+    frequencies) for a conditional process, else ``None``; ``weights (n,)`` normalised to mean 1,
+    or ``None`` when every event weighs the same; ``feature_range`` the standardised features'
+    ``(low, high)``, each ``(n_features,)``."""
+
+    process: Process
+    process_options: dict
+    preprocessor: Preprocessor
+    features: torch.Tensor
+    cond: torch.Tensor | None
+    weights: torch.Tensor | None
+    conditions: ConditionDistribution | None
+    raw_conditions: np.ndarray | None
+    feature_range: tuple[np.ndarray, np.ndarray]
+
+
+def prepare_data(config: TrainConfig, stored_options: dict | None, device: torch.device) -> TrainingData:
+    """Draw the training events (built from the run's own ``stored_options`` on resume), fit
+    the preprocessing and move the standardised features, conditions and weights to ``device``."""
+    process = build_process(config, stored_options)
     events, weights = process.sample_with_weights(config.events, seed=derive_seed(config.seed, "train-data"))
     if len(events) == 0:
         raise DataError(f"the {config.process} process gave no training events")
-    process_options = stored_options or process.portable_options(config.process_options)
     check_finite(weights[:, None], ("event weight",), "training events")
     if np.all(weights == weights[0]):
         weights = None  # unweighted: plain means everywhere
     preprocessor = Preprocessor.fit(process, events, weights)
     standardized = preprocessor.forward(events, np.random.default_rng(derive_seed(config.seed, "absent-features")))
-    training_range = feature_range(standardized, feature_channels(process))
-    features = torch.from_numpy(standardized).to(device)
-    conditions = None
-    if process.n_conditions:
-        raw_conditions = process.conditions(events)
-        conditions = ConditionDistribution.fit(raw_conditions, weights, process.condition_names)
-        cond = torch.from_numpy(raw_conditions).float().to(device)
-    if weights is not None:  # normalised to mean 1, so the KL / N_train scale is unchanged
-        weights = torch.from_numpy(weights / weights.mean()).float().to(device)
-    del events
+    raw_conditions = process.conditions(events) if process.n_conditions else None
+    return TrainingData(
+        process, stored_options or process.portable_options(config.process_options), preprocessor,
+        torch.from_numpy(standardized).to(device),
+        None if raw_conditions is None else torch.from_numpy(raw_conditions).float().to(device),
+        None if weights is None else torch.from_numpy(weights / weights.mean()).float().to(device),
+        None if raw_conditions is None else ConditionDistribution.fit(raw_conditions, weights,
+                                                                     process.condition_names),
+        raw_conditions, feature_range(standardized, feature_channels(process)))
 
-    torch.manual_seed(derive_seed(config.seed, "init"))
-    sampler = build_model(config, process, None if conditions is None else raw_conditions).to(device)
-    sampler.set_feature_range(*(torch.from_numpy(bound) for bound in training_range))
-    ema = ExponentialMovingAverage(sampler, config.ema_decay)
-    optimizer = torch.optim.AdamW(sampler.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    history: dict[str, list[float]] = {"step": [], "loss": [], "kl": []}
-    kl_weight = 1.0 / len(features)  # ELBO per training event: loss + KL / N_train
-    start, seconds_before = 0, 0.0
-    if state is not None:
-        sampler.load_state_dict(state["model"])
-        ema.model.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        history, start, seconds_before = state["history"], state["step"], state["train_seconds"]
-    run_dir.mkdir(parents=True, exist_ok=True)
-    model = (DistributedDataParallel(sampler, device_ids=[device.index] if device.type == "cuda" else None)
-             if config.distributed else sampler)
 
-    def checkpoint(step: int) -> None:
-        if not ranks.is_main:
-            return
-        save_checkpoint(run_dir, {
-            "config": dataclasses.asdict(config), "process_options": process_options, "step": step,
-            "model": sampler.state_dict(),
-            "ema": ema.model.state_dict(), "optimizer": optimizer.state_dict(),
-            "preprocessing": preprocessor.state_dict(), "feature_range": sampler.feature_range.cpu(),
-            "history": history,
-            **({"conditions": conditions.state_dict()} if conditions else {}),
-            "train_seconds": seconds_before + time.perf_counter() - loop_start})
+@dataclass
+class TrainingState:
+    """What changes as a run trains: the model, the EMA of its weights, the optimiser, the loss
+    history (``step``, ``loss``, ``kl`` per logged interval), the steps done and the seconds
+    trained before this session; a checkpoint holds all of it."""
 
-    batches = BatchStream(len(features), config.batch_size, config.seed, device)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext())
+    sampler: Sampler
+    ema: ExponentialMovingAverage
+    optimizer: torch.optim.Optimizer
+    history: dict[str, list[float]]
+    step: int = 0
+    seconds_before: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def start(cls, config: TrainConfig, data: TrainingData, device: torch.device,
+              saved: dict | None = None) -> "TrainingState":
+        """Build the model (seeded), its EMA and optimiser; continue from ``saved`` when given."""
+        torch.manual_seed(derive_seed(config.seed, "init"))
+        sampler = build_model(config, data.process, data.raw_conditions).to(device)
+        sampler.set_feature_range(*(torch.from_numpy(bound) for bound in data.feature_range))
+        state = cls(sampler, ExponentialMovingAverage(sampler, config.ema_decay),
+                    torch.optim.AdamW(sampler.parameters(), lr=config.lr, weight_decay=config.weight_decay),
+                    {"step": [], "loss": [], "kl": []})
+        if saved is not None:
+            sampler.load_state_dict(saved["model"])
+            state.ema.model.load_state_dict(saved["ema"])
+            state.optimizer.load_state_dict(saved["optimizer"])
+            state.history, state.step, state.seconds_before = saved["history"], saved["step"], saved["train_seconds"]
+        return state
+
+    def checkpoint(self, config: TrainConfig, data: TrainingData, step: int) -> dict:
+        """The checkpoint after ``step`` steps (see :mod:`bayesgen.engine.checkpoint`)."""
+        return {
+            "config": dataclasses.asdict(config), "process_options": data.process_options, "step": step,
+            "model": self.sampler.state_dict(),
+            "ema": self.ema.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "preprocessing": data.preprocessor.state_dict(), "feature_range": self.sampler.feature_range.cpu(),
+            "history": self.history,
+            **({"conditions": data.conditions.state_dict()} if data.conditions else {}),
+            "train_seconds": self.seconds_before + time.perf_counter() - self.started}
+
+
+class LossLog:
+    """Running sums of the loss and the KL term since the last logged step, on the device (no
+    synchronisation per step); :meth:`log` turns them into a history entry."""
+
+    def __init__(self, history: dict[str, list[float]], start: int, device: torch.device):
+        self.history, self.device = history, device
+        self.loss, self.kl = torch.zeros((), device=device), torch.zeros((), device=device)
+        self.tick, self.tick_step = time.perf_counter(), start
+
+    def add(self, loss: torch.Tensor, kl: torch.Tensor | None) -> None:
+        self.loss += loss.detach()
+        if kl is not None:
+            self.kl += kl.detach()
+
+    def log(self, done: int, batch_size: int) -> float:
+        """Append the mean loss and KL per step since the last call to the history; return the
+        training speed in events per second over those steps."""
+        steps = done - self.tick_step
+        now = time.perf_counter()
+        self.history["step"].append(done)
+        self.history["loss"].append(self.loss.item() / steps)
+        self.history["kl"].append(self.kl.item() / steps)
+        rate = steps * batch_size / (now - self.tick)
+        self.loss.zero_()
+        self.kl.zero_()
+        self.tick, self.tick_step = now, done
+        return rate
+
+
+def train_step(config: TrainConfig, data: TrainingData, state: TrainingState, model: torch.nn.Module, step: int,
+               batch: torch.Tensor, ranks: distributed.Ranks, device: torch.device,
+               autocast: AbstractContextManager) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One optimiser step on the rows ``batch`` of the training data: the loss (plus KL / N_train
+    for a Bayesian model, the ELBO per training event), clipped gradients, AdamW, the EMA;
+    return the loss and the KL term."""
+    for group in state.optimizer.param_groups:
+        group["lr"] = learning_rate(config, step)
+    # ranks draw their own noise; one process keeps the streams of a single-process run
+    generator = torch_generator(derive_seed(config.seed, "noise", step, *(
+        [ranks.rank] if config.distributed else [])), device)
+    torch.manual_seed(derive_seed(config.seed, "layer-noise", step, ranks.rank))  # variational layers' ε
+    with autocast:
+        loss = model(data.features[batch], None if data.cond is None else data.cond[batch], generator=generator,
+                     weights=None if data.weights is None else data.weights[batch])
+    kl = kl_divergence(state.sampler) * (1.0 / len(data.features)) if config.bayesian else None
+    state.optimizer.zero_grad(set_to_none=True)
+    (loss if kl is None else loss + kl).backward()
+    torch.nn.utils.clip_grad_norm_(state.sampler.parameters(), 1.0)
+    state.optimizer.step()
+    state.ema.update(state.sampler, step)
+    return loss, kl
+
+
+def run_steps(config: TrainConfig, data: TrainingData, state: TrainingState, ranks: distributed.Ranks,
+              device: torch.device, progress: bool, checkpoint: Callable[[int], None]) -> None:
+    """Train from ``state.step`` to ``config.steps``, logging the loss to the history and a
+    progress bar, printing the expected wall time once, and calling ``checkpoint(step)`` every
+    ``checkpoint_every`` steps and at the end (also when there is nothing left to train)."""
+    start = state.step
+    model = (DistributedDataParallel(state.sampler, device_ids=[device.index] if device.type == "cuda" else None)
+             if config.distributed else state.sampler)
+    batches = BatchStream(len(data.features), config.batch_size, config.seed, device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     log_every = max(1, min(50, config.steps // 100))
     bar = tqdm(total=config.steps, initial=start, disable=not (progress and ranks.is_main), unit="step",
-               mininterval=1.0,
-               dynamic_ncols=True, desc=f"{config.sampler}/{config.backbone} on {config.process}")
-    running, tick, tick_step = torch.zeros((), device=device), time.perf_counter(), start
-    running_kl = torch.zeros((), device=device)
-    loop_start = tick
+               mininterval=1.0, dynamic_ncols=True, desc=f"{config.sampler}/{config.backbone} on {config.process}")
+    losses = LossLog(state.history, start, device)
+    state.started = losses.tick
     estimate = WallTimeEstimate(start, config.steps, device) if progress and ranks.is_main else None
-    sampler.train()
+    state.sampler.train()
     for step in range(start, config.steps):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(config, step)
-        # ranks draw their own noise; one process keeps the streams of a single-process run
-        generator = torch_generator(derive_seed(config.seed, "noise", step, *(
-            [ranks.rank] if config.distributed else [])), device)
-        torch.manual_seed(derive_seed(config.seed, "layer-noise", step, ranks.rank))  # variational layers' ε
-        with autocast:
-            batch = batches.indices(step)[ranks.rank::ranks.world_size]
-            loss = model(features[batch], None if conditions is None else cond[batch], generator=generator,
-                         weights=None if weights is None else weights[batch])
-        running += loss.detach()
-        if config.bayesian:
-            kl = kl_divergence(sampler) * kl_weight
-            running_kl += kl.detach()
-            loss = loss + kl
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(sampler.parameters(), 1.0)
-        optimizer.step()
-        ema.update(sampler, step)
+        batch = batches.indices(step)[ranks.rank::ranks.world_size]
+        losses.add(*train_step(config, data, state, model, step, batch, ranks, device, autocast))
         done = step + 1
         if done % log_every == 0 or done == config.steps:
-            mean_loss = running.item() / (done - tick_step)
-            if not np.isfinite(mean_loss):
-                raise RunError(f"training diverged at step {done} (loss {mean_loss}); lower --lr "
-                               f"or resume from the last checkpoint in {run_dir}")
-            now = time.perf_counter()
-            rate = (done - tick_step) * config.batch_size / (now - tick)
-            history["step"].append(done)
-            history["loss"].append(mean_loss)
-            history["kl"].append(running_kl.item() / (done - tick_step))
-            postfix = {"loss": f"{mean_loss:.4f}", "events_per_s": f"{rate:,.0f}"}
+            rate = losses.log(done, config.batch_size)
+            if not np.isfinite(state.history["loss"][-1]):
+                raise RunError(f"training diverged at step {done} (loss {state.history['loss'][-1]}); lower --lr "
+                               f"or resume from the last checkpoint in {config.out}")
+            postfix = {"loss": f"{state.history['loss'][-1]:.4f}", "events_per_s": f"{rate:,.0f}"}
             if config.bayesian:
-                postfix["kl_per_event"] = f"{history['kl'][-1]:.4f}"
+                postfix["kl_per_event"] = f"{state.history['kl'][-1]:.4f}"
             bar.set_postfix(postfix, refresh=False)
-            running.zero_()
-            running_kl.zero_()
-            tick, tick_step = now, done
         bar.update(1)
         if estimate is not None and (line := estimate.update(done)):
             bar.write(line)
@@ -260,10 +362,3 @@ def _train_locked(config: TrainConfig, ranks: distributed.Ranks, device: torch.d
     bar.close()
     if start >= config.steps:
         checkpoint(start)
-    if ranks.is_main:
-        write_json(run_dir / "config.json", dataclasses.asdict(config))
-    if config.distributed:
-        distributed.check_in_sync(sampler)
-        distributed.barrier()
-        distributed.stop()
-    return run_dir
