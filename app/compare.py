@@ -8,7 +8,7 @@ from typing import Any
 from bayesgen.app.validate import evaluate
 from bayesgen.core.errors import ConfigError
 from bayesgen.core.registry import get_sampler
-from bayesgen.engine.config import CompareConfig, TrainConfig, ValidateConfig
+from bayesgen.engine.config import CompareConfig
 from bayesgen.engine.io import check_output_path, write_json, write_text
 from bayesgen.engine.model import TrainedModel
 from bayesgen.engine.training import train
@@ -34,13 +34,8 @@ def train_runs(config: CompareConfig, out: Path, progress: bool) -> dict[str, Pa
     runs = {}
     for label, (name, options) in choices.items():
         run_dir = out / "runs" / label
-        runs[label] = train(TrainConfig(
-            process=config.process, sampler=name, backbone=config.backbone, steps=config.steps,
-            batch_size=config.batch_size, lr=config.lr, events=config.train_events, seed=config.seed,
-            bayesian=config.bayesian, bayes_options=config.bayes_options,
-            device=config.device, out=str(run_dir), resume=(run_dir / "checkpoint.pt").exists(),
-            backbone_options=config.backbone_options, sampler_options=options),
-            progress=progress)
+        runs[label] = train(config.training(sampler=name, sampler_options=options, out=str(run_dir),
+                                            resume=(run_dir / "checkpoint.pt").exists()), progress=progress)
     return runs
 
 
@@ -67,9 +62,7 @@ def compare(config: CompareConfig, progress: bool = True) -> dict[str, Any]:
         runs = train_runs(config, out, progress)
         models = labelled_models(list(runs.values()), config.device, list(runs))
     process = next(iter(models.values())).process
-    validation = ValidateConfig(events=config.events, truth_events=config.truth_events, draws=config.draws,
-                                sample_steps=config.sample_steps, seed=config.seed, device=config.device,
-                                keep_unphysical=config.keep_unphysical)
+    validation = config.validation()
     truth = draw_truth(process, validation)
     evaluations = {label: evaluate(model, truth, validation, progress) for label, model in models.items()}
     n_events = next(iter(evaluations.values())).summary["n_events"]

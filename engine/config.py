@@ -1,4 +1,10 @@
-"""Options of every subcommand: the one place their defaults live.
+"""Options of every subcommand: the one place their defaults and ``--help`` texts live.
+
+Each option is a field (:func:`option`) of one group, and a subcommand's options are the groups
+it takes: :class:`TrainingOptions` (``train``, ``compare``), :class:`SamplingOptions`
+(``generate``, ``validate``, ``compare``), :class:`GenerationOptions` (``generate``,
+``validate``), :class:`MeasureOptions` (``validate``, ``compare``) and :class:`DeviceOptions`
+(all), plus its own. The command line, the TOML checks and ``--help`` read these fields.
 
 Values come from the dataclass defaults, then the process's own training defaults
 (:attr:`Process.training_defaults`, for ``train`` and ``compare``), then a TOML file
@@ -25,130 +31,156 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-def _positive(config: Any, *names: str) -> None:
-    check_fields(config)
-    for name in names:
-        value = getattr(config, name)
-        if value is not None and value <= 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
+def option(default: Any, help: str, positive: bool = False) -> Any:
+    """A dataclass field holding one option: its default, the ``--help`` text of its flag
+    (every option but a table of plugin options is a flag) and, with ``positive``, the rule that
+    a value given must be > 0."""
+    metadata = {"help": help, "positive": positive}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=type(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def is_flag(f: dataclasses.Field) -> bool:
+    """Whether an option is a command-line flag: all but the tables of plugin options."""
+    return not f.name.endswith("_options")
 
 
 @dataclass
-class TrainConfig:
-    """How to train one model into a run directory."""
-
-    process: str = "z_mumu"
-    sampler: str = "ddpm"
-    backbone: str = "mlp"
-    steps: int = 5000
-    batch_size: int = 1024
-    lr: float = 1e-3
-    events: int = 200_000
-    bayesian: bool = False
-    seed: int = 0
-    device: str = "auto"
-    threads: int | None = None  # CPU threads of torch; None: torch's default
-    distributed: bool = False
-    out: str = "runs/latest"
-    resume: bool = False
-    checkpoint_every: int = 500
-    ema_decay: float = 0.999
-    warmup_steps: int = 100
-    weight_decay: float = 0.0
-    process_options: dict = field(default_factory=dict)
-    backbone_options: dict = field(default_factory=dict)
-    sampler_options: dict = field(default_factory=dict)
-    bayes_options: dict = field(default_factory=dict)  # prior_std, init_log_sigma, deterministic_layers
+class Options:
+    """Base of every subcommand's options: every value checked against its annotation, the
+    positive ones against zero."""
 
     def __post_init__(self):
-        _positive(self, "steps", "batch_size", "lr", "events", "checkpoint_every", "threads")
+        check_fields(self)
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("positive") and value is not None and value <= 0:
+                raise ConfigError(f"--{f.name.replace('_', '-')} must be positive, got {value}")
+
+
+@dataclass
+class TrainingOptions(Options):
+    """What ``train`` and ``compare`` share: the data, the backbone and the optimiser."""
+
+    process: str = option("z_mumu", "process plugin name")
+    backbone: str = option("mlp", "backbone plugin name")
+    steps: int = option(5000, "optimiser steps", positive=True)
+    batch_size: int = option(1024, "events per training step", positive=True)
+    lr: float = option(1e-3, "peak learning rate (AdamW, cosine decay)", positive=True)
+    bayesian: bool = option(False, "variational weights: loss + KL/N_train; generate ensembles with --draws")
+    seed: int = option(0, "random seed")
+    backbone_options: dict = option({}, "the backbone's options")
+    bayes_options: dict = option({}, "prior_std, init_log_sigma, deterministic_layers")
+
+
+@dataclass
+class SamplingOptions(Options):
+    """What ``generate``, ``validate`` and ``compare`` share: how events are drawn from a model."""
+
+    draws: int = option(1, "ensemble members (weight draws) of a Bayesian run; 1 uses the posterior means",
+                        positive=True)
+    sample_steps: int | None = option(None, "sampler steps per event (sampler's default if unset)", positive=True)
+    keep_unphysical: bool = option(False, "keep events outside the process's support (physical limits, acceptance) "
+                                          "instead of drawing them again (generate: flagged in a branch unphysical)")
+
+
+@dataclass
+class GenerationOptions(SamplingOptions):
+    """What ``generate`` and ``validate`` add: the procedure, the chunks and their speed."""
+
+    solver: str | None = option(None, "sampling procedure, e.g. ancestral or ddim for ddpm")
+    batch_size: int | None = option(None, "rows per generation chunk (default: from free GPU memory, 50,000 on a "
+                                          "CPU)", positive=True)
+    precision: str = option("auto", "auto (bf16 autocast on CUDA, fp32 elsewhere), fp32 or bf16")
+    compile: str = option("none", "torch.compile the networks: none, default, reduce-overhead (CUDA graphs) or "
+                                  "max-autotune")
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_speed_options(self.precision, self.compile)
+
+
+@dataclass
+class MeasureOptions(Options):
+    """What ``validate`` and ``compare`` share: the sizes of the samples measured (see
+    :mod:`bayesgen.validation.report`)."""
+
+    events: int | None = option(None, "generated events per ensemble member (default: ten per truth event, at most "
+                                      "100,000)", positive=True)
+    truth_events: int | None = option(None, "truth events to validate against (default: --events if given, else "
+                                            "100,000; a file's held-out part gives all it holds up to that)",
+                                      positive=True)
+
+
+@dataclass
+class DeviceOptions(Options):
+    """Where every subcommand runs."""
+
+    device: str = option("auto", "auto, cpu, cuda or cuda:N")
+    threads: int | None = option(None, "CPU threads of torch (default: torch's, one per core; on a shared machine "
+                                       "give your share, e.g. 1)", positive=True)
+
+
+DISTRIBUTED = ("share the work over the processes that torchrun started (train: DistributedDataParallel; "
+               "generate: a shard of chunks per rank)")
+
+
+@dataclass
+class TrainConfig(DeviceOptions, TrainingOptions):
+    """How to train one model into a run directory."""
+
+    sampler: str = option("ddpm", "sampler plugin name")
+    events: int = option(200_000, "training events", positive=True)
+    distributed: bool = option(False, DISTRIBUTED)
+    out: str = option("runs/latest", "run directory")
+    resume: bool = option(False, "continue training from the run's last checkpoint")
+    checkpoint_every: int = option(500, "steps between checkpoints", positive=True)
+    ema_decay: float = option(0.999, "decay d of the weights' exponential moving average, used for generation")
+    warmup_steps: int = option(100, "linear learning-rate warm-up steps (at most a tenth of --steps)")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    process_options: dict = option({}, "the process's options")
+    sampler_options: dict = option({}, "the sampler's options")
+
+    def __post_init__(self):
+        super().__post_init__()
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
 @dataclass
-class GenerateConfig:
+class GenerateConfig(DeviceOptions, GenerationOptions):
     """How to generate events from a trained run."""
 
-    events: int = 100_000
-    draws: int = 1
-    sample_steps: int | None = None
-    solver: str | None = None
-    batch_size: int | None = None  # rows per chunk; None: from free GPU memory (50,000 on a CPU)
-    precision: str = "auto"        # auto (bf16 on CUDA), fp32 or bf16
-    compile: str = "none"          # none, default, reduce-overhead (CUDA graphs) or max-autotune
-    seed: int = 1
-    device: str = "auto"
-    threads: int | None = None
-    distributed: bool = False
-    keep_unphysical: bool = False  # write events outside the process's support, flagged, instead of drawing again
-    out: str = "events.root"
-
-    def __post_init__(self):
-        _positive(self, "events", "draws", "sample_steps", "batch_size", "threads")
-        check_speed_options(self.precision, self.compile)
+    events: int = option(100_000, "generated events per ensemble member", positive=True)
+    seed: int = option(1, "random seed")
+    distributed: bool = option(False, DISTRIBUTED)
+    out: str = option("events.root", "event file, .root or .npz")
 
 
 @dataclass
-class ValidateConfig:
-    """How to validate a trained run against fresh truth events.
+class ValidateConfig(DeviceOptions, GenerationOptions, MeasureOptions):
+    """How to validate a trained run against fresh truth events."""
 
-    ``events`` generated events per ensemble member; ``None``: ten per truth event, at most
-    100,000. ``truth_events`` truth events; ``None``: ``events`` if given, else 100,000, and
-    from a file's held-out part (which holds only so many) all it has up to that number (see
-    :mod:`bayesgen.validation.report`)."""
-
-    events: int | None = None
-    truth_events: int | None = None
-    draws: int = 1
-    sample_steps: int | None = None
-    solver: str | None = None
-    batch_size: int | None = None
-    precision: str = "auto"
-    compile: str = "none"
-    seed: int = 2
-    device: str = "auto"
-    threads: int | None = None
-    keep_unphysical: bool = False  # measure every generated event, those outside the support too
-    out: str | None = None
-
-    def __post_init__(self):
-        _positive(self, "events", "truth_events", "draws", "sample_steps", "batch_size", "threads")
-        check_speed_options(self.precision, self.compile)
+    seed: int = option(2, "random seed")
+    out: str | None = option(None, "report folder (default: RUN/report)")
 
 
 @dataclass
-class CompareConfig:
+class CompareConfig(DeviceOptions, SamplingOptions, MeasureOptions, TrainingOptions):
     """How to compare several samplers on one process on identical footing: the same data,
     backbone, optimiser budget and number of generated events (or existing ``runs``)."""
 
-    process: str = TrainConfig.process
-    samplers: str = "ddpm,cfm,inn"
-    backbone: str = TrainConfig.backbone
-    steps: int = TrainConfig.steps
-    batch_size: int = TrainConfig.batch_size
-    lr: float = TrainConfig.lr
-    train_events: int = TrainConfig.events
-    events: int | None = ValidateConfig.events
-    truth_events: int | None = ValidateConfig.truth_events
-    bayesian: bool = TrainConfig.bayesian
-    draws: int = ValidateConfig.draws
-    sample_steps: int | None = None
-    seed: int = TrainConfig.seed
-    device: str = "auto"
-    threads: int | None = None
-    keep_unphysical: bool = ValidateConfig.keep_unphysical
-    out: str = "compare"
-    runs: list = field(default_factory=list)
-    backbone_options: dict = field(default_factory=dict)
+    samplers: str = option("ddpm,cfm,inn", "comma-separated sampler names (labels, see sampler_options)")
+    train_events: int = option(TrainConfig.events, "training events per model", positive=True)
+    out: str = option("compare", "comparison folder")
+    runs: list = option([], "existing run directories to compare instead of training")
     # label in --samplers → its options; a label that is not a sampler's name names one with
     # sampler = "NAME" (e.g. [compare.sampler_options.ddpm_learned_sigma] sampler = "ddpm")
-    sampler_options: dict = field(default_factory=dict)
-    bayes_options: dict = field(default_factory=dict)
+    sampler_options: dict = option({}, "per label in --samplers, that sampler's options")
 
     def __post_init__(self):
-        _positive(self, "steps", "batch_size", "lr", "train_events", "events", "truth_events", "draws", "sample_steps",
-                  "threads")
+        super().__post_init__()
         for name, options in self.sampler_options.items():
             if name not in self.sampler_names or not isinstance(options, dict):
                 raise ConfigError(f"sampler_options of compare must hold one table per compared sampler "
@@ -161,9 +193,37 @@ class CompareConfig:
             raise ConfigError("--samplers names no sampler")
         return names
 
+    def training(self, **values: Any) -> TrainConfig:
+        """How the comparison trains a model: its shared training options and ``train_events``
+        events, with ``values`` (the sampler, its options, the run directory)."""
+        return TrainConfig(**values_of(self, TrainingOptions, DeviceOptions), events=self.train_events, **values)
+
+    def validation(self) -> ValidateConfig:
+        """How the comparison measures each model: the shared sampling and size options."""
+        return ValidateConfig(**values_of(self, SamplingOptions, MeasureOptions, DeviceOptions), seed=self.seed)
+
+
+@dataclass
+class DemoConfig(DeviceOptions):
+    """The sizes of the CPU tour (``bayesgen demo``): its defaults take about three minutes on two
+    cores; a few steps and events check an installation in seconds."""
+
+    steps: int = option(10_000, "training steps", positive=True)
+    events: int = option(20_000, "events generated into events.root", positive=True)
+    truth_events: int = option(50_000, "truth events to validate against (and as many generated)", positive=True)
+    sample_steps: int = option(200, "DDIM steps per generated event", positive=True)
+    out: str = option("bayesgen-demo", "demo folder")
+
+
+def values_of(config: Any, *groups: type) -> dict[str, Any]:
+    """The values in ``config`` of the options the option groups ``groups`` define."""
+    names = {f.name for group in groups for f in dataclasses.fields(group)}
+    return {name: getattr(config, name) for name in names}
+
 
 C = TypeVar("C")
-SECTIONS = {"train": TrainConfig, "generate": GenerateConfig, "validate": ValidateConfig, "compare": CompareConfig}
+SECTIONS = {"train": TrainConfig, "generate": GenerateConfig, "validate": ValidateConfig, "compare": CompareConfig,
+            "demo": DemoConfig}
 
 
 def option_names(config_class: type) -> set[str]:
