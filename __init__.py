@@ -1,8 +1,8 @@
 """bayesgen: fast generative surrogates for collider events with Bayesian uncertainties."""
-from bayesgen.core.api import compare, generate, train, validate
-from bayesgen.core.config import CompareConfig, GenerateConfig, TrainConfig, ValidateConfig
+from bayesgen.app.api import compare, generate, train, validate
 from bayesgen.core.errors import BayesgenError, UnknownPluginError
 from bayesgen.core.registry import get_backbone, get_process, get_sampler, registry
+from bayesgen.engine.config import CompareConfig, GenerateConfig, TrainConfig, ValidateConfig
 
 __version__ = "0.1.0"
 __all__ = ["train", "generate", "validate", "compare", "TrainConfig", "GenerateConfig", "ValidateConfig",

@@ -1,6 +1,6 @@
 """``python -m bayesgen`` runs the command line."""
 import sys
 
-from bayesgen.core.cli import main
+from bayesgen.app.cli import main
 
 sys.exit(main())

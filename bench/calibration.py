@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from bayesgen.core.config import TrainConfig, ValidateConfig
-from bayesgen.core.training import train
-from bayesgen.validation.report import validate
+from bayesgen.app.validate import validate
+from bayesgen.engine.config import TrainConfig, ValidateConfig
+from bayesgen.engine.training import train
 
 OBSERVABLES = ("m_mumu", "mu1_pt", "mu1_eta", "dr_mumu")
 

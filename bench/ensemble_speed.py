@@ -13,8 +13,8 @@ import time
 import torch
 
 from bayesgen.bayes import ensemble, weight_draws
-from bayesgen.core.config import TrainConfig
-from bayesgen.core.model import build_sampler
+from bayesgen.engine.config import TrainConfig
+from bayesgen.engine.model import build_sampler
 
 
 def timed(function, device: torch.device) -> float:

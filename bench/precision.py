@@ -14,9 +14,10 @@ import platform
 
 import torch
 
-from bayesgen.core.config import ValidateConfig
-from bayesgen.core.model import TrainedModel
-from bayesgen.validation.report import Truth, evaluate
+from bayesgen.app.validate import evaluate
+from bayesgen.engine.config import ValidateConfig
+from bayesgen.engine.model import TrainedModel
+from bayesgen.validation.report import Truth
 
 
 def main() -> None:

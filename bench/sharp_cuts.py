@@ -33,18 +33,18 @@ from typing import Callable
 import numpy as np
 import torch
 
-from bayesgen.core.config import TrainConfig
-from bayesgen.core.generation import generate_events
-from bayesgen.core.model import TrainedModel, count_parameters
+from bayesgen.core.kinematics import wrap_phi
 from bayesgen.core.process import Binning
-from bayesgen.core.training import train
-from bayesgen.validation.compare import likelihood_cell
+from bayesgen.engine.config import TrainConfig
+from bayesgen.engine.generation import generate_events
+from bayesgen.engine.likelihood import likelihood_summary
+from bayesgen.engine.model import TrainedModel, count_parameters
+from bayesgen.engine.training import train
 from bayesgen.validation.histogram import Histogram
-from bayesgen.validation.likelihood import likelihood_summary
 from bayesgen.validation.metrics import max_rel_dev_bulk, wasserstein_1d
-from bayesgen.validation.observables import wrap_phi
 from bayesgen.validation.plots import plot_observable
 from bayesgen.validation.report import Truth, defined, finite_observables
+from bayesgen.validation.summary import likelihood_cell
 
 SAMPLERS = {  # label → (sampler, options, backbone options; None: --width × --depth)
     "ddpm": ("ddpm", {"schedule": "cosine", "prediction": "v"}, None),

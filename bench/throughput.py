@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from bayesgen.bayes import VariationalLinear, weight_draws
-from bayesgen.core.acceleration import COMPILE_MODES, compile_networks
-from bayesgen.core.config import TrainConfig
-from bayesgen.core.model import build_sampler
+from bayesgen.engine.acceleration import COMPILE_MODES, compile_networks
+from bayesgen.engine.config import TrainConfig
+from bayesgen.engine.model import build_sampler
 
 N_FEATURES = 5  # z_mumu
 

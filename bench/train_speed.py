@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from bayesgen.core.checkpoint import load_checkpoint
-from bayesgen.core.config import TrainConfig
-from bayesgen.core.training import train
+from bayesgen.engine.checkpoint import load_checkpoint
+from bayesgen.engine.config import TrainConfig
+from bayesgen.engine.training import train
 
 
 def main() -> None:

@@ -26,3 +26,9 @@ class ConfigError(BayesgenError, ValueError):
 
 class PluginError(BayesgenError):
     """A plugin that failed on its own: a fault in the plugin, not in the user's options."""
+
+
+class ContractError(PluginError):
+    """A plugin that breaks the contract of its base class (:mod:`bayesgen.core.process`,
+    :mod:`bayesgen.core.sampler`, :mod:`bayesgen.core.backbone`); the message names the plugin
+    and the rule."""

@@ -30,8 +30,9 @@ def bayesgen_processes() -> Mapping[str, Callable]:
 
 @hookspec
 def bayesgen_backbones() -> Mapping[str, Callable]:
-    """Backbones: name → ``factory(in_features, out_features=None, cond_features=0, **options)``
-    returning an ``nn.Module`` computing ``f(x, t, cond)``."""
+    """Backbones: name → ``factory(in_features, out_features=None, cond_features=0,
+    feature_shape=None, **options)`` returning an ``nn.Module`` computing ``f(x, t, cond)`` of the
+    shape of ``x`` (the contract: :mod:`bayesgen.core.backbone`)."""
 
 
 @hookspec

@@ -1,26 +1,41 @@
 """The interface every sampler plugin implements, and what core may rely on.
 
-A sampler owns its networks ``f(x, t, cond) → (batch, out_features)`` (``x``: ``(batch,
-in_features)``, ``t``: ``(batch,)`` in [0, 1], ``cond``: ``(batch, n_conditions)`` or ``None``),
-built by the ``make_network(in_features, out_features=None)`` callable core hands to its factory,
-together with a training loss and a sampling procedure. Core trains and samples through this
-interface alone and never branches on a sampler's name. Core relies on:
+A sampler plugin is a factory ``factory(make_network, n_features, **options)`` (``options``: the
+user's ``sampler_options``) returning a :class:`Sampler`. It owns its networks, each built by the
+``make_network(in_features, out_features=None)`` callable core hands it (the configured backbone
+with the user's ``backbone_options``; see :mod:`bayesgen.core.backbone` for what a network
+takes and returns), together with a training loss and a sampling procedure. Core trains and
+samples through this interface alone and never branches on a sampler's name. Core relies on:
 
 * ``network`` — one module holding every trainable network of the sampler, each parameter
   registered exactly once (no module reachable under two names, or ``state_dict`` lists its
-  tensors twice and the EMA of weights averages them twice). The Bayesian swap
+  tensors twice and the EMA of weights averages them twice). It is a container, not necessarily
+  called itself (the INN's is the list of its coupling blocks). The Bayesian swap
   (:func:`bayesgen.bayes.bayesianize`) is applied to it; the optimiser, the EMA and the
   checkpoints take the whole sampler.
 * :meth:`Sampler.sampling_networks` — the slots ``(owner, attribute)`` of the modules that
   :meth:`Sampler.sample` calls as ``owner.attribute(...)``: ``--compile`` replaces each by its
   :func:`torch.compile` version, so they must be the modules actually called (the rest, update
   formulas and splines, runs eagerly). By default the ``network`` itself.
+* conditions pass unchanged: the ``cond`` a method receives is what its networks receive (the
+  AR head repeats rows, never columns), so a point mask in its first columns reaches the backbone.
+* rows stay in order: under :func:`bayesgen.bayes.weight_draws` the rows of ``sample(M·n, cond)``
+  form M consecutive blocks, one per ensemble member, and every network call keeps that order.
+* randomness only from the ``generator`` passed in (and, in training, torch's global seed for
+  the variational layers): the same generator state gives the same samples and the same loss.
+* attributes core sets after construction: :attr:`Sampler.feature_mask` (absent features) and
+  :attr:`Sampler.feature_range` (:meth:`Sampler.set_feature_range`); ``n_features``.
 * buffers hold constants (schedules, rotations) only.
 * shapes: :meth:`Sampler.loss` takes features ``(n, n_features)``, conditions ``(n,
   n_conditions)`` or ``None`` and weights ``(n,)`` or ``None`` and returns a scalar;
-  :meth:`Sampler.sample` returns ``(n, n_features)`` on the sampler's device.
+  :meth:`Sampler.sample` returns ``(n, n_features)`` on the sampler's device;
+  :meth:`Sampler.evaluations_per_event` a positive count (or ``None`` before an adaptive solver
+  has run) and a :class:`~bayesgen.core.errors.ConfigError` for settings it does not take;
+  :meth:`Sampler.log_prob` and :meth:`Sampler.log_prob_bound` ``(n,)``, or
+  ``NotImplementedError`` where the sampler has neither.
 
-Every registered sampler is run through this contract by ``tests/test_sampler_contract.py``.
+:func:`check_sampler` checks these rules on a built sampler; every registered sampler meets them
+in ``tests/test_sampler_contract.py``.
 """
 from __future__ import annotations
 
@@ -31,6 +46,8 @@ from typing import Callable
 
 import torch
 from torch import nn
+
+from bayesgen.core.errors import ContractError
 
 
 @dataclass(frozen=True)
@@ -122,3 +139,61 @@ def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.T
     if weights is None:
         return values.mean()
     return (weights * values).sum() / weights.sum()
+
+
+def check_sampler(sampler: Sampler, label: str, n_conditions: int = 0, n: int = 8) -> None:
+    """Raise :class:`ContractError` naming ``label`` and the rule when a built ``sampler`` breaks
+    the contract of the module docstring: its ``network`` and :meth:`~Sampler.sampling_networks`
+    (always), and, with ``n > 0``, the shapes and reproducibility of :meth:`~Sampler.loss`,
+    :meth:`~Sampler.sample` and :meth:`~Sampler.evaluations_per_event` on ``n`` random events
+    (with ``n_conditions`` one-hot conditions)."""
+    def rule(text: str) -> ContractError:
+        return ContractError(f"{label} breaks the sampler contract: {text}")
+
+    if not isinstance(sampler, Sampler):
+        raise rule(f"the factory must return a bayesgen.core.sampler.Sampler, got {type(sampler).__name__}")
+    if not isinstance(getattr(sampler, "network", None), nn.Module):
+        raise rule("network must be the module holding every trainable network")
+    if {id(p) for p in sampler.network.parameters()} != {id(p) for p in sampler.parameters()}:
+        raise rule("every parameter must lie in network, where --bayesian and the checkpoints find it")
+    pointers = [v.data_ptr() for v in sampler.state_dict().values() if v.numel()]
+    if len(pointers) != len(set(pointers)):
+        raise rule("a tensor is registered under two names (the EMA of weights would average it twice)")
+    inside = {id(m) for m in sampler.modules()}
+    for owner, attribute in sampler.sampling_networks():
+        if id(owner) not in inside or not isinstance(getattr(owner, attribute, None), nn.Module):
+            raise rule(f"sampling_networks names {type(owner).__name__}.{attribute}, which is no module of the sampler")
+    if n:
+        _check_calls(sampler, n, n_conditions, rule)
+
+
+def _check_calls(sampler: Sampler, n: int, n_conditions: int, rule: Callable[[str], ContractError]) -> None:
+    """Shapes, determinism under a seeded generator, and the count of network calls."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(n, sampler.n_features, generator=generator)
+    cond = (torch.nn.functional.one_hot(torch.arange(n) % n_conditions, n_conditions).float()
+            if n_conditions else None)
+    torch.manual_seed(0)
+    loss = sampler.loss(x, cond, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    again = sampler.loss(x, cond, generator=torch.Generator().manual_seed(1))
+    if not isinstance(loss, torch.Tensor) or loss.shape != () or not torch.isfinite(loss):
+        raise rule(f"loss must return a finite scalar, got {getattr(loss, 'shape', loss)}")
+    if not torch.equal(loss, again):
+        raise rule("the loss must depend on the generator's state only (the same state, the same loss)")
+    was_training = sampler.training
+    sampler.eval()
+    try:
+        with torch.no_grad():
+            samples = sampler.sample(n, cond, generator=torch.Generator().manual_seed(2))
+            repeat = sampler.sample(n, cond, generator=torch.Generator().manual_seed(2))
+        calls = sampler.evaluations_per_event()
+    finally:
+        sampler.train(was_training)
+    if not isinstance(samples, torch.Tensor) or samples.shape != (n, sampler.n_features):
+        raise rule(f"sample(n) must return (n, n_features) = {(n, sampler.n_features)}, "
+                   f"got {getattr(samples, 'shape', type(samples).__name__)}")
+    if not torch.equal(samples, repeat):
+        raise rule("sample must draw from the generator only (the same state, the same events)")
+    if not (calls is None or isinstance(calls, int) and calls > 0):
+        raise rule(f"evaluations_per_event must return a positive count or None, got {calls!r}")

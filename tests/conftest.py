@@ -9,8 +9,8 @@ import pytest
 import uproot
 
 from bayesgen.core import registry
-from bayesgen.core.config import TrainConfig
-from bayesgen.core.training import train
+from bayesgen.engine.config import TrainConfig
+from bayesgen.engine.training import train
 
 TINY = dict(process="z_mumu", sampler="ddpm", backbone="mlp", steps=40, batch_size=256, lr=2e-3,
             events=4096, checkpoint_every=20, backbone_options={"width": 32, "depth": 2},
@@ -44,7 +44,7 @@ class ToyGauss(Process):
     def to_features(self, events):
         return np.asarray(events, dtype=np.float64)
 
-    def from_features(self, features, rng):
+    def from_features(self, features, rng, conditions=None):
         return features
 
     def observables(self, events):
@@ -76,7 +76,7 @@ class ToySwitch(Process):
     def to_features(self, events):
         return events[:, 1:]
 
-    def from_features(self, features, rng, conditions):
+    def from_features(self, features, rng, conditions=None):
         c = conditions[:, 1]
         return np.stack([c, features[:, 0], np.where(c == 1, features[:, 1], 0.0)], axis=1)
 

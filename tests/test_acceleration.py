@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import torch
 
-from bayesgen.core.acceleration import CPU_BATCH_SIZE, HostCopy, autocast, compile_networks, resolved_precision
-from bayesgen.core.config import GenerateConfig
 from bayesgen.core.errors import ConfigError
-from bayesgen.core.generation import event_chunks, generate_events, resolve_batch_size
-from bayesgen.core.model import TrainedModel
+from bayesgen.engine.acceleration import CPU_BATCH_SIZE, HostCopy, autocast, compile_networks, resolved_precision
+from bayesgen.engine.config import GenerateConfig
+from bayesgen.engine.generation import event_chunks, generate_events, resolve_batch_size
+from bayesgen.engine.model import TrainedModel
 
 
 @pytest.fixture(scope="module")

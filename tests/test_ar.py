@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from bayesgen.app.cli import main
 from bayesgen.bayes import bayesianize, ensemble, weight_draws
-from bayesgen.core.cli import main
-from bayesgen.core.config import TrainConfig
+from bayesgen.core.backbone import BackboneInputs
 from bayesgen.core.errors import ConfigError
-from bayesgen.core.model import build_sampler
 from bayesgen.core.sampler import FeatureMask
+from bayesgen.engine.config import TrainConfig
+from bayesgen.engine.model import build_sampler
 from bayesgen.plugins.samplers.ar import mixture_log_prob, mixture_sample
 
 
@@ -20,7 +21,7 @@ def make_ar(n_features=5, n_conditions=0, seed=0, shift=0.3, **options):
     torch.manual_seed(seed)
     config = TrainConfig(sampler="ar", backbone_options={"width": 16, "depth": 1},
                          sampler_options={"width": 16, "depth": 2, "heads": 2, "components": 3, **options})
-    ar = build_sampler(config, n_features, n_conditions)
+    ar = build_sampler(config, n_features, BackboneInputs(n_conditions))
     with torch.no_grad():
         for p in ar.parameters():
             p.add_(shift * torch.randn_like(p))

@@ -7,13 +7,13 @@ import pytest
 import torch
 from torch import nn
 
+from bayesgen.app.cli import main
 from bayesgen.bayes import (VariationalLinear, bayesianize, ensemble, is_bayesian, kl_divergence,
                             variational_layers, weight_draws)
-from bayesgen.core.checkpoint import load_checkpoint
-from bayesgen.core.cli import main
-from bayesgen.core.config import TrainConfig
-from bayesgen.core.model import TrainedModel, build_sampler
-from bayesgen.core.training import train
+from bayesgen.engine.checkpoint import load_checkpoint
+from bayesgen.engine.config import TrainConfig
+from bayesgen.engine.model import TrainedModel, build_sampler
+from bayesgen.engine.training import train
 from bayesgen.plugins.backbones.mlp import ResidualMLP
 
 

@@ -6,9 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from bayesgen.core.cli import main
+from bayesgen.app.cli import main
 from bayesgen.core.errors import DataError
-from bayesgen.core.preprocessing import Preprocessor, check_finite
+from bayesgen.engine.preprocessing import Preprocessor, check_finite
 from bayesgen.plugins.processes.z_mumu import ZMuMu
 
 TINY_FLAGS = ["--steps", "4", "--events", "1024", "--batch-size", "256"]

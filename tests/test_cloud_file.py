@@ -22,7 +22,7 @@ N, M, N_EVENTS = 5, 8, 40
 TOY_CLOUD_MODULE = '''
 import numpy as np
 from bayesgen.core.hooks import hookimpl
-from bayesgen.core.process import Binning, Process
+from bayesgen.core.process import Binning, DetectorView, Process
 
 N = 5
 
@@ -44,12 +44,15 @@ class ToyCloud(Process):
     def to_features(self, events):
         return np.asarray(events)[:, 2:]
 
-    def from_features(self, features, rng):
+    def from_features(self, features, rng, conditions=None):
         n = len(features)
         return np.concatenate([np.zeros((n, 1)), (features[:, 2::3] > 0).sum(1, keepdims=True), features], 1)
 
     def observables(self, events):
         return {"n_hits": events[:, 1]}
+
+    def detector_view(self, events):
+        return DetectorView("cloud", np.asarray(events)[:, 2:].reshape(len(events), N, 3))
 
     def event_metrics(self, truth_events, generated_events, seed):
         return {"toy_metric": float(len(truth_events))}
@@ -154,7 +157,8 @@ def test_reuses_the_target(files):
     events = process.sample(N_EVENTS, seed=0)
     np.testing.assert_array_equal(process.to_features(events), events[:, 2:])
     assert process.event_metrics(events, events, seed=0) == {"toy_metric": float(N_EVENTS)}
-    np.testing.assert_array_equal(process.weights, np.ones(N_EVENTS))
+    np.testing.assert_array_equal(process.detector_view(events).arrays, target.detector_view(events).arrays)
+    np.testing.assert_array_equal(process.sample_with_weights(N_EVENTS, seed=0)[1], np.ones(N_EVENTS))
 
 
 def test_npz_hits_sorted_truncated_padded(files, clouds):

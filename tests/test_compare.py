@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import uproot
 
-from bayesgen.core.cli import main
+from bayesgen.app.cli import main
 from bayesgen.core.registry import get_process
 from bayesgen.validation.classifier import auc_standard_error, classifier_two_sample_test, roc_auc
 

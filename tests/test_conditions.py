@@ -3,12 +3,12 @@ training frequencies, and absent features are noise to the network and zero in t
 import numpy as np
 import pytest
 
-from bayesgen.core.conditions import ConditionDistribution
 from bayesgen.core.errors import DataError
-from bayesgen.core.generation import generate_events
-from bayesgen.core.model import TrainedModel
-from bayesgen.core.preprocessing import Standardizer
-from bayesgen.core.training import train
+from bayesgen.engine.conditions import ConditionDistribution
+from bayesgen.engine.generation import generate_events
+from bayesgen.engine.model import TrainedModel
+from bayesgen.engine.preprocessing import Standardizer
+from bayesgen.engine.training import train
 
 
 def test_condition_frequencies_are_weighted_and_sampled_reproducibly():
@@ -58,7 +58,7 @@ def test_generation_follows_the_condition(third_party_plugin, tmp_path, tiny_con
 def test_structured_features_are_standardised_per_channel():
     """Two points × (a, b): each channel's moments pool both points, so swapping points cannot
     change the scaling; absent entries stay out."""
-    from bayesgen.core.preprocessing import feature_channels
+    from bayesgen.engine.preprocessing import feature_channels
 
     class Cloud:
         name, n_features, feature_shape, channel_axis = "cloud", 4, (2, 2), -1

@@ -7,12 +7,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from bayesgen.app.cli import describe_error, main
 from bayesgen.core import registry
-from bayesgen.core.cli import describe_error, main
-from bayesgen.core.config import CompareConfig, GenerateConfig, TrainConfig, build
+from bayesgen.core.backbone import BackboneInputs
 from bayesgen.core.errors import ConfigError, PluginError
 from bayesgen.core.hooks import hookimpl
-from bayesgen.core.model import build_process, build_sampler
+from bayesgen.engine.config import CompareConfig, GenerateConfig, TrainConfig, build
+from bayesgen.engine.model import build_process, build_sampler
 
 TINY = ["--steps", "2", "--events", "512", "--batch-size", "256"]
 
@@ -95,7 +96,7 @@ def test_plugin_signatures_accept_their_own_options():
     assert sampler.diffusion.timesteps == 20
     unet = TrainConfig(process="jet_images", backbone="unet",
                        backbone_options={"channels": 8, "channel_mults": [1, 2], "groups": 4})  # a list for a tuple
-    assert build_sampler(unet, 3 * 32 * 32, 2, (3, 32, 32)) is not None
+    assert build_sampler(unet, 3 * 32 * 32, BackboneInputs(2, (3, 32, 32))) is not None
 
 
 class Clumsy:
@@ -168,7 +169,7 @@ def test_training_options_from_flags(tmp_path):
 def test_threads_option_sets_torchs_threads():
     before = torch.get_num_threads()
     try:
-        from bayesgen.core.api import configure
+        from bayesgen.app.api import configure
 
         configure(GenerateConfig, {"threads": 1})
         assert torch.get_num_threads() == 1
@@ -205,7 +206,7 @@ def test_declared_training_defaults_build_valid_models(process):
     if process == "cloud_file":
         return  # its target's, checked with ecal_cloud (building it needs a file)
     target = build_process(config)
-    sampler = build_sampler(config, target.n_features, target.n_conditions, target.feature_shape)
+    sampler = build_sampler(config, target.n_features, BackboneInputs.of(target))
     assert sum(p.numel() for p in sampler.parameters()) < 300_000  # sized for a CPU
 
 

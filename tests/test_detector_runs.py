@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bayesgen.core.cli import main
+from bayesgen.app.cli import main
 
 CLOUD = """
 [train.process_options]

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import torch
 
-from bayesgen.core.checkpoint import load_checkpoint
-from bayesgen.core.cli import main
+from bayesgen.app.cli import main
+from bayesgen.engine.checkpoint import load_checkpoint
 
 
 def free_port() -> int:
@@ -43,7 +43,7 @@ def test_distributed_without_launcher_is_a_clear_error(tmp_path, capsys, monkeyp
 
 
 def test_sharded_generation_equals_a_single_process(trained_run, tmp_path, capsys):
-    from bayesgen.core.io import read_events
+    from bayesgen.engine.io import read_events
 
     single = tmp_path / "single.npz"
     options = ["--events", "1000", "--batch-size", "150", "--sample-steps", "3", "--seed", "9",

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bayesgen.validation.observables import wrap_phi
+from bayesgen.core.kinematics import wrap_phi
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "w_munu"
 

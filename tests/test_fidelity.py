@@ -24,11 +24,11 @@ Monte Carlo or the budget changes, re-measure this table and move the limits wit
 import numpy as np
 import pytest
 
-from bayesgen.core.config import TrainConfig
-from bayesgen.core.generation import generate_events
-from bayesgen.core.model import TrainedModel
 from bayesgen.core.registry import get_process
-from bayesgen.core.training import train
+from bayesgen.engine.config import TrainConfig
+from bayesgen.engine.generation import generate_events
+from bayesgen.engine.model import TrainedModel
+from bayesgen.engine.training import train
 from bayesgen.validation.fidelity import Criterion, scaled, widened
 from bayesgen.validation.floors import measure_floors, with_floors
 from bayesgen.validation.metrics import observable_metrics

@@ -24,7 +24,7 @@ class Gauss(Process):
     def to_features(self, events):
         return events
 
-    def from_features(self, features, rng):
+    def from_features(self, features, rng, conditions=None):
         return features
 
     def observables(self, events):

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import uproot
 
-from bayesgen.core.config import GenerateConfig
 from bayesgen.core.errors import ConfigError
-from bayesgen.core.generation import Chunk, event_chunks, generate
-from bayesgen.core.io import NpzWriter, open_writer, read_events
-from bayesgen.core.model import TrainedModel
+from bayesgen.engine.config import GenerateConfig
+from bayesgen.engine.generation import Chunk, event_chunks, generate
+from bayesgen.engine.io import NpzWriter, open_writer, read_events
+from bayesgen.engine.model import TrainedModel
 
 QUANTITIES = ["mu1_pt", "mu1_eta", "mu1_phi", "mu2_pt", "mu2_eta", "mu2_phi"]
 
@@ -65,7 +65,7 @@ def test_failed_generation_keeps_existing_file_and_leaves_no_partial(trained_run
         yield Chunk(np.zeros((10, 6)), np.zeros(10, np.int32))
         raise RuntimeError("GPU fell over")
 
-    monkeypatch.setattr("bayesgen.core.generation.event_chunks", broken)
+    monkeypatch.setattr("bayesgen.engine.generation.event_chunks", broken)
     with pytest.raises(RuntimeError, match="GPU fell over"):
         run_generate(trained_run, target)
     assert target.read_bytes() == b"the user's earlier file"
@@ -98,7 +98,7 @@ def test_failed_write_stops_generation_and_leaves_no_partial(trained_run, tmp_pa
     def full_disk(self, chunk):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr("bayesgen.core.io.RootWriter._write", full_disk)
+    monkeypatch.setattr("bayesgen.engine.io.RootWriter._write", full_disk)
     with pytest.raises(OSError, match="No space left"):
         run_generate(trained_run, tmp_path / "events.root")
     assert list(tmp_path.iterdir()) == []

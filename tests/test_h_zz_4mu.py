@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import vector
 
+from bayesgen.core.kinematics import four_vectors, wrap_phi
 from bayesgen.plugins.processes import h_zz_4mu as hzz
 from bayesgen.plugins.processes.h_zz_4mu import HZZ4Mu
-from bayesgen.validation.observables import four_vectors, wrap_phi
 
 N = 100_000
 M_H, M_Z, GAMMA_Z = 125.0, 91.1876, 2.4952

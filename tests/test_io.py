@@ -9,10 +9,10 @@ import textwrap
 import numpy as np
 import pytest
 
-from bayesgen.core.cli import main
+from bayesgen.app.cli import main
 from bayesgen.core.errors import RunError
-from bayesgen.core.io import HOST, AtomicFile, open_writer, read_events, write_json
-from bayesgen.core.lock import LOCK_NAME, RunLock
+from bayesgen.engine.io import HOST, AtomicFile, open_writer, read_events, write_json
+from bayesgen.engine.lock import LOCK_NAME, RunLock
 
 
 def dead_pid() -> int:
@@ -67,7 +67,7 @@ def test_temporary_names_are_unique_per_writer_and_hidden(tmp_path):
 KILLED_WRITER = textwrap.dedent("""
     import sys, time
     import numpy as np
-    from bayesgen.core.io import open_writer
+    from bayesgen.engine.io import open_writer
     writer = open_writer(sys.argv[1])
     writer.write({"x": np.arange(10.0)})
     print("writing", flush=True)
@@ -95,7 +95,7 @@ def test_the_next_writer_removes_what_a_killed_writer_left(tmp_path, suffix):
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from bayesgen.core.lock import RunLock
+    from bayesgen.engine.lock import RunLock
     with RunLock(sys.argv[1]):
         print("locked", flush=True)
         time.sleep(60)

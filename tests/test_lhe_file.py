@@ -66,11 +66,15 @@ def test_madgraph_z_plus_jets(madgraph, madgraph_reference):
     assert np.all((events[:, [2, 5]] > -np.pi) & (events[:, [2, 5]] <= np.pi))
 
 
-def test_sample_sets_weights_and_multiplicity(madgraph):
+def test_sample_arrays_hold_weights_and_multiplicity_and_sampling_changes_nothing(madgraph):
     process, arrays = madgraph
+    before = dict(vars(process))
     events = process.sample(500, seed=7)
-    assert events.shape == (500, 6) and process.weights.shape == (500,)
-    assert process.n_jets.shape == (500,) and np.all(np.isin(process.entry, arrays["entry"]))
+    assert vars(process).keys() == before.keys()
+    sampled = process.sample_arrays(500, seed=7)
+    np.testing.assert_array_equal(sampled["events"], events)
+    assert events.shape == (500, 6) and sampled["weights"].shape == (500,)
+    assert sampled["n_jets"].shape == (500,) and np.all(np.isin(sampled["entry"], arrays["entry"]))
     np.testing.assert_array_equal(process.to_features(events), process.target.to_features(events))
 
 
@@ -80,11 +84,12 @@ def test_powheg_z_to_ee_and_chunking():
     a, b = process.sample_arrays(60, seed=2), chunked.sample_arrays(60, seed=2)
     for key in ("events", "weights", "n_jets", "entry"):
         np.testing.assert_array_equal(a[key], b[key])
-    events = process.sample(100, seed=0)
+    sampled = process.sample_arrays(100, seed=0)
+    events = sampled["events"]
     ref = reference(POWHEG, (11, -11))
     np.testing.assert_allclose(events[:, 0], ref["lead_pt"], rtol=1e-9)
-    np.testing.assert_allclose(process.weights, 1223.55)
-    assert np.all(process.n_jets == 1)  # POWHEG: exactly one real-emission parton
+    np.testing.assert_allclose(sampled["weights"], 1223.55)
+    assert np.all(sampled["n_jets"] == 1)  # POWHEG: exactly one real-emission parton
     assert abs(np.median(process.observables(events)["m_mumu"]) - 91.19) < 3.0
 
 

@@ -2,8 +2,8 @@
 import math
 from types import SimpleNamespace
 
-from bayesgen.core.model import TrainedModel
-from bayesgen.validation.likelihood import LIKELIHOOD_EVENTS, likelihood_summary
+from bayesgen.engine.likelihood import LIKELIHOOD_EVENTS, likelihood_summary
+from bayesgen.engine.model import TrainedModel
 
 
 def test_ddpm_reports_its_bound_on_at_most_the_bounded_number_of_events(trained_run):

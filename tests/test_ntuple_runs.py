@@ -8,9 +8,9 @@ import pytest
 import torch
 import uproot
 
-from bayesgen.core.checkpoint import save_checkpoint
-from bayesgen.core.cli import main
-from bayesgen.core.io import read_events
+from bayesgen.app.cli import main
+from bayesgen.engine.checkpoint import save_checkpoint
+from bayesgen.engine.io import read_events
 
 FLAGS = ["--sampler", "cfm", "--steps", "3", "--batch-size", "64"]
 MAPPING = """like = "z_mumu"

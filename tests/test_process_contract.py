@@ -1,4 +1,6 @@
-"""What every embedded Monte Carlo process promises, checked once for all of them."""
+"""What every process promises: every registered plugin through the contract of
+``bayesgen/core/process.py`` (:func:`check_process`), and what the embedded Monte Carlo
+processes promise besides."""
 import importlib
 import sys
 from pathlib import Path
@@ -7,7 +9,9 @@ import numpy as np
 import pytest
 
 import bayesgen
-from bayesgen.core.process import physical_objects
+from bayesgen.core import registry
+from bayesgen.core.errors import ContractError
+from bayesgen.core.process import Binning, Process, check_process, physical_objects
 
 EMBEDDED = ["z_mumu", "z_ee", "h_zz_4mu", "z_mumu_jets", "ecal_cloud", "jet_images"]
 
@@ -133,3 +137,103 @@ def test_cloud_file_events_lie_in_the_support(tmp_path):
     assert process.support(events).all()
     events[0, 4] = -1.0  # a negative hit energy
     assert not process.support(events)[0]
+
+
+
+# --- every registered process through the contract ----------------------------------------------
+
+DATA = Path(__file__).parent / "data"
+HZZ_MAPPING = {"like": "z_mumu", "tree": "events", "weight": "EventWeight",
+               "collections": {"mu": {"px": "Muon_Px", "py": "Muon_Py", "pz": "Muon_Pz", "E": "Muon_E",
+                                      "charge": "Muon_Charge", "opposite_charge": True}}}
+
+
+def clouds_file(folder: Path) -> Path:
+    target = bayesgen.get_process("ecal_cloud")
+    clouds = target.clouds(target.sample(60, seed=4))
+    np.savez(folder / "clouds.npz", eta=clouds[..., 0], phi=clouds[..., 1], e=clouds[..., 2])
+    return folder / "clouds.npz"
+
+
+#: options for the processes that read a file (the others take none)
+FILE_OPTIONS = {
+    "root_file": lambda folder: {"path": DATA / "uproot-HZZ.root", "mapping": HZZ_MAPPING, "holdout_fraction": 0},
+    "lhe_file": lambda folder: {"path": MADGRAPH, "like": "z_mumu", "leptons": [13, -13], "holdout_fraction": 0},
+    "cloud_file": lambda folder: {"path": clouds_file(folder), "holdout_fraction": 0},
+}
+
+
+@pytest.mark.parametrize("name", sorted(registry.registry().plugins("processes")))
+def test_every_registered_process_meets_its_contract(name, tmp_path):
+    options = FILE_OPTIONS[name](tmp_path) if name in FILE_OPTIONS else {}
+    process = registry.get_process(name, **options)
+    check_process(process, f"the process {name!r}", process.sample(40, seed=5))
+
+
+def test_the_example_plugin_meets_its_contract(w_munu):
+    check_process(w_munu, "the process 'w_munu'", w_munu.sample(40, seed=5))
+
+
+class Flat(Process):
+    """A process that keeps its contract, to be broken one rule at a time."""
+
+    name, description = "flat", "two uniform numbers"
+    quantities = feature_names = ("a", "b")
+    binnings = {"a": Binning(0, 1, 10), "b": Binning(0, 1, 10)}
+
+    def sample(self, n, seed):
+        return np.random.default_rng(seed).random((n, 2))
+
+    def to_features(self, events):
+        return np.asarray(events)
+
+    def from_features(self, features, rng, conditions=None):
+        return np.asarray(features)
+
+    def observables(self, events):
+        return {"a": events[:, 0], "b": events[:, 1]}
+
+
+class TwoArguments(Flat):
+    def from_features(self, features, rng):
+        return np.asarray(features)
+
+
+class MissingObservable(Flat):
+    def observables(self, events):
+        return {"a": events[:, 0]}
+
+
+class MaskWithoutPoints(Flat):
+    condition_names = ("mask_0", "mask_1")
+    mask_conditions = 2
+
+
+class WrongWidth(Flat):
+    def to_features(self, events):
+        return np.asarray(events)[:, :1]
+
+
+@pytest.mark.parametrize("broken,rule", [
+    (TwoArguments, "from_features must take (features, rng, conditions=None)"),
+    (MissingObservable, "observables must have the keys of binnings: ['b'] differ"),
+    (MaskWithoutPoints, "a point mask of 2 conditions needs feature_shape (N=2, C), got None"),
+    (WrongWidth, "to_features must return (30, 2), got (30, 1)"),
+])
+def test_a_broken_process_is_named_with_the_rule(broken, rule):
+    check_process(Flat(), "the process 'flat'", Flat().sample(30, 0))
+    with pytest.raises(ContractError) as error:
+        check_process(broken(), "the process 'broken'", Flat().sample(30, 0))
+    assert str(error.value) == f"the process 'broken' breaks the process contract: {rule}"
+
+
+def test_building_a_process_checks_its_declarations(monkeypatch):
+    """Core checks the declarations when it builds a process, before any training."""
+    from bayesgen.engine.config import TrainConfig
+    from bayesgen.engine.model import build_process
+
+    real = registry.registry().get
+    monkeypatch.setattr(registry.registry(), "get",
+                        lambda kind, name: TwoArguments if name == "two_arguments" else real(kind, name))
+    with pytest.raises(ContractError, match="the process 'two_arguments' breaks the process contract: from_features"):
+        build_process(TrainConfig(process="two_arguments"))

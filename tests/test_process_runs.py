@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from bayesgen.core.cli import main
+from bayesgen.app.cli import main
 
 DATA = Path(__file__).resolve().parent / "data"
 SMALL = ["--sampler", "cfm", "--steps", "5", "--batch-size", "256"]

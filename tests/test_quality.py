@@ -37,8 +37,8 @@ import json
 import numpy as np
 import pytest
 
-from bayesgen.core.cli import main
-from bayesgen.core.model import TrainedModel
+from bayesgen.app.cli import main
+from bayesgen.engine.model import TrainedModel
 from bayesgen.validation.classifier import classifier_two_sample_test
 from bayesgen.validation.fidelity import Criterion, scaled, widened
 from bayesgen.validation.floors import with_floors

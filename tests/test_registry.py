@@ -5,8 +5,8 @@ import sys
 import pytest
 
 import bayesgen
+from bayesgen.app.cli import main
 from bayesgen.core import registry
-from bayesgen.core.cli import main
 from bayesgen.core.errors import UnknownPluginError
 
 

@@ -89,7 +89,7 @@ def test_jagged_selection_matches_independent_computation(hzz_all, reference):
     process, events = hzz_all
     assert events.shape == (1406, 6) and events.dtype == np.float64
     np.testing.assert_allclose(events, reference["events"], rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(process.weights, reference["weights"], rtol=1e-6)
+    np.testing.assert_allclose(process.sample_with_weights(1406, seed=0)[1], reference["weights"], rtol=1e-6)
     assert np.all(events[:, 0] >= events[:, 3])
     assert np.all((events[:, [2, 5]] > -np.pi) & (events[:, [2, 5]] <= np.pi))
     mass = process.observables(events)["m_mumu"]
@@ -166,12 +166,13 @@ FLAT = {"like": "z_mumu", "weight": "w",
 def test_flat_branches(tmp_path):
     columns = _flat_file(tmp_path / "flat.root")
     process = RootFileProcess(tmp_path / "flat.root", FLAT, step_size=64, holdout_fraction=0)  # one tree: no name
-    events = process.sample(300, seed=0)
+    events, weights = process.sample_with_weights(300, seed=0)
+    np.testing.assert_array_equal(process.sample(300, seed=0), events)
     np.testing.assert_allclose(events[:, 0], columns["pt1"])
     np.testing.assert_allclose(events[:, 4], columns["eta2"])
     phi2 = np.where(columns["phi2"] > np.pi, columns["phi2"] - 2 * np.pi, columns["phi2"])
     np.testing.assert_allclose(events[:, 5], phi2)
-    np.testing.assert_allclose(process.weights, columns["w"])
+    np.testing.assert_allclose(weights, columns["w"])
     mev = RootFileProcess(tmp_path / "flat.root", {**FLAT, "momentum_unit": "MeV"}, holdout_fraction=0)
     np.testing.assert_allclose(mev.sample(300, seed=0)[:, 3], 1e-3 * columns["pt2"])
 

@@ -1,15 +1,19 @@
-"""Every registered sampler against the contract core relies on (``bayesgen/core/sampler.py``):
-each parameter registered once, the EMA of weights following its formula, and ``--compile``
-reaching the modules that sampling actually calls."""
+"""Every registered sampler against the contract core relies on (``bayesgen/core/sampler.py``,
+:func:`check_sampler`): each parameter registered once, shapes and reproducibility, the EMA of
+weights following its formula, and ``--compile`` reaching the modules that sampling actually
+calls; samplers that break one rule each are named with that rule."""
 import pytest
 import torch
 from torch import nn
 
 from bayesgen.core import registry
-from bayesgen.core.acceleration import compile_networks
-from bayesgen.core.config import TrainConfig
-from bayesgen.core.model import build_sampler
-from bayesgen.core.training import ExponentialMovingAverage
+from bayesgen.core.backbone import BackboneInputs
+from bayesgen.core.errors import ContractError
+from bayesgen.core.sampler import check_sampler
+from bayesgen.engine.acceleration import compile_networks
+from bayesgen.engine.config import TrainConfig
+from bayesgen.engine.model import build_sampler
+from bayesgen.engine.training import ExponentialMovingAverage
 
 SAMPLERS = sorted(registry.registry().plugins("samplers"))
 N_FEATURES = 5
@@ -29,7 +33,46 @@ def small_sampler(name: str, bayesian: bool = False, networks: list | None = Non
 
 
 def test_the_registry_holds_the_built_in_samplers():
-    assert {"ddpm", "cfm", "inn"} <= set(SAMPLERS)
+    assert {"ddpm", "cfm", "inn", "ar"} <= set(SAMPLERS)
+
+
+@pytest.mark.parametrize("bayesian", [False, True])
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_every_registered_sampler_meets_its_contract(name, bayesian):
+    for n_conditions in (0, 3):
+        config = TrainConfig(sampler=name, bayesian=bayesian, backbone_options={"width": 16, "depth": 1},
+                             sampler_options=SMALL.get(name, {}))
+        torch.manual_seed(0)
+        check_sampler(build_sampler(config, N_FEATURES, BackboneInputs(n_conditions)), f"the sampler {name!r}",
+                      n_conditions)
+
+
+def broken(kind: str):
+    """A small ddpm sampler with one rule broken."""
+    sampler = small_sampler("ddpm")
+    if kind == "outside":
+        sampler.extra = nn.Linear(2, 2)
+    elif kind == "twice":
+        sampler.alias = sampler.network
+    elif kind == "slots":
+        sampler.sampling_networks = lambda: [(sampler, "n_features")]
+    elif kind == "global noise":
+        sample = sampler.sample
+        sampler.sample = lambda n, cond=None, steps=None, solver=None, generator=None: sample(n, cond, steps, solver)
+    return sampler
+
+
+@pytest.mark.parametrize("kind,rule", [
+    ("outside", "every parameter must lie in network, where --bayesian and the checkpoints find it"),
+    ("twice", "a tensor is registered under two names (the EMA of weights would average it twice)"),
+    ("slots", "sampling_networks names DDPM.n_features, which is no module of the sampler"),
+    ("global noise", "sample must draw from the generator only (the same state, the same events)"),
+])
+def test_a_broken_sampler_is_named_with_the_rule(kind, rule):
+    check_sampler(small_sampler("ddpm"), "the sampler 'ddpm'")
+    with pytest.raises(ContractError) as error:
+        check_sampler(broken(kind), "the sampler 'broken'")
+    assert str(error.value) == f"the sampler 'broken' breaks the sampler contract: {rule}"
 
 
 @pytest.mark.parametrize("bayesian", [False, True])

@@ -3,12 +3,13 @@ import numpy as np
 import pytest
 
 import bayesgen
-from bayesgen.plugins.processes.jet_images import SCALES
-from bayesgen.core.errors import ConfigError
-from bayesgen.core.preprocessing import Preprocessor
+from bayesgen.core.errors import ConfigError, DataError
+from bayesgen.engine.preprocessing import Preprocessor
 from bayesgen.plugins.processes import jet_images as ji
 from bayesgen.plugins.processes import showers as sh
 from bayesgen.plugins.processes.ecal_cloud import clouds_from_hits
+from bayesgen.plugins.processes.jet_images import SCALES
+from bayesgen.validation.detector import plot_view_examples, view_metrics
 
 N = 1000
 
@@ -246,17 +247,25 @@ def test_bigger_images_and_bad_options():
             bayesgen.get_process("ecal_cloud", **bad)
 
 
-# --- detector-level validation hooks ----------------------------------------------------------
-def test_event_metrics_and_examples(cloud, cloud_events, images, image_events, tmp_path):
+# --- detector-level validation: the processes' views, measured by validation -------------------
+def test_detector_views_are_measured_and_drawn(cloud, cloud_events, images, image_events, tmp_path):
     small = bayesgen.get_process("ecal_cloud", n_points=30)  # small clouds keep the EMDs fast
     events = small.sample(400, seed=4)
-    metrics = small.event_metrics(events[:200], events[200:], seed=0)
-    assert {"et_sum_w1", "emd_mean", "emd_stderr", "emd_truth_vs_truth"} <= set(metrics)
+    view = small.detector_view(events)
+    assert view.kind == "cloud" and view.arrays.shape == (400, 30, 3)
+    metrics = view_metrics(small.detector_view(events[:200]), small.detector_view(events[200:]), seed=0)
+    assert set(metrics) == {"emd_mean", "emd_stderr", "emd_truth_vs_truth", "emd_truth_vs_truth_stderr"}
     assert all(isinstance(v, float) and np.isfinite(v) for v in metrics.values())
     assert metrics["emd_mean"] == pytest.approx(metrics["emd_truth_vs_truth"], rel=0.5)
-    image = images.event_metrics(image_events[:100], image_events[100:200], seed=0)
+    image_view = images.detector_view(image_events)
+    assert image_view.kind == "image" and image_view.channels == ji.CHANNELS
+    image = view_metrics(images.detector_view(image_events[:100]), images.detector_view(image_events[100:200]))
     assert set(image) == set(ji.CHANNELS)
-    cloud.plot_examples(cloud_events[:10], cloud_events[10:20], tmp_path / "cloud")
-    images.plot_examples(image_events[:10], image_events[10:20], tmp_path / "images")
-    assert (tmp_path / "cloud" / "examples.png").stat().st_size > 0
-    assert (tmp_path / "images" / "examples.png").stat().st_size > 0
+    with pytest.raises(DataError, match="cannot compare cloud views with image views"):
+        view_metrics(view, image_view)
+    plot_view_examples(cloud.detector_view(cloud_events[:10]), cloud.detector_view(cloud_events[10:20]),
+                       tmp_path / "cloud.png")
+    plot_view_examples(images.detector_view(image_events[:10]), images.detector_view(image_events[10:20]),
+                       tmp_path / "images.png")
+    assert (tmp_path / "cloud.png").stat().st_size > 0
+    assert (tmp_path / "images.png").stat().st_size > 0

@@ -5,15 +5,16 @@ import json
 import numpy as np
 import pytest
 
+from bayesgen.app.cli import main
+from bayesgen.app.validate import evaluate
 from bayesgen.bayes import variational_layers
-from bayesgen.core.cli import main
-from bayesgen.core.config import GenerateConfig, ValidateConfig
 from bayesgen.core.errors import RunError
-from bayesgen.core.generation import MAX_ROUNDS, event_chunks, generate, generate_events, replace_outside
-from bayesgen.core.io import read_events
-from bayesgen.core.model import TrainedModel
-from bayesgen.core.training import train
-from bayesgen.validation.report import Truth, evaluate
+from bayesgen.engine.config import GenerateConfig, ValidateConfig
+from bayesgen.engine.generation import MAX_ROUNDS, event_chunks, generate, generate_events, replace_outside
+from bayesgen.engine.io import read_events
+from bayesgen.engine.model import TrainedModel
+from bayesgen.engine.training import train
+from bayesgen.validation.report import Truth
 
 FEW_STEPS = dict(events=3000, sample_steps=3, batch_size=700, device="cpu", seed=7)
 

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from bayesgen.core.checkpoint import load_checkpoint, save_checkpoint
 from bayesgen.core.errors import ConfigError, RunError
-from bayesgen.core.generation import generate_events
-from bayesgen.core.model import TrainedModel
 from bayesgen.core.seeding import derive_seed
-from bayesgen.core.training import BatchStream, learning_rate, train
+from bayesgen.engine.checkpoint import load_checkpoint, save_checkpoint
+from bayesgen.engine.generation import generate_events
+from bayesgen.engine.model import TrainedModel
+from bayesgen.engine.training import BatchStream, learning_rate, train
 
 
 def test_checkpoint_loads_with_weights_only(trained_run):
@@ -40,7 +40,7 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, tiny_config, monkeypatch)
         if state["step"] == 10:
             raise KeyboardInterrupt  # killed right after the first checkpoint
 
-    monkeypatch.setattr("bayesgen.core.training.save_checkpoint", save_then_crash)
+    monkeypatch.setattr("bayesgen.engine.training.save_checkpoint", save_then_crash)
     with pytest.raises(KeyboardInterrupt):
         train(interrupted, progress=False)
     monkeypatch.undo()
@@ -98,10 +98,10 @@ def test_learning_rate_warms_up_then_decays(tiny_config, tmp_path):
 
 
 def test_wall_time_estimate_comes_from_the_steps_after_the_first(monkeypatch):
-    from bayesgen.core.training import WallTimeEstimate, duration
+    from bayesgen.engine.training import WallTimeEstimate, duration
 
     clock = iter([100.0, 101.0, 102.0])  # after steps 1, 2, 3; step 1's warm-up is not counted
-    monkeypatch.setattr("bayesgen.core.training.time.perf_counter", lambda: next(clock))
+    monkeypatch.setattr("bayesgen.engine.training.time.perf_counter", lambda: next(clock))
     estimate = WallTimeEstimate(0, 1001, torch.device("cpu"))
     assert estimate.update(1) is None and estimate.update(2) is None  # 1 s timed: too little yet
     assert estimate.update(3) == ("expected wall time: 17 min for the remaining 998 steps "
@@ -110,7 +110,7 @@ def test_wall_time_estimate_comes_from_the_steps_after_the_first(monkeypatch):
 
 
 def test_train_prints_the_expected_wall_time_once(tmp_path, capsys):
-    from bayesgen.core.cli import main
+    from bayesgen.app.cli import main
 
     config = tmp_path / "c.toml"
     config.write_text("[train.backbone_options]\nwidth = 8\ndepth = 1\n")
@@ -143,7 +143,7 @@ def test_a_run_without_a_stored_range_still_loads_and_generates(trained_run, tmp
 
 
 def test_training_range_is_pooled_per_channel_for_structured_features():
-    from bayesgen.core.preprocessing import feature_range
+    from bayesgen.engine.preprocessing import feature_range
 
     features = np.array([[0.0, 5.0, -1.0, 2.0], [1.0, -3.0, 0.5, 2.5]])
     low, high = feature_range(features)

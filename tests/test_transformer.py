@@ -12,7 +12,7 @@ SMALL = dict(width=16, depth=2, heads=2, fourier_features=8)
 def masked_network(seed: int = 0) -> PointTransformer:
     """A network with a mask + 2-column global condition and a non-zero output layer."""
     torch.manual_seed(seed)
-    network = PointTransformer(N * C, cond_features=N + 2, feature_shape=(N, C), **SMALL)
+    network = PointTransformer(N * C, cond_features=N + 2, feature_shape=(N, C), mask_features=N, **SMALL)
     torch.nn.init.normal_(network.output[-1].weight)
     return network.eval()
 
@@ -56,7 +56,7 @@ def test_padded_points_do_not_change_real_points():
 
 def test_shapes_zero_initial_output_and_errors():
     x, t, cond = inputs(batch=3)
-    network = PointTransformer(N * C, cond_features=N + 2, feature_shape=(N, C), **SMALL)
+    network = PointTransformer(N * C, cond_features=N + 2, feature_shape=(N, C), mask_features=N, **SMALL)
     assert network(x, t, cond).shape == (3, N * C)
     assert torch.equal(network(x, t, cond), torch.zeros(3, N * C))
     narrow = PointTransformer(N * C, out_features=N * 2, cond_features=2, feature_shape=(N, C), **SMALL)
@@ -73,6 +73,25 @@ def test_shapes_zero_initial_output_and_errors():
         PointTransformer(N * C, out_features=N * 2 + 1, feature_shape=(N, C))
     with pytest.raises(ValueError, match="pass cond"):
         network(x, t)
+    with pytest.raises(ValueError, match="mask_features=5"):
+        PointTransformer(N * C, cond_features=N + 2, feature_shape=(N, C), mask_features=5)
+
+
+def test_without_a_declared_mask_every_column_is_a_global_condition():
+    """N + 2 condition columns are no point mask unless the process declares one: every point
+    is real, so changing any point's features changes the other points' outputs."""
+    torch.manual_seed(0)
+    plain = PointTransformer(N * C, cond_features=N + 2, feature_shape=(N, C), **SMALL)
+    torch.nn.init.normal_(plain.output[-1].weight)
+    plain.eval()
+    x, t, cond = inputs()
+    real = cond[:, :N].bool()
+    changed = x.reshape(-1, N, C).clone()
+    changed[~real] += 10.0
+    with torch.no_grad():
+        out = plain(x, t, cond).reshape(-1, N, C)
+        out_changed = plain(changed.reshape(-1, N * C), t, cond).reshape(-1, N, C)
+    assert not torch.allclose(out_changed[real], out[real], atol=1e-3)
 
 
 def test_transformer_is_registered():

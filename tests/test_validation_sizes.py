@@ -8,10 +8,10 @@ import pytest
 import uproot
 
 import bayesgen
-from bayesgen.core.cli import main
-from bayesgen.core.config import ValidateConfig
-from bayesgen.core.model import TrainedModel
-from bayesgen.core.training import train
+from bayesgen.app.cli import main
+from bayesgen.engine.config import ValidateConfig
+from bayesgen.engine.model import TrainedModel
+from bayesgen.engine.training import train
 from bayesgen.validation.report import GENERATED_PER_TRUTH, MAX_GENERATED, TRUTH_EVENTS, generated_events
 
 MAPPING = {"like": "z_mumu", "cut": "Type == 'GG'", "split_by": ["Run", "Event"],

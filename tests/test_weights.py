@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from bayesgen.core.preprocessing import Standardizer
 from bayesgen.core.sampler import weighted_mean
+from bayesgen.engine.preprocessing import Standardizer
 from bayesgen.plugins.backbones.mlp import ResidualMLP
 from bayesgen.plugins.samplers.cfm import ConditionalFlowMatching
 from bayesgen.plugins.samplers.ddpm import DDPM

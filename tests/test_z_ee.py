@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bayesgen.core.kinematics import wrap_phi
 from bayesgen.plugins.processes import z_ee
 from bayesgen.plugins.processes.lorentz import pt_eta_phi
 from bayesgen.plugins.processes.z_ee import ZEE
 from bayesgen.plugins.processes.z_mumu import ZMuMu
-from bayesgen.validation.observables import wrap_phi
 
 N = 100_000
 M_Z = 91.1876

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from bayesgen.core.errors import ConfigError
+from bayesgen.core.kinematics import dilepton_observables, wrap_phi
 from bayesgen.plugins.processes import drell_yan, pdf, z_mumu
 from bayesgen.plugins.processes.luminosity import drell_yan_born
 from bayesgen.plugins.processes.z_mumu import ZMuMu
-from bayesgen.validation.observables import dilepton_observables, wrap_phi
 
 N = 100_000
 SQRT_S = 13000.0

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import bayesgen
+from bayesgen.core.kinematics import wrap_phi
 from bayesgen.plugins.processes import z_mumu_jets as zj
 from bayesgen.plugins.processes.electroweak import M_Z
-from bayesgen.validation.observables import wrap_phi
 
 N = 30_000
 

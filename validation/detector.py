@@ -8,7 +8,10 @@ Conventions:
 * an *image* batch is ``(n, C, H, W)`` of non-negative pixel energies in GeV, one channel per
   sub-detector (e.g. track, ECAL, HCAL).
 
-Plots use :class:`matplotlib.figure.Figure` with the Agg canvas (no pyplot), as
+A process shows its events as clouds or images through
+:meth:`~bayesgen.core.process.Process.detector_view`; :func:`view_metrics` and
+:func:`plot_view_examples` measure and draw whichever it gives. Plots use
+:class:`matplotlib.figure.Figure` with the Agg canvas (no pyplot), as
 :mod:`bayesgen.validation.plots`, and are written atomically as PNG.
 """
 
@@ -23,11 +26,12 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from bayesgen.core.errors import DataError
-from bayesgen.core.io import AtomicFile
+from bayesgen.core.process import DetectorView
+from bayesgen.engine.io import AtomicFile
 from bayesgen.validation.metrics import wasserstein_1d
 
 __all__ = ["cloud_emd", "mean_emd", "cloud_summaries", "image_metrics",
-           "plot_cloud_examples", "plot_image_examples"]
+           "plot_cloud_examples", "plot_image_examples", "view_metrics", "plot_view_examples"]
 
 _LOG_FLOOR = 1e-4  # log colour scales span at most four decades below the maximum
 
@@ -167,7 +171,7 @@ def _log_norm(values: np.ndarray) -> LogNorm:
 
 
 def _save_png(fig: Figure, path: Path) -> None:
-    """Write ``fig`` to ``path`` atomically (see :class:`~bayesgen.core.io.AtomicFile`)."""
+    """Write ``fig`` to ``path`` atomically (see :class:`~bayesgen.engine.io.AtomicFile`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with AtomicFile(path) as temporary:
         fig.savefig(temporary, format="png", dpi=100)
@@ -240,3 +244,27 @@ def plot_image_examples(truth: np.ndarray, generated: np.ndarray, path: Path,
         axes[0, c].set_title(channel)
         fig.colorbar(shown, ax=axes[:, c], location="bottom", label=f"{channel} E (GeV)", shrink=0.9)
     _save_png(fig, Path(path))
+
+
+def view_metrics(truth: DetectorView, generated: DetectorView, seed: int = 0) -> dict:
+    """Whole-event metrics of two detector views of one kind. Clouds: the mean EMD truth vs
+    generated (``emd_mean``, ``emd_stderr``) beside its baseline between the two halves of the
+    truth (``emd_truth_vs_truth``, ``emd_truth_vs_truth_stderr``); images: :func:`image_metrics`
+    per channel."""
+    if truth.kind != generated.kind:
+        raise DataError(f"cannot compare {truth.kind} views with {generated.kind} views")
+    if truth.kind == "image":
+        return image_metrics(truth.arrays, generated.arrays, truth.channels, truth.empty_below)
+    half = len(truth.arrays) // 2
+    emd, emd_stderr = mean_emd(truth.arrays, generated.arrays, seed=seed)
+    floor, floor_stderr = mean_emd(truth.arrays[:half], truth.arrays[half:], seed=seed)
+    return {"emd_mean": emd, "emd_stderr": emd_stderr, "emd_truth_vs_truth": floor,
+            "emd_truth_vs_truth_stderr": floor_stderr}
+
+
+def plot_view_examples(truth: DetectorView, generated: DetectorView, path: Path) -> None:
+    """A few truth events above generated ones (and, for images, the mean images) into ``path``."""
+    if truth.kind == "image":
+        plot_image_examples(truth.arrays, generated.arrays, path, truth.channels)
+    else:
+        plot_cloud_examples(truth.arrays, generated.arrays, path)

@@ -22,7 +22,7 @@ from pathlib import Path
 import hist
 import uproot
 
-from bayesgen.core.io import AtomicFile
+from bayesgen.engine.io import AtomicFile
 from bayesgen.validation.histogram import BandHistogram, Histogram
 
 __all__ = ["SAMPLES", "sample_histograms", "root_entries", "write_root"]
@@ -59,7 +59,7 @@ def root_entries(histograms: Mapping[str, Mapping[str, hist.Hist]], model: str =
 
 def write_root(path: str | Path, entries: Mapping[str, hist.Hist]) -> Path:
     """Write ``entries`` (path in the file → histogram) as TH1Ds to the ROOT file ``path``,
-    atomically (:class:`~bayesgen.core.io.AtomicFile`)."""
+    atomically (:class:`~bayesgen.engine.io.AtomicFile`)."""
     path = Path(path)
     with AtomicFile(path) as temporary, uproot.recreate(temporary) as file:
         for key, h in entries.items():

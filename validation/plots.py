@@ -22,8 +22,8 @@ from matplotlib.legend_handler import HandlerTuple
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from bayesgen.core.io import AtomicFile
 from bayesgen.core.process import Binning
+from bayesgen.engine.io import AtomicFile
 from bayesgen.validation.floors import ratio_floor
 from bayesgen.validation.histogram import BandHistogram, Histogram
 
@@ -188,7 +188,7 @@ def observable_figure(
 def plot_observable(path, binning: Binning, truth: Histogram, generated: Mapping[str, Histogram | BandHistogram],
                     title: str = "", **options) -> Path:
     """Write :func:`observable_figure` (same arguments and ``options``) to ``path``, atomically
-    (:class:`~bayesgen.core.io.AtomicFile`), in the format of its suffix (PNG without one);
+    (:class:`~bayesgen.engine.io.AtomicFile`), in the format of its suffix (PNG without one);
     return ``path`` as a :class:`~pathlib.Path`."""
     path = Path(path)
     fig = observable_figure(binning, truth, generated, title, **options)

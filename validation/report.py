@@ -1,8 +1,12 @@
-"""Validate trained runs against fresh truth: metrics per observable, a classifier test, plots.
+"""Generated events measured against fresh truth: metrics per observable, a classifier test,
+plots and the report folder.
 
-``validate`` writes ``metrics.json``, one ``NAME.png`` per observable and ``histograms.root``
-(see :mod:`bayesgen.validation.histfile`) for one run; :mod:`bayesgen.validation.compare` uses
-the same pieces for several runs side by side.
+Validation works on arrays: the truth events of a process (:class:`Truth`) and generated events
+with the ensemble member of each (:func:`measure`); it trains nothing and generates nothing (the
+app does, :mod:`bayesgen.app.validate`). :func:`write_report` writes ``metrics.json``, one
+``NAME.png`` per observable, ``histograms.root`` (see :mod:`bayesgen.validation.histfile`) and,
+for a process with a detector view, ``examples.png``; :mod:`bayesgen.app.compare` uses the same
+pieces for several models side by side.
 
 Sample sizes: the truth has ``--truth-events`` events, else ``--events``, else
 :data:`TRUTH_EVENTS`; from a file's held-out part (finite) all it holds up to that number,
@@ -13,7 +17,6 @@ truth, so more only costs time (475 held-out events are compared with 4,750 gene
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,20 +24,17 @@ from typing import Any
 import hist
 import numpy as np
 
-from bayesgen.core.acceleration import compile_networks, resolved_precision
-from bayesgen.core.config import ValidateConfig
 from bayesgen.core.errors import DataError
-from bayesgen.core.generation import generate_events
-from bayesgen.core.io import check_output_path, write_json
-from bayesgen.core.model import TrainedModel, count_parameters
 from bayesgen.core.process import Process
-from bayesgen.core.progress import progress_bar
 from bayesgen.core.seeding import derive_seed
+from bayesgen.engine.config import ValidateConfig
+from bayesgen.engine.io import write_json
+from bayesgen.engine.progress import progress_bar
 from bayesgen.validation.classifier import classifier_two_sample_test
+from bayesgen.validation.detector import plot_view_examples, view_metrics
 from bayesgen.validation.floors import Floors, measure_floors, with_floors
 from bayesgen.validation.histfile import root_entries, sample_histograms, write_root
 from bayesgen.validation.histogram import BandHistogram, Histogram
-from bayesgen.validation.likelihood import likelihood_summary
 from bayesgen.validation.metrics import band_metrics, observable_metrics
 from bayesgen.validation.plots import plot_observable
 
@@ -155,34 +155,29 @@ def draw_truth(process: Process, config: ValidateConfig) -> Truth:
     return Truth.draw(process, config.events or TRUTH_EVENTS, config.seed, available=True)
 
 
-def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig, progress: bool = False) -> Evaluation:
-    """Generate :func:`generated_events` events per ensemble member and measure them: metrics
-    per observable (on all members' events pooled; with draws, the band's width and coverage
-    too), each beside its truth-vs-truth floor for ``len(truth)`` and ``events × draws`` events
-    and with the numbers of events behind it (an observable defined for too few is listed with
-    the reason), the classifier AUC, generation speed and the model's size; with ``progress``,
-    bars on a terminal."""
-    precision = resolved_precision(model.sampler.device, config.precision)
-    n_events = generated_events(config, len(truth.events))
-    generated, stats = generate_events(model, n_events, config.batch_size, derive_seed(config.seed, "generate"),
-                                       config.sample_steps, config.solver, config.draws, precision,
-                                       config.keep_unphysical, progress=progress)
-    process = model.process
-    if stats.n_out_of_support:
-        warnings.warn(f"{model.config.process}: {stats.describe_out_of_support(config.keep_unphysical)}; the "
-                      "metrics describe the events written", UserWarning, stacklevel=2)
-    observables, finite = finite_observables(process, generated.events)
+def measure(process: Process, truth: Truth, events: np.ndarray, draw: np.ndarray, draws: int, seed: int,
+            label: str = "the model", progress: bool = False) -> Evaluation:
+    """Measure generated ``events (n, n_quantities)``, ``draws`` ensemble members marked by
+    ``draw (n,)``, against ``truth``: metrics per observable (on all members' events pooled;
+    with draws, the band's width and coverage too), each beside its truth-vs-truth floor for
+    ``len(truth)`` and ``n`` events and with the numbers of events behind it (an observable
+    defined for too few is listed with the reason), the classifier AUC and whole-event metrics
+    (the process's :meth:`~bayesgen.core.process.Process.detector_view` and its own
+    :meth:`~bayesgen.core.process.Process.event_metrics`); with ``progress``, a bar on a
+    terminal. More than half the events with non-finite observables is a :class:`DataError`
+    naming ``label``."""
+    observables, finite = finite_observables(process, events)
     n_dropped = int((~finite).sum())
     if n_dropped > len(finite) // 2:
-        raise DataError(f"the {model.config.sampler} model generated {n_dropped:,} of {len(finite):,} events "
+        raise DataError(f"{label} generated {n_dropped:,} of {len(finite):,} events "
                         "with non-finite observables; it needs more training before it can be validated")
-    order = np.random.default_rng(derive_seed(config.seed, "pool")).permutation(int(finite.sum()))
-    first_member = generated.events[finite & (generated.draw == 0)]
-    evaluation = Evaluation({name: values[order] for name, values in observables.items()},
-                            generated.draw[finite][order], {}, first_member)
+    order = np.random.default_rng(derive_seed(seed, "pool")).permutation(int(finite.sum()))
+    first_member = events[finite & (draw == 0)]
+    evaluation = Evaluation({name: values[order] for name, values in observables.items()}, draw[finite][order], {},
+                            first_member)
     bar = progress_bar(progress, total=len(process.binnings) + 2, desc="measuring", unit="step")
     bar.set_postfix_str("truth-vs-truth floors")
-    floors = truth.floors(n_events * config.draws)
+    floors = truth.floors(len(events))
     bar.update()
     per_observable = {}
     for name, binning in process.binnings.items():
@@ -199,33 +194,31 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig, progress
         if np.isnan(truth_values).any() or np.isnan(generated_values).any():
             metrics["fraction_undefined"] = {"truth": float(np.isnan(truth_values).mean()),
                                              "generated": float(np.isnan(generated_values).mean())}
-        if config.draws > 1:
+        if draws > 1:
             metrics.update(band_metrics(truth.histogram(name, binning.edges),
                                         evaluation.histogram(name, binning.edges)))
         per_observable[name] = metrics
     bar.set_postfix_str("classifier")
     classifier = classifier_two_sample_test(classifier_inputs(process, truth.events),
-                                            classifier_inputs(process, generated.events), seed=config.seed)
+                                            classifier_inputs(process, events), seed=seed)
     bar.update()
     bar.close()
     evaluation.summary.update({
-        "process": model.config.process, "sampler": model.config.sampler,
-        "backbone": model.config.backbone, "bayesian": model.config.bayesian, "draws": config.draws,
-        "n_events": n_events, "n_truth": len(truth.events), "n_generated": int(finite.sum()),
-        "floor": floors.summary(), "training_steps": model.step, "training_seconds": model.train_seconds,
-        "parameters": count_parameters(model.sampler),
-        "sample_steps": config.sample_steps, "solver": config.solver, "precision": precision,
-        "evaluations_per_event": stats.evaluations_per_event,
-        "generation_events_per_s": stats.events_per_second, "n_nonfinite_dropped": n_dropped,
-        "out_of_support_fraction": stats.out_of_support_fraction,
-        "classifier": classifier,
-        "likelihood": likelihood_summary(model, truth.events, config.seed),
-        "observables": per_observable,
-    })
-    event_metrics = process.event_metrics(truth.events, first_member, config.seed)
+        "draws": draws, "n_truth": len(truth.events), "n_generated": int(finite.sum()), "floor": floors.summary(),
+        "n_nonfinite_dropped": n_dropped, "classifier": classifier, "observables": per_observable})
+    event_metrics = whole_event_metrics(process, truth.events, first_member, seed)
     if event_metrics:
         evaluation.summary["event_metrics"] = event_metrics
     return evaluation
+
+
+def whole_event_metrics(process: Process, truth_events: np.ndarray, generated_events: np.ndarray,
+                        seed: int) -> dict[str, Any]:
+    """Metrics of the events' detector views (:func:`~bayesgen.validation.detector.view_metrics`)
+    and the process's own :meth:`~bayesgen.core.process.Process.event_metrics`."""
+    truth_view = process.detector_view(truth_events)
+    metrics = {} if truth_view is None else view_metrics(truth_view, process.detector_view(generated_events), seed)
+    return {**metrics, **process.event_metrics(truth_events, generated_events, seed)}
 
 
 def plot_overlays(process: Process, truth: Truth, evaluations: dict[str, Evaluation], out: Path,
@@ -279,19 +272,18 @@ def report_dir(run_dir: str | Path, config: ValidateConfig) -> Path:
     return Path(config.out) if config.out else Path(run_dir) / "report"
 
 
-def validate(run_dir: str | Path, config: ValidateConfig, progress: bool = True) -> Report:
-    """Write ``metrics.json``, the plots and ``histograms.root`` for ``run_dir`` (progress bars
-    on a terminal with ``progress``); return them as a :class:`Report`."""
-    model = TrainedModel.load(run_dir, config.device)
-    compile_networks(model.sampler, config.compile)
-    out = check_output_path(report_dir(run_dir, config))
-    truth = draw_truth(model.process, config)
-    evaluation = evaluate(model, truth, config, progress)
+def write_report(out: Path, process: Process, truth: Truth, evaluation: Evaluation, label: str,
+                 progress: bool = False) -> Report:
+    """Write ``metrics.json`` (the evaluation's summary), one PNG per observable, ``histograms.root``
+    and, for a process with a detector view, ``examples.png`` into the folder ``out``; return them
+    as a :class:`Report`."""
     out.mkdir(exist_ok=True)
-    plots = plot_overlays(model.process, truth, {f"{model.config.sampler} ({model.config.backbone})": evaluation},
-                          out, evaluation.summary["n_events"] * config.draws, progress)
-    model.process.plot_examples(truth.events, evaluation.events, out)
-    histograms = validation_histograms(model.process, truth, evaluation)
+    plots = plot_overlays(process, truth, {label: evaluation}, out, evaluation.summary["floor"]["n_generated"],
+                          progress)
+    truth_view = process.detector_view(truth.events)
+    if truth_view is not None:
+        plot_view_examples(truth_view, process.detector_view(evaluation.events), out / "examples.png")
+    histograms = validation_histograms(process, truth, evaluation)
     write_root(out / "histograms.root", root_entries(histograms))
     write_json(out / "metrics.json", evaluation.summary)
     return Report(evaluation.summary, histograms, out, plots)

@@ -1,11 +1,12 @@
-"""The text summary that ``validate``, ``compare`` and the demo print: each metric as a multiple
-of its truth-vs-truth floor (see :mod:`bayesgen.validation.floors`), one column per model."""
+"""The text summaries of measured models: the table that ``validate``, ``compare`` and the demo
+print (each metric as a multiple of its truth-vs-truth floor, see
+:mod:`bayesgen.validation.floors`, one column per model) and ``compare.md``."""
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["floor_table"]
+__all__ = ["floor_table", "markdown_table", "likelihood_cell"]
 
 
 def _cell(metrics: Mapping[str, Any]) -> str:
@@ -41,3 +42,50 @@ def floor_table(summaries: Mapping[str, Mapping[str, Any]]) -> str:
                      f"0.5 ± {auc['auc_floor_std']:.3f} ({auc['auc_pull']:+.1f} σ); {summary['n_truth']:,} truth "
                      f"and {summary['n_generated']:,} generated events")
     return "\n".join(lines)
+
+
+def likelihood_cell(likelihood: dict[str, Any]) -> str:
+    """``NLL ± error`` in nats per event, ``≤`` for a bound, ``–`` where skipped."""
+    if "skipped" in likelihood:
+        return "–"
+    bound = "≤ " if likelihood["kind"] == "bound" else ""
+    return f"{bound}{likelihood['nll_per_event']:.3f} ± {likelihood['nll_per_event_error']:.3f}"
+
+
+def _times_floor(m: dict[str, Any], metric: str) -> str:
+    ratio = m.get(f"{metric}_over_floor")
+    return "" if ratio is None else f" ({ratio:.1f}× floor)"
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """``compare.md``: one summary table and one table of observables, each metric beside its
+    truth-vs-truth floor."""
+    samplers = result["samplers"]
+    first = next(iter(samplers.values()))
+    lines = [f"# {result['process']}: {', '.join(samplers)}", "",
+             f"Truth: {first['n_truth']:,} events; generated: {first['floor']['n_generated']:,} events per sampler. "
+             f"Floors: {first['floor']['source']}.", "",
+             "| sampler | parameters | training steps | training time [s] | generation [events/s] "
+             "| network calls / event | classifier AUC (truth vs truth: 0.5 ± σ) | NLL [nats/event] |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for label, s in samplers.items():
+        auc = s["classifier"]
+        lines.append(f"| {label} | {s['parameters']:,} | {s['training_steps']:,} | {s['training_seconds']:.0f} | "
+                     f"{s['generation_events_per_s']:,.0f} | {s['evaluations_per_event']} | "
+                     f"{auc['auc']:.3f} ± {auc['auc_std']:.3f} (0.5 ± {auc['auc_floor_std']:.3f}) | "
+                     f"{likelihood_cell(s['likelihood'])} |")
+    banded = result.get("draws", 1) > 1
+    lines += ["", "Per observable: W1 ± its spread over 5 batches (W1 / its floor) · largest bulk deviation "
+              "(/ its floor) · χ²/ndf (/ its floor)"
+              + (" · median σ_pred/mean · 1σ coverage of the band" if banded else ""), "",
+              "| observable | " + " | ".join(samplers) + " |", "|---|" + "---|" * len(samplers)]
+    for name in first["observables"]:
+        cells = [m["skipped"] if "skipped" in m else
+                 f"{m['w1']:.3g} ± {m['w1_std']:.2g}{_times_floor(m, 'w1')} · "
+                 f"{m['max_rel_dev_bulk']:.1%}{_times_floor(m, 'max_rel_dev_bulk')} · "
+                 f"{m['chi2_ndf']:.2f}{_times_floor(m, 'chi2_ndf')}"
+                 + (f" · {m['sigma_pred_rel_median']:.1%} · {m['coverage_1sigma']:.0%} of {m['coverage_bins']}"
+                    if banded else "")
+                 for m in (s["observables"][name] for s in samplers.values())]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -5,12 +5,13 @@ process's ``feature_shape = (N, C)`` (N points, C channels each); the output ``(
 is the flat form of ``(batch, N, C')`` with ``C' = out_features // N``. There is no positional
 encoding, so permuting the points permutes the output in the same way.
 
-Condition convention, ``cond`` of shape ``(batch, cond_features)``: if ``cond_features >= N``
-its first N columns are the point mask (1.0 = real point, 0.0 = padding) and the remaining
-``cond_features - N`` columns a global condition (e.g. a class one-hot); if
-``cond_features < N`` all columns are a global condition and every point is real. Padded points
-are excluded from the pooled context and from the attention keys, so they never affect real
-points; an event without real points is attended over all its points (to avoid NaN).
+Conditions, ``cond`` of shape ``(batch, cond_features)``, as the backbone contract
+(:mod:`bayesgen.core.backbone`) has them: with ``mask_features = N`` the first N columns are the
+point mask (1.0 = real point, 0.0 = padding) and the remaining ``cond_features - N`` columns a
+global condition (e.g. a class one-hot); with ``mask_features = 0`` all columns are a global
+condition and every point is real. Padded points are excluded from the pooled context and from
+the attention keys, so they never affect real points; an event without real points is attended
+over all its points (to avoid NaN).
 """
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ class PointTransformer(nn.Module):
     """Permutation-equivariant transformer ``f(x, t, cond)`` over point clouds ``feature_shape = (N, C)``."""
 
     def __init__(self, in_features: int, out_features: int | None = None, cond_features: int = 0,
-                 feature_shape: tuple[int, ...] | None = None, width: int = 128, depth: int = 4,
+                 feature_shape: tuple[int, ...] | None = None, mask_features: int = 0, width: int = 128, depth: int = 4,
                  heads: int = 4, fourier_features: int = 64, fourier_scale: float = 16.0):
         super().__init__()
         if feature_shape is None or len(feature_shape) != 2:
@@ -72,8 +73,10 @@ class PointTransformer(nn.Module):
         out_features = out_features or in_features
         if out_features % self.points:
             raise ConfigError(f"out_features={out_features} is not a multiple of the {self.points} points")
-        self.cond_features = cond_features
-        self.mask_features = self.points if cond_features >= self.points else 0
+        if mask_features not in (0, self.points) or mask_features > cond_features:
+            raise ConfigError(f"a point mask covers all {self.points} points within the {cond_features} condition "
+                              f"columns, got mask_features={mask_features}")
+        self.cond_features, self.mask_features = cond_features, mask_features
         global_features = cond_features - self.mask_features
         self.time_embedding = nn.Sequential(
             FourierEmbedding(fourier_features, fourier_scale),

@@ -44,10 +44,10 @@ from numpy.lib import format as npy_format
 
 from bayesgen.core.errors import ConfigError, DataError
 from bayesgen.core.hooks import hookimpl
+from bayesgen.core.kinematics import wrap_phi
 from bayesgen.plugins.processes.ecal_cloud import EcalCloud
 from bayesgen.plugins.processes.root_file import (HOLDOUT_FRACTION, Chunk, FileProcess,
                                                   first_nonfinite, open_tree)
-from bayesgen.validation.observables import wrap_phi
 
 __all__ = ["CloudFileProcess"]
 

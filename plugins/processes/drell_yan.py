@@ -35,12 +35,12 @@ from abc import abstractmethod
 import numpy as np
 
 from bayesgen.core.errors import ConfigError
+from bayesgen.core.kinematics import dilepton_observables, wrap_phi
 from bayesgen.core.process import Binning, Process, physical_objects, sample_accepted
 from bayesgen.plugins.processes import isr, qed_fsr
 from bayesgen.plugins.processes.electroweak import GAMMA_Z, M_Z
 from bayesgen.plugins.processes.lorentz import pt_eta_phi
 from bayesgen.plugins.processes.luminosity import SQRT_S, drell_yan_born
-from bayesgen.validation.observables import dilepton_observables, wrap_phi
 
 __all__ = ["SQRT_S", "M_Z", "GAMMA_Z", "M_LOW", "M_HIGH", "DrellYan", "generate_truth", "sigma_pb",
            "collins_soper_axes", "decay"]
@@ -271,7 +271,8 @@ class DrellYan(Process):
         return np.stack([np.log(ev[:, 0]), ev[:, 1], np.log(ev[:, 3]), ev[:, 4],
                          np.arctanh(np.clip(delta, -_DPHI_CLIP, _DPHI_CLIP))], axis=-1)
 
-    def from_features(self, features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def from_features(self, features: np.ndarray, rng: np.random.Generator,
+                      conditions: np.ndarray | None = None) -> np.ndarray:
         """``(n, 5)`` → ``(n, 6)``; φ₁ uniform in (-π, π] from ``rng``,
         φ₂ = wrap(φ₁ + π + π tanh f₅)."""
         f = np.asarray(features, dtype=np.float64)

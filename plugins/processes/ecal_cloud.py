@@ -9,20 +9,19 @@ past ``n_hits`` (≤ N) are all 0. Features ``(N, 3)``, channel last: per point
 logit(min-max(x)) of x = η, φ over the grid extent ±GRID_HALF and of x = log E over
 [log E_FLOOR, log E_CEILING] (clipped to [1e-6, 1 − 1e-6] before the logit); core standardises
 them per channel. Conditions: the point mask ``mask_0 … mask_{N−1}`` (1 for the first
-``n_hits`` points), then the class one-hot ``is_top, is_qcd``.
+``n_hits`` points; ``mask_conditions = N``), then the class one-hot ``is_top, is_qcd``.
+Validation sees the events as clouds (:meth:`EcalCloud.detector_view`).
 
 Only ECAL is seen (≈ 42 % of a jet's energy: photons and part of the charged hadrons), so
 the ECAL ``jet_mass`` of a top jet peaks near that fraction of m_top (≈ 70 GeV, QCD ≈ 15 GeV).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from bayesgen.core.errors import ConfigError
 from bayesgen.core.hooks import hookimpl
-from bayesgen.core.process import Binning, Process
+from bayesgen.core.process import Binning, DetectorView, Process
 from bayesgen.plugins.processes import showers
 
 GRID_HALF = showers.N_CRYSTALS * showers.CRYSTAL / 2  #: η, φ range of the features (grid edge)
@@ -76,6 +75,7 @@ class EcalCloud(Process):
         self.quantities = ("is_top", "n_hits", *(f"hit{i}_{v}" for i in range(n) for v in ("eta", "phi", "e")))
         self.feature_names = tuple(f"hit{i}_{v}_logit" for i in range(n) for v in ("eta", "phi", "log_e"))
         self.condition_names = (*(f"mask_{i}" for i in range(n)), "is_top", "is_qcd")
+        self.mask_conditions = n
         self.feature_shape = (n, 3)
         self.binnings = {
             "et_sum": Binning(0.0, 800.0, 40, r"$\sum E_T$ [GeV]"),
@@ -169,27 +169,9 @@ class EcalCloud(Process):
         return {"et_sum": pt.sum(axis=1), "n_hits": np.asarray(events, dtype=np.float64)[:, 1],
                 "e_max": e.max(axis=1), "jet_mass": np.sqrt(np.maximum(mass2, 0.0)), "girth": girth}
 
-    def event_metrics(self, truth_events: np.ndarray, generated_events: np.ndarray, seed: int) -> dict:
-        """W1 of each observable (``<name>_w1``), the mean cloud EMD truth vs generated
-        (``emd_mean``, ``emd_stderr``) and its baseline between the two halves of the truth."""
-        from bayesgen.validation.detector import mean_emd
-        from bayesgen.validation.metrics import wasserstein_1d
-
-        truth_obs, generated_obs = self.observables(truth_events), self.observables(generated_events)
-        metrics = {f"{name}_w1": wasserstein_1d(truth_obs[name], generated_obs[name], n_batches=1)[0]
-                   for name in self.binnings}
-        truth, generated = self.clouds(truth_events), self.clouds(generated_events)
-        half = len(truth) // 2
-        metrics["emd_mean"], metrics["emd_stderr"] = mean_emd(truth, generated, seed=seed)
-        metrics["emd_truth_vs_truth"], metrics["emd_truth_vs_truth_stderr"] = mean_emd(truth[:half], truth[half:],
-                                                                                       seed=seed)
-        return metrics
-
-    def plot_examples(self, truth_events: np.ndarray, generated_events: np.ndarray, out_dir: Path) -> None:
-        """``examples.png``: a few truth clouds above generated ones."""
-        from bayesgen.validation.detector import plot_cloud_examples
-
-        plot_cloud_examples(self.clouds(truth_events), self.clouds(generated_events), Path(out_dir) / "examples.png")
+    def detector_view(self, events: np.ndarray) -> DetectorView:
+        """The events as clouds ``(n, N, 3)`` of hits (η, φ, E)."""
+        return DetectorView("cloud", self.clouds(events))
 
 
 @hookimpl

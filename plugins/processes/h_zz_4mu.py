@@ -36,13 +36,13 @@ from functools import lru_cache
 import numpy as np
 
 from bayesgen.core.hooks import hookimpl
+from bayesgen.core.kinematics import four_vectors, wrap_phi
 from bayesgen.core.process import Binning, Process, physical_objects, sample_accepted
 from bayesgen.plugins.processes import isr
 from bayesgen.plugins.processes.electroweak import GAMMA_Z, M_Z
 from bayesgen.plugins.processes.lorentz import boost
 from bayesgen.plugins.processes.luminosity import SQRT_S, GluonFusionBorn, born_fractions, sample_cos_theta
 from bayesgen.plugins.processes.z_mumu import MUON_MASS, muon_resolution
-from bayesgen.validation.observables import four_vectors, wrap_phi
 
 # --- physics (GeV) ------------------------------------------------------------------------------
 M_H = 125.0               #: Higgs mass
@@ -291,7 +291,8 @@ class HZZ4Mu(Process):
         return np.concatenate([np.log(ev[:, :, 0]), ev[:, :, 1],
                                np.arctanh(np.clip(delta, -_DPHI_CLIP, _DPHI_CLIP))], axis=1)
 
-    def from_features(self, features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def from_features(self, features: np.ndarray, rng: np.random.Generator,
+                      conditions: np.ndarray | None = None) -> np.ndarray:
         """``(n, 11)`` → ``(n, 12)``; φ₁ uniform in (-π, π] from ``rng``,
         φ_i = wrap(φ₁ + π + π tanh f)."""
         f = np.asarray(features, dtype=np.float64)

@@ -18,13 +18,11 @@ generated images alike (zero suppression), so empty pixels are exactly 0 both wa
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from bayesgen.core.errors import ConfigError
 from bayesgen.core.hooks import hookimpl
-from bayesgen.core.process import Binning, Process
+from bayesgen.core.process import Binning, DetectorView, Process
 from bayesgen.plugins.processes import showers
 from bayesgen.plugins.processes.showers import cell_centre, cell_index
 
@@ -178,18 +176,9 @@ class JetImages(Process):
                 "n_nonempty": (images >= EMPTY_BELOW).any(axis=1).sum(axis=(1, 2)).astype(np.float64),
                 "width": width}
 
-    def event_metrics(self, truth_events: np.ndarray, generated_events: np.ndarray, seed: int) -> dict:
-        """Per-channel image metrics (mean-image L1, pixel spectrum and total-energy W1, empty fractions)."""
-        from bayesgen.validation.detector import image_metrics
-
-        return image_metrics(self.images(truth_events), self.images(generated_events), CHANNELS, EMPTY_BELOW)
-
-    def plot_examples(self, truth_events: np.ndarray, generated_events: np.ndarray, out_dir: Path) -> None:
-        """``examples.png``: a few truth and generated images and the mean images, per channel."""
-        from bayesgen.validation.detector import plot_image_examples
-
-        plot_image_examples(self.images(truth_events), self.images(generated_events), Path(out_dir) / "examples.png",
-                            CHANNELS)
+    def detector_view(self, events: np.ndarray) -> DetectorView:
+        """The events as images ``(n, 3, size, size)``, channels track, ECAL, HCAL."""
+        return DetectorView("image", self.images(events), CHANNELS, EMPTY_BELOW)
 
 
 @hookimpl

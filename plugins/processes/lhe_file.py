@@ -8,14 +8,15 @@ into awkward arrays with ``pylhe.to_awkward``). Among the final-state particles 
   ``pt_min`` (GeV) and ``abs_eta_max`` apply to them first. The chosen leptons, ordered by pT
   (leading first), fill the target quantities ``<prefix><i>_<var>`` (``var`` in
   ``pt eta phi mass px py pz E rapidity``), e.g. ``mu1_pt … mu2_phi`` of ``like = "z_mumu"``.
-* partons (|id| ≤ 5 or id 21) with pT ≥ ``jet_pt_min`` are the jets: their multiplicity is in
-  :attr:`LHEFileProcess.n_jets` after :meth:`sample` (and under ``"n_jets"`` in
-  :meth:`sample_arrays`); a target quantity named ``n_jets`` is filled with it, and target
+* partons (|id| ≤ 5 or id 21) with pT ≥ ``jet_pt_min`` are the jets: their multiplicity is
+  under ``"n_jets"`` in :meth:`~.root_file.FileProcess.sample_arrays`; a target quantity named
+  ``n_jets`` is filled with it, and target
   quantities ``j<i>_<var>`` (e.g. ``j1_pt … j3_m`` of ``like = "z_mumu_jets"``) with the
   pT-ordered partons, 0 where an event has fewer. Events with fewer than ``n_jets_min`` or more
   than ``n_jets_max`` jets are dropped; ``n_jets_max`` defaults to the target's jet slots.
 
-Event weights (XWGTUP) go to :attr:`weights`. Options, e.g. in ``[train.process_options]``::
+Event weights (XWGTUP) are under ``"weights"`` in ``sample_arrays``. Options, e.g. in
+``[train.process_options]``::
 
     path = "unweighted_events.lhe.gz"
     like = "z_mumu"
@@ -40,7 +41,7 @@ import pylhe
 
 from bayesgen.core.errors import ConfigError, DataError
 from bayesgen.core.hooks import hookimpl
-from bayesgen.validation.observables import wrap_phi
+from bayesgen.core.kinematics import wrap_phi
 from bayesgen.plugins.processes.root_file import (HOLDOUT_FRACTION, KINEMATICS, Chunk, FileProcess,
                                                   object_values, parse_quantity)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayesgen.validation.observables import wrap_phi
+from bayesgen.core.kinematics import wrap_phi
 
 
 def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -19,9 +19,9 @@ import numpy as np
 import vector
 
 from bayesgen.core.errors import ConfigError, DataError
+from bayesgen.core.kinematics import wrap_phi
 from bayesgen.core.options import check_value, did_you_mean
 from bayesgen.plugins.processes.cuts import Cut
-from bayesgen.validation.observables import wrap_phi
 
 if sys.version_info >= (3, 11):
     import tomllib

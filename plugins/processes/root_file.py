@@ -51,8 +51,9 @@ A file that lists an event several times (one row per reconstruction type, say) 
 warning counting the repeats unless ``deduplicate = true`` keeps the first selected row only.
 
 ``sample(n, seed)`` returns ``n`` selected events of the part, a seeded uniform random subset in
-file order (independent of ``step_size``); their weights are in :attr:`FileProcess.weights` afterwards
-(:meth:`FileProcess.sample_arrays` returns events and weights together). Asking for more
+file order (independent of ``step_size``); :meth:`FileProcess.sample_arrays` returns the same
+events with their weights, file entry numbers and any other per-event arrays, and
+``sample_with_weights`` events and weights (sampling changes nothing in the process). Asking for more
 events than pass the selection raises :class:`DataError` saying how many do, unless
 ``allow_fewer=True``, which returns them all with a warning. A run stores the mapping's
 content, the file's absolute path and its SHA-256 (:meth:`FileProcess.portable_options`);
@@ -77,7 +78,7 @@ import uproot
 from bayesgen.core import registry
 from bayesgen.core.errors import ConfigError, DataError
 from bayesgen.core.hooks import hookimpl
-from bayesgen.core.process import Process
+from bayesgen.core.process import DetectorView, Process
 from bayesgen.plugins.processes.cuts import first_occurrences, identity_keys, splitmix64
 from bayesgen.plugins.processes.mapping import KINEMATICS, RootMapping, object_values, order_objects, parse_quantity
 
@@ -182,9 +183,6 @@ class FileProcess(Process):
     target's: a file does not say at which energy its events were made.
     """
 
-    weights: np.ndarray | None = None  #: per-event weights ``(n,)`` of the last :meth:`sample`
-    entry: np.ndarray | None = None    #: file entry numbers ``(n,)`` of the last :meth:`sample`
-
     def __init__(self, path: str | Path, like: str, allow_fewer: bool = False,
                  holdout_fraction: float = HOLDOUT_FRACTION, sha256: str | None = None) -> None:
         self.path = Path(path).expanduser()
@@ -201,6 +199,7 @@ class FileProcess(Process):
         self.quantities = tuple(self.target.quantities)
         self.feature_names = tuple(self.target.feature_names)
         self.condition_names = tuple(self.target.condition_names)
+        self.mask_conditions = self.target.mask_conditions
         self.feature_shape, self.channel_axis = self.target.feature_shape, self.target.channel_axis
         self.binnings = dict(self.target.binnings)
 
@@ -299,26 +298,19 @@ class FileProcess(Process):
         return arrays["events"], arrays["weights"]
 
     def sample(self, n: int, seed: int) -> np.ndarray:
-        """``(n, n_quantities)`` selected events; their weights go to :attr:`weights`."""
-        return self._sample(n, seed, at_most=False)
+        """``(n, n_quantities)`` selected events (their weights: :meth:`sample_with_weights`)."""
+        return self.sample_arrays(n, seed)["events"]
 
     def sample_available(self, n: int, seed: int) -> np.ndarray:
         """As :meth:`sample`, all the selected events of the part when fewer than ``n`` pass."""
-        return self._sample(n, seed, at_most=True)
-
-    def _sample(self, n: int, seed: int, at_most: bool) -> np.ndarray:
-        """The events of :meth:`sample_arrays`; the rest (weights, entries, …) become attributes."""
-        arrays = self.sample_arrays(n, seed, at_most)
-        for name, values in arrays.items():
-            if name != "events":
-                setattr(self, name, values)
-        return arrays["events"]
+        return self.sample_arrays(n, seed, at_most=True)["events"]
 
     def to_features(self, events: np.ndarray) -> np.ndarray:
         return self.target.to_features(events)
 
-    def from_features(self, features: np.ndarray, rng: np.random.Generator, *conditions) -> np.ndarray:
-        return self.target.from_features(features, rng, *conditions)
+    def from_features(self, features: np.ndarray, rng: np.random.Generator,
+                      conditions: np.ndarray | None = None) -> np.ndarray:
+        return self.target.from_features(features, rng, conditions)
 
     def conditions(self, events: np.ndarray) -> np.ndarray:
         return self.target.conditions(events)
@@ -326,11 +318,11 @@ class FileProcess(Process):
     def feature_mask(self, conditions: np.ndarray) -> np.ndarray | None:
         return self.target.feature_mask(conditions)
 
+    def detector_view(self, events: np.ndarray) -> DetectorView | None:
+        return self.target.detector_view(events)
+
     def event_metrics(self, truth_events: np.ndarray, generated_events: np.ndarray, seed: int) -> dict:
         return self.target.event_metrics(truth_events, generated_events, seed)
-
-    def plot_examples(self, truth_events: np.ndarray, generated_events: np.ndarray, out_dir: Path) -> None:
-        self.target.plot_examples(truth_events, generated_events, out_dir)
 
     def observables(self, events: np.ndarray) -> dict[str, np.ndarray]:
         return self.target.observables(events)

@@ -29,13 +29,13 @@ from __future__ import annotations
 import numpy as np
 
 from bayesgen.core.hooks import hookimpl
+from bayesgen.core.kinematics import dilepton_observables, four_vectors, wrap_phi
 from bayesgen.core.process import Binning, physical_objects, sample_accepted
 from bayesgen.plugins.processes.drell_yan import (DrellYan, dilepton_binnings, dilepton_feature_names,
                                                   dilepton_quantities)
 from bayesgen.plugins.processes.lorentz import pt_eta_phi
 from bayesgen.plugins.processes.luminosity import SQRT_S
 from bayesgen.plugins.processes.z_mumu import ETA_MAX, MUON_MASS, PT_MIN, muon_resolution
-from bayesgen.validation.observables import dilepton_observables, four_vectors, wrap_phi
 
 MAX_JETS = 3
 PARTONS_KEPT = 6              #: shower emissions followed into jets (the later ones are soft)

@@ -20,8 +20,8 @@ import numpy as np
 import vector
 
 from bayesgen.core.hooks import hookimpl
+from bayesgen.core.kinematics import four_vectors, wrap_phi
 from bayesgen.core.process import Binning, Process, physical_objects
-from bayesgen.validation.observables import four_vectors, wrap_phi
 
 SQRT_S = 13000.0                  #: pp centre-of-mass energy
 M_W, GAMMA_W = 80.377, 2.085      #: W pole mass and width (PDG)
@@ -128,7 +128,8 @@ class WMuNu(Process):
         return np.stack([np.log(ev[:, 0]), ev[:, 1], np.log(ev[:, 3]),
                          np.arctanh(np.clip(delta, -_CLIP, _CLIP))], axis=-1)
 
-    def from_features(self, features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def from_features(self, features: np.ndarray, rng: np.random.Generator,
+                      conditions: np.ndarray | None = None) -> np.ndarray:
         """``(n, 4)`` → ``(n, 5)``; φ_μ is re-drawn uniformly in (-π, π] from ``rng``."""
         f = np.asarray(features, dtype=np.float64)
         mu_phi = np.pi - rng.uniform(0.0, 2.0 * np.pi, len(f))

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from bayesgen.core.model import TrainedModel
 from bayesgen.core.seeding import derive_seed, torch_generator
+from bayesgen.engine.model import TrainedModel
 
 LIKELIHOOD_EVENTS = 2000  #: truth events the likelihood is evaluated on (T network calls each for ddpm)
 

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from bayesgen.core.errors import RunError
-from bayesgen.core.io import AtomicFile
+from bayesgen.engine.io import AtomicFile
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT_VERSION = 1

@@ -125,11 +125,9 @@ class Preprocessor:
         """Event array of standardised ``features``; a conditional process needs their
         ``conditions (n, n_conditions)``."""
         raw = self.standardizer.inverse(np.asarray(features, dtype=np.float64))
-        if self.process.n_conditions:
-            if conditions is None:
-                raise ValueError(f"{self.process.name} is conditional: pass the events' conditions")
-            return self.process.from_features(raw, rng, conditions)
-        return self.process.from_features(raw, rng)
+        if self.process.n_conditions and conditions is None:
+            raise ValueError(f"{self.process.name} is conditional: pass the events' conditions")
+        return self.process.from_features(raw, rng, conditions)
 
     def state_dict(self) -> dict[str, list[float]]:
         return {"mean": self.standardizer.mean.tolist(), "std": self.standardizer.std.tolist()}

@@ -1,7 +1,7 @@
 """The ``bayesgen`` command line: one vocabulary of flags across subcommands.
 
-Every flag's default lives in :mod:`bayesgen.core.config`; a flag given on the command line
-overrides the ``--config`` TOML file, which overrides the defaults.
+Every flag, its default and its help text live in :mod:`bayesgen.engine.config`; a flag given
+on the command line overrides the ``--config`` TOML file, which overrides the defaults.
 """
 from __future__ import annotations
 
@@ -9,75 +9,40 @@ import argparse
 import dataclasses
 import os
 import sys
+import typing
 import warnings
-from typing import Any, Sequence
+from typing import Sequence
 
-from bayesgen.core.config import CompareConfig, GenerateConfig, TrainConfig, ValidateConfig, read_toml
 from bayesgen.core.errors import BayesgenError
-
-# flag → (type or action, help); the same meaning in every subcommand that has it.
-FLAGS: dict[str, tuple[Any, str]] = {
-    "process": (str, "process plugin name"),
-    "sampler": (str, "sampler plugin name"),
-    "backbone": (str, "backbone plugin name"),
-    "steps": (int, "optimiser steps"),
-    "batch_size": (int, "events per training step, or rows per generation chunk "
-                        "(generation default: from free GPU memory, 50,000 on a CPU)"),
-    "precision": (str, "auto (bf16 autocast on CUDA, fp32 elsewhere), fp32 or bf16"),
-    "compile": (str, "torch.compile the networks: none, default, reduce-overhead (CUDA graphs) or max-autotune"),
-    "lr": (float, "peak learning rate (AdamW, cosine decay)"),
-    "events": (int, "number of events (training events for train, generated events per ensemble member "
-                    "otherwise; validate and compare: by default ten per truth event, at most 100,000)"),
-    "truth_events": (int, "truth events to validate against (default: --events if given, else 100,000; a file's "
-                          "held-out part gives all it holds up to that)"),
-    "seed": (int, "random seed"),
-    "device": (str, "auto, cpu, cuda or cuda:N"),
-    "threads": (int, "CPU threads of torch (default: torch's, one per core; on a shared machine "
-                     "give your share, e.g. 1)"),
-    "checkpoint_every": (int, "steps between checkpoints"),
-    "ema_decay": (float, "decay d of the weights' exponential moving average, used for generation"),
-    "warmup_steps": (int, "linear learning-rate warm-up steps (at most a tenth of --steps)"),
-    "weight_decay": (float, "AdamW weight decay"),
-    "out": (str, "output path (validate: RUN/report if unset)"),
-    "resume": ("store_true", "continue training from the run's last checkpoint"),
-    "distributed": ("store_true", "share the work over the processes that torchrun started "
-                                  "(train: DistributedDataParallel; generate: a shard of chunks per rank)"),
-    "bayesian": ("store_true", "variational weights: loss + KL/N_train; generate ensembles with --draws"),
-    "draws": (int, "ensemble members (weight draws) of a Bayesian run; 1 uses the posterior means"),
-    "sample_steps": (int, "sampler steps per event (sampler's default if unset)"),
-    "solver": (str, "sampling procedure, e.g. ancestral or ddim for ddpm"),
-    "keep_unphysical": ("store_true", "keep events outside the process's support (physical limits, acceptance) "
-                                      "instead of drawing them again (generate: flagged in a branch unphysical)"),
-    "samplers": (str, "comma-separated sampler names"),
-    "train_events": (int, "training events per model"),
-    "runs": ("list", "existing run directories to compare instead of training"),
-}
-
+from bayesgen.engine.config import (CompareConfig, DemoConfig, GenerateConfig, TrainConfig, ValidateConfig, is_flag,
+                                   read_toml)
 
 PROCESS_DEFAULTS_NOTE = ("A process may set its own defaults for the backbone, batch size, events, steps and "
                          "plugin options (listed by `bayesgen plugins`); the TOML file and flags override them.")
 
 
-def _add_flags(parser: argparse.ArgumentParser, config_class: type, names: Sequence[str]) -> None:
-    defaults = {f.name: f.default for f in dataclasses.fields(config_class)}
-    for name in names:
-        kind, text = FLAGS[name]
-        flag = "--" + name.replace("_", "-")
-        default = defaults[name]
-        shown = default is not dataclasses.MISSING and default is not None and default is not False
-        help_text = f"{text} (default: {default})" if shown else text
-        if kind == "store_true":
+def _add_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
+    """A flag for every option of ``config_class`` (all but the tables of plugin options), with
+    the type, help text and default its field declares, and ``--config``."""
+    hints = typing.get_type_hints(config_class)
+    for f in dataclasses.fields(config_class):
+        if not is_flag(f):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = next(a for a in (typing.get_args(hints[f.name]) or (hints[f.name],)) if a is not type(None))
+        shown = f.default is not dataclasses.MISSING and f.default is not None and f.default is not False
+        help_text = f"{f.metadata['help']} (default: {f.default})" if shown else f.metadata["help"]
+        if kind is bool:
             parser.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=help_text)
-        elif kind == "list":
+        elif kind is list:
             parser.add_argument(flag, nargs="+", default=argparse.SUPPRESS, help=help_text, metavar="RUN")
         else:
-            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_text,
-                                metavar=name.upper())
+            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_text, metavar=f.name.upper())
     parser.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file")
 
 
 def _config(args: argparse.Namespace, config_class: type, section: str):
-    from bayesgen.core.api import configure
+    from bayesgen.app.api import configure
 
     given = {k: v for k, v in vars(args).items()
              if k in {f.name for f in dataclasses.fields(config_class)}}
@@ -93,29 +58,22 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("plugins", help="list processes, backbones and samplers")
 
     train = commands.add_parser("train", help="train one model into a run directory", epilog=PROCESS_DEFAULTS_NOTE)
-    _add_flags(train, TrainConfig, ["process", "sampler", "backbone", "steps", "batch_size", "lr",
-                                    "events", "bayesian", "seed", "device", "threads", "distributed", "out",
-                                    "resume", "checkpoint_every", "ema_decay", "warmup_steps", "weight_decay"])
+    _add_flags(train, TrainConfig)
 
     generate = commands.add_parser("generate", help="write generated events to .root or .npz")
     generate.add_argument("run", help="run directory written by `bayesgen train`")
-    _add_flags(generate, GenerateConfig, ["events", "draws", "sample_steps", "solver", "batch_size", "precision",
-                                          "compile", "seed", "device", "threads", "distributed", "keep_unphysical", "out"])
+    _add_flags(generate, GenerateConfig)
 
     validate = commands.add_parser("validate", help="metrics.json, one PNG per observable and histograms.root")
     validate.add_argument("run", help="run directory written by `bayesgen train`")
-    _add_flags(validate, ValidateConfig, ["events", "truth_events", "draws", "sample_steps", "solver", "batch_size",
-                                          "precision", "compile", "seed", "device", "threads", "keep_unphysical",
-                                          "out"])
+    _add_flags(validate, ValidateConfig)
 
     compare = commands.add_parser("compare", help="several samplers on one process, side by side",
                                   epilog=PROCESS_DEFAULTS_NOTE)
-    _add_flags(compare, CompareConfig, ["process", "samplers", "backbone", "steps", "batch_size", "lr",
-                                        "train_events", "events", "truth_events", "bayesian", "draws",
-                                        "sample_steps", "seed", "device", "threads", "keep_unphysical", "runs", "out"])
+    _add_flags(compare, CompareConfig)
 
     demo = commands.add_parser("demo", help="the three-minute CPU tour: train, generate, validate")
-    demo.add_argument("--out", default="bayesgen-demo", help="demo directory (default: bayesgen-demo)")
+    _add_flags(demo, DemoConfig)
     return main
 
 
@@ -139,12 +97,12 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "plugins":
         return run_plugins()
     if args.command == "train":
-        from bayesgen.core.training import train
+        from bayesgen.engine.training import train
 
         run_dir = train(_config(args, TrainConfig, "train"))
         print(f"trained run in {run_dir}")
     elif args.command == "generate":
-        from bayesgen.core.generation import generate
+        from bayesgen.engine.generation import generate
 
         config = _config(args, GenerateConfig, "generate")
         stats = generate(args.run, config)
@@ -153,7 +111,7 @@ def dispatch(args: argparse.Namespace) -> int:
         print(f"wrote {stats.n_events:,} events to {config.out} "
               f"({stats.events_per_second:,.0f} events/s, {stats.evaluations_per_event} network calls/event)")
     elif args.command == "validate":
-        from bayesgen.validation.report import validate
+        from bayesgen.app.validate import validate
         from bayesgen.validation.summary import floor_table
 
         config = _config(args, ValidateConfig, "validate")
@@ -161,7 +119,7 @@ def dispatch(args: argparse.Namespace) -> int:
         print(floor_table({report["sampler"]: report}))
         print(f"wrote {report.out}/metrics.json, histograms.root and {len(report.plots)} plots")
     elif args.command == "compare":
-        from bayesgen.validation.compare import compare
+        from bayesgen.app.compare import compare
         from bayesgen.validation.summary import floor_table
 
         config = _config(args, CompareConfig, "compare")
@@ -170,9 +128,9 @@ def dispatch(args: argparse.Namespace) -> int:
         print(f"compared {', '.join(result['samplers'])}: {config.out}/compare.md, compare.json, histograms.root "
               "and one plot per compared observable")
     elif args.command == "demo":
-        from bayesgen.core.demo import demo
+        from bayesgen.app.demo import demo
 
-        demo(args.out)
+        demo(_config(args, DemoConfig, "demo"))
     return 0
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bayesgen.core.config import CompareConfig, GenerateConfig, TrainConfig, ValidateConfig, build
-from bayesgen.core.device import set_threads
-from bayesgen.core.generation import GenerationStats
-from bayesgen.core.generation import generate as _generate
-from bayesgen.core.training import train as _train
+from bayesgen.engine.config import CompareConfig, GenerateConfig, TrainConfig, ValidateConfig, build
+from bayesgen.engine.device import set_threads
+from bayesgen.engine.generation import GenerationStats
+from bayesgen.engine.generation import generate as _generate
+from bayesgen.engine.training import train as _train
 
 if TYPE_CHECKING:
     from bayesgen.validation.report import Report
@@ -33,7 +33,7 @@ def generate(run: str | Path, progress: bool = True, **options: Any) -> Generati
 
 def compare(progress: bool = True, **options: Any) -> dict[str, Any]:
     """Compare samplers side by side (options as :class:`CompareConfig`); return compare.json's content."""
-    from bayesgen.validation.compare import compare as _compare
+    from bayesgen.app.compare import compare as _compare
 
     return _compare(configure(CompareConfig, options), progress=progress)
 
@@ -42,6 +42,6 @@ def validate(run: str | Path, progress: bool = True, **options: Any) -> Report:
     """Validate ``run`` (options as :class:`ValidateConfig`); return the
     :class:`~bayesgen.validation.report.Report`: the metrics dictionary, with the histograms as
     ``hist`` objects in ``report.histograms[observable][sample]``."""
-    from bayesgen.validation.report import validate as _validate
+    from bayesgen.app.validate import validate as _validate
 
     return _validate(run, configure(ValidateConfig, options), progress=progress)

@@ -28,16 +28,16 @@ import uproot
 from tqdm.auto import tqdm
 
 from bayesgen.bayes import is_bayesian, weight_draws
-from bayesgen.core import distributed
-from bayesgen.core.acceleration import (HostCopy, auto_batch_size, autocast, compile_networks,
-                                        resolved_precision)
-from bayesgen.core.config import GenerateConfig
-from bayesgen.core.device import resolve_device
 from bayesgen.core.errors import ConfigError, RunError
-from bayesgen.core.io import SUFFIXES, TREE_NAME, check_output_path, open_writer
-from bayesgen.core.model import TrainedModel
-from bayesgen.core.progress import progress_bar
 from bayesgen.core.seeding import derive_seed, torch_generator
+from bayesgen.engine import distributed
+from bayesgen.engine.acceleration import (HostCopy, auto_batch_size, autocast, compile_networks,
+                                          resolved_precision)
+from bayesgen.engine.config import GenerateConfig
+from bayesgen.engine.device import resolve_device
+from bayesgen.engine.io import SUFFIXES, TREE_NAME, check_output_path, open_writer
+from bayesgen.engine.model import TrainedModel
+from bayesgen.engine.progress import progress_bar
 
 
 @dataclass

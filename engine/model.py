@@ -12,15 +12,16 @@ import torch
 
 from bayesgen.bayes import bayesianize
 from bayesgen.core import registry
-from bayesgen.core.checkpoint import load_checkpoint
-from bayesgen.core.conditions import ConditionDistribution
-from bayesgen.core.config import TrainConfig
-from bayesgen.core.device import resolve_device
+from bayesgen.core.backbone import CORE_KEYWORDS, BackboneInputs, check_signature
 from bayesgen.core.errors import BayesgenError, PluginError, RunError
 from bayesgen.core.options import check_plugin_options
-from bayesgen.core.preprocessing import ABSENT_NOISE_STD, Preprocessor
-from bayesgen.core.process import Process
-from bayesgen.core.sampler import FeatureMask, Sampler
+from bayesgen.core.process import Process, check_process
+from bayesgen.core.sampler import FeatureMask, Sampler, check_sampler
+from bayesgen.engine.checkpoint import load_checkpoint
+from bayesgen.engine.conditions import ConditionDistribution
+from bayesgen.engine.config import TrainConfig
+from bayesgen.engine.device import resolve_device
+from bayesgen.engine.preprocessing import ABSENT_NOISE_STD, Preprocessor
 
 
 def _instantiate(kind: str, name: str, factory: Callable, args: tuple = (), supplied: dict | None = None,
@@ -47,9 +48,12 @@ def _instantiate(kind: str, name: str, factory: Callable, args: tuple = (), supp
 
 def build_process(config: TrainConfig, options: dict | None = None) -> Process:
     """The configured process, built from ``options`` (a run's stored, self-contained ones)
-    when given, else from ``config.process_options``."""
-    return _instantiate("process", config.process, registry.registry().get("processes", config.process),
-                        options=config.process_options if options is None else options)
+    when given, else from ``config.process_options``, and checked against its contract's
+    declarations (:func:`~bayesgen.core.process.check_process`)."""
+    process = _instantiate("process", config.process, registry.registry().get("processes", config.process),
+                           options=config.process_options if options is None else options)
+    check_process(process, f"the process {config.process!r}")
+    return process
 
 
 def sampler_feature_mask(process: Process, conditions: np.ndarray) -> FeatureMask | None:
@@ -65,25 +69,24 @@ def sampler_feature_mask(process: Process, conditions: np.ndarray) -> FeatureMas
     return FeatureMask(present, ABSENT_NOISE_STD)
 
 
-def build_sampler(config: TrainConfig, n_features: int, n_conditions: int = 0,
-                  feature_shape: tuple[int, ...] | None = None,
+def build_sampler(config: TrainConfig, n_features: int, inputs: BackboneInputs = BackboneInputs(),
                   feature_mask: FeatureMask | None = None) -> Sampler:
-    """The sampler named in ``config``, building its backbones with the configured options;
-    with ``n_conditions`` they take a condition ``(batch, n_conditions)``, with ``feature_shape``
-    they learn the shape of the flat features (points × channels, channels × pixels), and
-    ``feature_mask`` tells it which features are absent."""
+    """The sampler named in ``config``, building its backbones with the configured options and
+    what ``inputs`` tells them about the data (conditions, the features' shape, a point mask;
+    see :mod:`bayesgen.core.backbone`); ``feature_mask`` tells it which features are absent. Both
+    plugins are checked against their contracts' declarations."""
     backbone = registry.get_backbone(config.backbone)
-    condition = {"cond_features": n_conditions} if n_conditions else {}
-    if feature_shape is not None:
-        condition["feature_shape"] = tuple(feature_shape)
+    label = f"the backbone {config.backbone!r}"
+    check_signature(backbone, label, inputs)
+    keywords = inputs.keywords(backbone)
 
     def make_network(in_features: int, out_features: int | None = None) -> torch.nn.Module:
         return _instantiate("backbone", config.backbone, backbone, (in_features, out_features),
-                            supplied=condition, options=config.backbone_options,
-                            reserved=("cond_features", "feature_shape"))
+                            supplied=keywords, options=config.backbone_options, reserved=tuple(CORE_KEYWORDS))
 
     sampler = _instantiate("sampler", config.sampler, registry.get_sampler(config.sampler),
                            (make_network, n_features), options=config.sampler_options)
+    check_sampler(sampler, f"the sampler {config.sampler!r}", n=0)
     sampler.feature_mask = feature_mask
     if config.bayesian:
         options = dict(config.bayes_options)
@@ -91,6 +94,13 @@ def build_sampler(config: TrainConfig, n_features: int, n_conditions: int = 0,
         _instantiate("bayes", "bayesianize", bayesianize, (sampler.network,), options=options, supplied={
             "keep": lambda name, _: any(fnmatch.fnmatch(name, p) for p in patterns)})
     return sampler
+
+
+def build_model(config: TrainConfig, process: Process, conditions: np.ndarray | None) -> Sampler:
+    """The configured sampler for ``process``, whose condition rows ``(n, n_conditions)``
+    (the training data's, or the stored ones' distinct values) say which features are absent."""
+    mask = None if conditions is None else sampler_feature_mask(process, conditions)
+    return build_sampler(config, process.n_features, BackboneInputs.of(process), mask)
 
 
 def count_parameters(module: torch.nn.Module) -> int:
@@ -122,8 +132,7 @@ class TrainedModel:
         preprocessor = Preprocessor.from_state_dict(process, state["preprocessing"])
         conditions = (ConditionDistribution.from_state_dict(state["conditions"])
                       if process.n_conditions else None)
-        sampler = build_sampler(config, process.n_features, process.n_conditions, process.feature_shape,
-                                None if conditions is None else sampler_feature_mask(process, conditions.values))
+        sampler = build_model(config, process, None if conditions is None else conditions.values)
         try:
             sampler.load_state_dict(state["ema"])
         except RuntimeError as error:
