@@ -25,8 +25,13 @@ Generation chain per event (GeV, radians, φ in (-π, π]; units and conventions
    |η| outside ``eta_crack`` on both leptons.
 
 Event columns ``{l}1_pt, {l}1_eta, {l}1_phi, {l}2_pt, {l}2_eta, {l}2_phi`` (float64, lepton 1 =
-leading pT). Features (5): log pT₁, η₁, log pT₂, η₂, artanh(δ/π) with δ = wrap(φ₂ − φ₁ − π);
-the global φ is re-drawn uniformly on the way back.
+leading pT). Features (5), chosen by the option ``features``:
+
+* ``"mass"`` (default): log pT₁, η₁, u(M_ℓℓ), η₂, artanh(δ/π), with the pair mass in place of
+  pT₂ (:mod:`.pair_mass`; u = asinh((M − M_Z)/Γ_Z)), so the Z peak is one coordinate;
+* ``"leptons"``: log pT₁, η₁, log pT₂, η₂, artanh(δ/π);
+
+δ = wrap(φ₂ − φ₁ − π); the global φ is re-drawn uniformly on the way back.
 """
 from __future__ import annotations
 
@@ -40,12 +45,16 @@ from bayesgen.plugins.processes import isr, qed_fsr
 from bayesgen.plugins.processes.electroweak import GAMMA_Z, M_Z
 from bayesgen.plugins.processes.lorentz import pt_eta_phi
 from bayesgen.plugins.processes.luminosity import SQRT_S, drell_yan_born
+from bayesgen.plugins.processes.pair_mass import (FEATURE_MAPS, ResonanceMap, check_feature_map, opening, pair_mass,
+                                                  partner_pt)
 from bayesgen.validation.observables import dilepton_observables, wrap_phi
 
 __all__ = ["SQRT_S", "M_Z", "GAMMA_Z", "M_LOW", "M_HIGH", "DrellYan", "generate_truth", "sigma_pb",
            "collins_soper_axes", "decay"]
 
 M_LOW, M_HIGH = 50.0, 1000.0   #: default generated dilepton-mass window (GeV)
+N_DILEPTON_FEATURES = 5
+MASS_MAP = ResonanceMap(M_Z, GAMMA_Z)  #: the pair mass's coordinate in the ``mass`` features
 CHUNK = 50_000                 #: events generated together (keeps the shower's arrays in cache)
 
 _MAX_BATCH = 1_000_000
@@ -134,8 +143,10 @@ def dilepton_quantities(lep: str) -> tuple[str, ...]:
     return tuple(f"{lep}{i}_{v}" for i in (1, 2) for v in ("pt", "eta", "phi"))
 
 
-def dilepton_feature_names(lep: str) -> tuple[str, ...]:
-    return (f"log_{lep}1_pt", f"{lep}1_eta", f"log_{lep}2_pt", f"{lep}2_eta", "artanh_dphi")
+def dilepton_feature_names(lep: str, features: str = FEATURE_MAPS[0]) -> tuple[str, ...]:
+    """Names of the five dilepton features of the map ``features`` (see :data:`FEATURE_MAPS`)."""
+    second = f"asinh_m_{lep}{lep}" if features == "mass" else f"log_{lep}2_pt"
+    return (f"log_{lep}1_pt", f"{lep}1_eta", second, f"{lep}2_eta", "artanh_dphi")
 
 
 def dilepton_binnings(lep: str, tex: str, pt1: tuple[float, float, int],
@@ -164,7 +175,9 @@ class DrellYan(Process):
     optionally ``eta_crack = (lo, hi)`` (rejected |η| band) and ``dress_cone`` (default ΔR of
     the photons added to a reconstructed lepton; 0 = bare), the usual :class:`Process`
     attributes (see :func:`dilepton_quantities` and friends) and :meth:`relative_resolution`.
-    Options: ``m_low``, ``m_high`` (generated M_ℓℓ window, GeV), ``dress_cone``.
+    Options: ``m_low``, ``m_high`` (generated M_ℓℓ window, GeV), ``dress_cone``, ``features``
+    (the network's feature map, one of :data:`FEATURE_MAPS`; a subclass's own features follow
+    the first N_DILEPTON_FEATURES).
     """
 
     lepton: str
@@ -176,7 +189,11 @@ class DrellYan(Process):
     keep_partons = 0               #: emitted partons kept in the truth (for jets)
     initial_efficiency = 0.4       #: first guess of the acceptance, sizes the first batch
 
-    def __init__(self, m_low: float = M_LOW, m_high: float = M_HIGH, dress_cone: float | None = None):
+    def __init__(self, m_low: float = M_LOW, m_high: float = M_HIGH, dress_cone: float | None = None,
+                 features: str = FEATURE_MAPS[0]):
+        self.features = check_feature_map(features)
+        self.feature_names = (*dilepton_feature_names(self.lepton, features),
+                              *type(self).feature_names[N_DILEPTON_FEATURES:])
         if not 0.0 < m_low < m_high < SQRT_S:
             raise ConfigError(f"need 0 < m_low < m_high < {SQRT_S:g} GeV, got m_low={m_low}, m_high={m_high}")
         if dress_cone is not None and not 0.0 <= dress_cone < 1.0:
@@ -184,6 +201,11 @@ class DrellYan(Process):
         self.m_low, self.m_high = float(m_low), float(m_high)
         if dress_cone is not None:
             self.dress_cone = float(dress_cone)
+
+    def portable_options(self, options: dict) -> dict:
+        """The options with the feature map made explicit, so a run keeps its map when the
+        default changes."""
+        return {**options, "features": self.features}
 
     def sigma_pb(self) -> float:
         """LO cross-section of the generated process (before the detector), pb."""
@@ -263,21 +285,31 @@ class DrellYan(Process):
         return sample_accepted(n, seed, lambda batch, rng: self.detector(self.generate_truth(batch, rng), rng), 6, self.initial_efficiency, _MAX_BATCH)
 
     def to_features(self, events: np.ndarray) -> np.ndarray:
-        """``(n, 6)`` → ``(n, 5)``: log pT₁, η₁, log pT₂, η₂, artanh(δ/π) with
-        δ = wrap(φ₂ − φ₁ − π) (≈ 0 for back-to-back leptons), |δ/π| clipped to 1 − 1e-7."""
+        """``(n, 6)`` → ``(n, 5)``: log pT₁, η₁, u(M_ℓℓ) (``mass``) or log pT₂ (``leptons``),
+        η₂, artanh(δ/π) with δ = wrap(φ₂ − φ₁ − π) (≈ 0 for back-to-back leptons), |δ/π|
+        clipped to 1 − 1e-7 (the mass is that of the clipped δ, so the map inverts exactly)."""
         ev = np.asarray(events, dtype=np.float64)
-        delta = wrap_phi(ev[:, 5] - ev[:, 2] - np.pi) / np.pi
-        return np.stack([np.log(ev[:, 0]), ev[:, 1], np.log(ev[:, 3]), ev[:, 4],
-                         np.arctanh(np.clip(delta, -_DPHI_CLIP, _DPHI_CLIP))], axis=-1)
+        delta = np.clip(wrap_phi(ev[:, 5] - ev[:, 2] - np.pi) / np.pi, -_DPHI_CLIP, _DPHI_CLIP)
+        if self.features == "mass":
+            second = MASS_MAP.forward(pair_mass(ev[:, 0], ev[:, 3], opening(ev[:, 1], ev[:, 4], delta)))
+        else:
+            second = np.log(ev[:, 3])
+        return np.stack([np.log(ev[:, 0]), ev[:, 1], second, ev[:, 4], np.arctanh(delta)], axis=-1)
 
     def from_features(self, features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """``(n, 5)`` → ``(n, 6)``; φ₁ uniform in (-π, π] from ``rng``,
-        φ₂ = wrap(φ₁ + π + π tanh f₅)."""
+        φ₂ = wrap(φ₁ + π + π tanh f₅); with ``mass`` features pT₂ follows from M_ℓℓ
+        (:func:`~.pair_mass.partner_pt`) and may come out above pT₁ (outside the support)."""
         f = np.asarray(features, dtype=np.float64)
         phi1 = np.pi - rng.uniform(0.0, 2.0 * np.pi, len(f))
-        phi2 = wrap_phi(phi1 + np.pi + np.pi * np.tanh(f[:, 4]))
-        return np.stack([np.exp(f[:, 0]), f[:, 1], phi1, np.exp(f[:, 2]), f[:, 3], phi2],
-                        axis=-1)
+        delta = np.tanh(f[:, 4])
+        pt1 = np.exp(f[:, 0])
+        if self.features == "mass":
+            pt2 = partner_pt(MASS_MAP.inverse(f[:, 2]), pt1, opening(f[:, 1], f[:, 3], delta))
+        else:
+            pt2 = np.exp(f[:, 2])
+        phi2 = wrap_phi(phi1 + np.pi + np.pi * delta)
+        return np.stack([pt1, f[:, 1], phi1, pt2, f[:, 3], phi2], axis=-1)
 
     def observables(self, events: np.ndarray) -> dict[str, np.ndarray]:
         """Every :attr:`binnings` key → values ``(n,)``."""
