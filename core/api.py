@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bayesgen.core.config import CompareConfig, GenerateConfig, TrainConfig, ValidateConfig, build
+from bayesgen.core.config import CompareConfig, GenerateConfig, ReweightConfig, TrainConfig, ValidateConfig, build
 from bayesgen.core.device import set_threads
-from bayesgen.core.generation import GenerationStats
+from bayesgen.core.generation import GenerationStats, Weigh
 from bayesgen.core.generation import generate as _generate
 from bayesgen.core.training import train as _train
 
@@ -25,7 +25,27 @@ def train(progress: bool = True, **options: Any) -> Path:
 
 def generate(run: str | Path, progress: bool = True, **options: Any) -> GenerationStats:
     """Write generated events of ``run`` to ``out`` (options as :class:`GenerateConfig`)."""
-    return _generate(run, configure(GenerateConfig, options), progress=progress)
+    config = configure(GenerateConfig, options)
+    return _generate(run, config, progress=progress, weigh=classifier_weights(run, config))
+
+
+def classifier_weights(run: str | Path, config: GenerateConfig) -> Weigh | None:
+    """With ``config.reweight``, the classifier weights that ``reweight`` fitted for ``run``."""
+    if not config.reweight:
+        return None
+    from bayesgen.validation.reweighting import Reweighter, reweighter_path
+
+    reweighter = Reweighter.load(reweighter_path(run))
+    reweighter.check_sampling(config.sample_steps, config.solver)
+    return reweighter.event_weights
+
+
+def reweight(run: str | Path, **options: Any) -> Path:
+    """Fit the classifier weights of ``run`` (options as :class:`ReweightConfig`) and write them
+    to ``out`` (by default ``RUN/reweighter.pt``); return that path."""
+    from bayesgen.validation.reweighting import reweight as _reweight
+
+    return _reweight(run, configure(ReweightConfig, options))[1]
 
 
 def compare(progress: bool = True, **options: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import sys
 import warnings
 from typing import Any, Sequence
 
-from bayesgen.core.config import CompareConfig, GenerateConfig, TrainConfig, ValidateConfig, read_toml
+from bayesgen.core.config import CompareConfig, GenerateConfig, ReweightConfig, TrainConfig, ValidateConfig, read_toml
 from bayesgen.core.errors import BayesgenError
 
 # flag → (type or action, help); the same meaning in every subcommand that has it.
@@ -20,7 +20,7 @@ FLAGS: dict[str, tuple[Any, str]] = {
     "process": (str, "process plugin name"),
     "sampler": (str, "sampler plugin name"),
     "backbone": (str, "backbone plugin name"),
-    "steps": (int, "optimiser steps"),
+    "steps": (int, "optimiser steps (compare: each sampler's recipe unless given)"),
     "batch_size": (int, "events per training step, or rows per generation chunk "
                         "(generation default: from free GPU memory, 50,000 on a CPU)"),
     "precision": (str, "auto (bf16 autocast on CUDA, fp32 elsewhere), fp32 or bf16"),
@@ -45,14 +45,18 @@ FLAGS: dict[str, tuple[Any, str]] = {
     "solver": (str, "sampling procedure, e.g. ancestral or ddim for ddpm"),
     "keep_unphysical": ("store_true", "keep events outside the process's support (physical limits, acceptance) "
                                       "instead of drawing them again (generate: flagged in a branch unphysical)"),
+    "reweight": ("store_true", "weight the events by the classifier that `bayesgen reweight RUN` fitted "
+                               "(generate: a branch weight; validate: metrics with and without the weights)"),
+    "epochs": (int, "passes of the classifier over its training events"),
     "samplers": (str, "comma-separated sampler names"),
     "train_events": (int, "training events per model"),
     "runs": ("list", "existing run directories to compare instead of training"),
 }
 
 
-PROCESS_DEFAULTS_NOTE = ("A process may set its own defaults for the backbone, batch size, events, steps and "
-                         "plugin options (listed by `bayesgen plugins`); the TOML file and flags override them.")
+PROCESS_DEFAULTS_NOTE = ("Each sampler brings its recipe (steps, batch size, learning rate, warm-up, EMA, "
+                         "backbone and sampler options) and a process may set its own defaults over it (both "
+                         "listed by `bayesgen plugins`); the TOML file and flags override them.")
 
 
 def _add_flags(parser: argparse.ArgumentParser, config_class: type, names: Sequence[str]) -> None:
@@ -97,12 +101,19 @@ def parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="write generated events to .root or .npz")
     generate.add_argument("run", help="run directory written by `bayesgen train`")
     _add_flags(generate, GenerateConfig, ["events", "draws", "sample_steps", "solver", "batch_size", "precision",
-                                          "compile", "seed", "device", "threads", "distributed", "keep_unphysical", "out"])
+                                          "compile", "seed", "device", "threads", "distributed", "keep_unphysical",
+                                          "reweight", "out"])
 
     validate = commands.add_parser("validate", help="metrics.json and one PNG per observable")
     validate.add_argument("run", help="run directory written by `bayesgen train`")
     _add_flags(validate, ValidateConfig, ["events", "draws", "sample_steps", "solver", "batch_size", "precision",
-                                          "compile", "seed", "device", "threads", "keep_unphysical", "out"])
+                                          "compile", "seed", "device", "threads", "keep_unphysical", "reweight", "out"])
+
+    reweight = commands.add_parser("reweight", help="fit per-event weights w = D/(1-D) of a classifier between "
+                                                     "the run's training events and its generated events")
+    reweight.add_argument("run", help="run directory written by `bayesgen train`")
+    _add_flags(reweight, ReweightConfig, ["events", "sample_steps", "solver", "batch_size", "precision", "seed",
+                                          "device", "threads", "epochs", "out"])
 
     compare = commands.add_parser("compare", help="several samplers on one process, side by side",
                                   epilog=PROCESS_DEFAULTS_NOTE)
@@ -123,7 +134,7 @@ def run_plugins() -> int:
         print(f"{kind}:")
         for name, factory in reg.plugins(kind).items():
             print(f"  {name:<16} {describe(factory)}")
-            defaults = getattr(factory, "training_defaults", None) if kind == "processes" else None
+            defaults = getattr(factory, "training_defaults", None) if kind in ("processes", "samplers") else None
             if defaults:
                 print(f"  {'':<16} training defaults: " + ", ".join(f"{k} = {v}" for k, v in defaults.items()))
     for failure in reg.failures:
@@ -140,10 +151,11 @@ def dispatch(args: argparse.Namespace) -> int:
         run_dir = train(_config(args, TrainConfig, "train"))
         print(f"trained run in {run_dir}")
     elif args.command == "generate":
+        from bayesgen.core.api import classifier_weights
         from bayesgen.core.generation import generate
 
         config = _config(args, GenerateConfig, "generate")
-        stats = generate(args.run, config)
+        stats = generate(args.run, config, weigh=classifier_weights(args.run, config))
         flagged = " with unphysical = 1" if config.keep_unphysical else ""
         print(f"bayesgen: {stats.describe_out_of_support(config.keep_unphysical)}{flagged}", file=sys.stderr)
         print(f"wrote {stats.n_events:,} events to {config.out} "
@@ -156,6 +168,12 @@ def dispatch(args: argparse.Namespace) -> int:
         report = validate(args.run, config)
         print(floor_table({report["sampler"]: report}))
         print(f"wrote {report_dir(args.run, config)}/metrics.json and {len(report['observables'])} plots")
+    elif args.command == "reweight":
+        from bayesgen.validation.reweighting import reweight
+
+        reweighter, path = reweight(args.run, _config(args, ReweightConfig, "reweight"))
+        print(reweighter.describe())
+        print(f"wrote the classifier weights to {path}")
     elif args.command == "compare":
         from bayesgen.validation.compare import compare
         from bayesgen.validation.summary import floor_table

@@ -1,10 +1,19 @@
 """Options of every subcommand: the one place their defaults live.
 
-Values come from the dataclass defaults, then the process's own training defaults
-(:attr:`Process.training_defaults`, for ``train`` and ``compare``), then a TOML file
-(``--config``; top-level keys and a table named after the subcommand, e.g. ``[train]``), then
-command-line flags. Every key and value is checked: an unknown key is an error naming the
-closest valid one, a value of the wrong type names its key and the type expected.
+Values come from, each layer over the one before:
+
+1. the dataclass defaults;
+2. the sampler's recipe (:attr:`Sampler.training_defaults`, for ``train``; ``compare`` applies
+   each compared sampler's to its own run);
+3. the process's training defaults (:attr:`Process.training_defaults`, for ``train`` and
+   ``compare``): what the data needs (a backbone for point clouds, a batch size that fits);
+4. a TOML file (``--config``; top-level keys and a table named after the subcommand, e.g.
+   ``[train]``);
+5. command-line flags.
+
+Plugin options (``backbone_options``, ``sampler_options``) merge key by key across the layers.
+Every key and value is checked: an unknown key is an error naming the closest valid one, a value
+of the wrong type names its key and the type expected.
 """
 from __future__ import annotations
 
@@ -82,6 +91,7 @@ class GenerateConfig:
     threads: int | None = None
     distributed: bool = False
     keep_unphysical: bool = False  # write events outside the process's support, flagged, instead of drawing again
+    reweight: bool = False         # add a branch weight from the run's classifier (bayesgen reweight)
     out: str = "events.root"
 
     def __post_init__(self):
@@ -104,11 +114,32 @@ class ValidateConfig:
     device: str = "auto"
     threads: int | None = None
     keep_unphysical: bool = False  # measure every generated event, those outside the support too
+    reweight: bool = False         # also measure the events weighted by the run's classifier
     out: str | None = None
 
     def __post_init__(self):
         _positive(self, "events", "draws", "sample_steps", "batch_size", "threads")
         check_speed_options(self.precision, self.compile)
+
+
+@dataclass
+class ReweightConfig:
+    """How to fit a run's classifier weights: its training events against generated events."""
+
+    events: int | None = None      # generated events to fit on; None: as many as the run's training events
+    sample_steps: int | None = None
+    solver: str | None = None
+    batch_size: int | None = None
+    precision: str = "auto"
+    seed: int = 3
+    device: str = "auto"
+    threads: int | None = None
+    epochs: int = 20               # passes of the classifier over its training events
+    out: str | None = None         # None: RUN/reweighter.pt
+
+    def __post_init__(self):
+        _positive(self, "events", "sample_steps", "batch_size", "threads", "epochs")
+        check_speed_options(self.precision, "none")
 
 
 @dataclass
@@ -119,9 +150,9 @@ class CompareConfig:
     process: str = TrainConfig.process
     samplers: str = "ddpm,cfm,inn"
     backbone: str = TrainConfig.backbone
-    steps: int = TrainConfig.steps
-    batch_size: int = TrainConfig.batch_size
-    lr: float = TrainConfig.lr
+    steps: int | None = None       # None: each sampler's recipe (Sampler.training_defaults)
+    batch_size: int | None = None
+    lr: float | None = None
     train_events: int = TrainConfig.events
     events: int = ValidateConfig.events
     bayesian: bool = TrainConfig.bayesian
@@ -153,7 +184,8 @@ class CompareConfig:
 
 
 C = TypeVar("C")
-SECTIONS = {"train": TrainConfig, "generate": GenerateConfig, "validate": ValidateConfig, "compare": CompareConfig}
+SECTIONS = {"train": TrainConfig, "generate": GenerateConfig, "validate": ValidateConfig, "compare": CompareConfig,
+            "reweight": ReweightConfig}
 
 
 def option_names(config_class: type) -> set[str]:
@@ -190,56 +222,74 @@ def read_toml(path: str | Path, config_class: type, section: str) -> dict[str, A
 
 
 def build(config_class: type[C], *layers: dict[str, Any]) -> C:
-    """Instantiate ``config_class`` from its defaults, then (``train``, ``compare``) the
-    process's :attr:`~bayesgen.core.process.Process.training_defaults`, then each layer in turn."""
+    """Instantiate ``config_class`` from its defaults, then (``train``) the sampler's recipe, then
+    (``train``, ``compare``) the process's training defaults, then each layer in turn (see the
+    module docstring)."""
     known = option_names(config_class)
     values: dict[str, Any] = {}
     for layer in layers:
         check_names(layer, known, f"for {config_class.__name__}")
         values.update(layer)
     if config_class in (TrainConfig, CompareConfig):
-        values = with_process_defaults(config_class, values)
+        values = with_plugin_defaults(config_class, values)
     return config_class(**values)
 
 
-def process_training_defaults(process: str) -> dict[str, Any]:
-    """The training defaults that the process ``process`` declares, checked against
-    :class:`TrainConfig`'s options."""
-    defaults = dict(getattr(registry.registry().get("processes", process), "training_defaults", {}))
+def training_defaults(kind: str, name: str) -> dict[str, Any]:
+    """The training defaults that the plugin ``name`` of ``kind`` (``processes`` or ``samplers``)
+    declares, checked against :class:`TrainConfig`'s options, in one shape for both: plain
+    options, ``backbone_options`` and ``sampler_options`` keyed by plugin name (a sampler's own
+    ``sampler_options`` are keyed by its name here)."""
+    defaults = dict(getattr(registry.registry().get(kind, name), "training_defaults", {}))
     unknown = sorted(set(defaults) - option_names(TrainConfig))
     if unknown:
-        raise PluginError(f"the process plugin {process!r} declares training defaults for unknown "
-                          f"option(s) {', '.join(unknown)}{did_you_mean(unknown[0], option_names(TrainConfig))}")
+        raise PluginError(f"the {'process' if kind == 'processes' else 'sampler'} plugin {name!r} declares training "
+                          f"defaults for unknown option(s) {', '.join(unknown)}"
+                          f"{did_you_mean(unknown[0], option_names(TrainConfig))}")
+    if kind == "samplers" and "sampler_options" in defaults:
+        defaults["sampler_options"] = {name: defaults["sampler_options"]}
     return defaults
 
 
-def with_process_defaults(config_class: type, values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` over the process's training defaults: plain options where ``values`` lacks
-    them, the defaults' ``backbone_options`` / ``sampler_options`` (keyed by plugin name) for
-    the backbone and sampler in use, under the options ``values`` gives for them."""
+def _over(layers: list[dict[str, Any]], values: dict[str, Any], key: str, plugin: str) -> dict[str, Any]:
+    """The options of ``plugin`` under ``key`` (``backbone_options`` …) from each layer in turn,
+    then ``values``' own ``key`` on top."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update(layer.get(key, {}).get(plugin, {}))
+    return {**merged, **values.get(key, {})}
+
+
+def with_plugin_defaults(config_class: type, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` over the training defaults of the sampler in use (``train`` only) and of the
+    process: plain options where ``values`` lacks them (the process's over the sampler's), the
+    layers' ``backbone_options`` / ``sampler_options`` for the backbone and sampler in use merged
+    key by key under the options ``values`` gives for them."""
     process = values.get("process", TrainConfig.process)
-    if not isinstance(process, str):
+    sampler = values.get("sampler", TrainConfig.sampler)
+    if not isinstance(process, str) or not isinstance(sampler, str):
         return values  # the config's own type check names the problem
-    defaults = process_training_defaults(process)
-    backbone_options = defaults.pop("backbone_options", {})
-    sampler_options = defaults.pop("sampler_options", {})
+    layers = [training_defaults("processes", process)]
+    if config_class is TrainConfig:
+        layers.insert(0, training_defaults("samplers", sampler))
+    plain = {k: v for layer in layers for k, v in layer.items() if k not in ("backbone_options", "sampler_options")}
     if config_class is CompareConfig:
-        defaults = {("train_events" if k == "events" else k): v for k, v in defaults.items()
-                    if k in option_names(CompareConfig) or k == "events"}
-    merged = {**defaults, **values}
+        plain = {("train_events" if k == "events" else k): v for k, v in plain.items()
+                 if k in option_names(CompareConfig) or k == "events"}
+    merged = {**plain, **values}
     backbone = merged.get("backbone", TrainConfig.backbone)
     if isinstance(backbone, str) and isinstance(merged.get("backbone_options", {}), dict):
-        merged["backbone_options"] = {**backbone_options.get(backbone, {}), **merged.get("backbone_options", {})}
-    given = merged.get("sampler_options", {})
-    if not isinstance(given, dict):
+        merged["backbone_options"] = _over(layers, merged, "backbone_options", backbone)
+    if not isinstance(merged.get("sampler_options", {}), dict):
         return merged
     if config_class is CompareConfig:  # sampler name → its options
-        compared = [name.strip() for name in str(merged.get("samplers", CompareConfig.samplers)).split(",")]
-        merged["sampler_options"] = {**{name: options for name, options in sampler_options.items()
-                                        if name in compared}, **given}
-        for name, options in given.items():
-            if name in sampler_options and isinstance(options, dict):
-                merged["sampler_options"][name] = {**sampler_options[name], **options}
-    elif isinstance(sampler := merged.get("sampler", TrainConfig.sampler), str):
-        merged["sampler_options"] = {**sampler_options.get(sampler, {}), **given}
+        given = merged.get("sampler_options", {})
+        merged["sampler_options"] = dict(given)
+        for name in (name.strip() for name in str(merged.get("samplers", CompareConfig.samplers)).split(",")):
+            options = given.get(name, {})
+            if isinstance(options, dict) and (combined := _over(layers, {"sampler_options": options},
+                                                                 "sampler_options", name)):
+                merged["sampler_options"][name] = combined
+    else:
+        merged["sampler_options"] = _over(layers, merged, "sampler_options", sampler)
     return merged

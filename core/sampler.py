@@ -34,6 +34,13 @@ from torch import nn
 class Sampler(nn.Module, ABC):
     """A generative model over standardised features ``(n, n_features)``."""
 
+    #: The sampler's training recipe: options of :class:`~bayesgen.core.config.TrainConfig` over
+    #: its defaults and under the process's training defaults, the user's TOML and flags (see
+    #: :mod:`bayesgen.core.config`); ``backbone_options`` keyed by backbone name, ``sampler_options``
+    #: its own, e.g. ``{"steps": 20000, "backbone_options": {"mlp": {"width": 256}},
+    #: "sampler_options": {"steps": 50}}``.
+    training_defaults: dict = {}
+
     def __init__(self, network: nn.Module, n_features: int):
         """``network`` holds every trainable network of the sampler (a module or ModuleList),
         each registered once."""

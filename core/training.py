@@ -29,6 +29,7 @@ from bayesgen.core.io import write_json
 from bayesgen.core.lock import RunLock
 from bayesgen.core.model import build_process, build_sampler
 from bayesgen.core.preprocessing import Preprocessor, check_finite, feature_channels, feature_range
+from bayesgen.core.process import Process
 from bayesgen.core.registry import get_backbone, get_sampler
 from bayesgen.core.seeding import derive_seed, torch_generator
 
@@ -119,7 +120,8 @@ def _load_resume_state(config: TrainConfig) -> tuple[TrainConfig, dict]:
     """The saved run's config, with ``steps`` (to extend a run), ``device`` and ``out`` from
     ``config``; any other option set away from its default must match the saved run."""
     state = load_checkpoint(config.out)
-    saved, defaults = TrainConfig(**state["config"]), build(TrainConfig, {"process": config.process})
+    saved = TrainConfig(**state["config"])
+    defaults = build(TrainConfig, {"process": config.process, "sampler": config.sampler, "backbone": config.backbone})
     conflicts = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in RESUMABLE_CHANGES
                  and getattr(config, f.name) not in (getattr(defaults, f.name), getattr(saved, f.name))]
     if conflicts:
@@ -127,6 +129,12 @@ def _load_resume_state(config: TrainConfig) -> tuple[TrainConfig, dict]:
     steps = saved.steps if config.steps == defaults.steps else config.steps
     return dataclasses.replace(saved, steps=steps, device=config.device, threads=config.threads,
                                distributed=config.distributed, out=config.out, resume=True), state
+
+
+def training_events(process: Process, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The training events ``(n, n_quantities)`` of a run and their weights ``(n,)``, drawn
+    again from the run's seed (a file-based process returns the same entries)."""
+    return process.sample_with_weights(config.events, seed=derive_seed(config.seed, "train-data"))
 
 
 def train(config: TrainConfig, progress: bool = True) -> Path:
@@ -152,7 +160,7 @@ def _train_locked(config: TrainConfig, ranks: distributed.Ranks, device: torch.d
     stored_options = state.get("process_options") if state else None  # the run's own, on resume
     process = build_process(config, stored_options)
 
-    events, weights = process.sample_with_weights(config.events, seed=derive_seed(config.seed, "train-data"))
+    events, weights = training_events(process, config)
     if len(events) == 0:
         raise DataError(f"the {config.process} process gave no training events")
     process_options = stored_options or process.portable_options(config.process_options)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bayesgen.core.config import CompareConfig, TrainConfig, ValidateConfig
+from bayesgen.core.config import CompareConfig, TrainConfig, ValidateConfig, build
 from bayesgen.core.errors import ConfigError
 from bayesgen.core.io import check_output_path, write_json, write_text
 from bayesgen.core.model import TrainedModel
@@ -13,21 +13,25 @@ from bayesgen.core.training import train
 from bayesgen.validation.report import Truth, evaluate, plot_overlays
 
 
+def training_config(config: CompareConfig, sampler: str, run_dir: Path) -> TrainConfig:
+    """How ``compare`` trains ``sampler``: as ``bayesgen train`` would (its recipe, then the
+    process's defaults), with the data, backbone and seed of the comparison and, for every
+    sampler alike, whichever of steps, batch size, learning rate and backbone options it sets."""
+    shared = {"steps": config.steps, "batch_size": config.batch_size, "lr": config.lr}
+    return build(TrainConfig, {
+        "process": config.process, "sampler": sampler, "backbone": config.backbone, "events": config.train_events,
+        "seed": config.seed, "bayesian": config.bayesian, "bayes_options": config.bayes_options,
+        "device": config.device, "out": str(run_dir), "resume": (run_dir / "checkpoint.pt").exists(),
+        "backbone_options": config.backbone_options, "sampler_options": config.sampler_options.get(sampler, {}),
+        **{name: value for name, value in shared.items() if value is not None}})
+
+
 def train_runs(config: CompareConfig, out: Path, progress: bool) -> list[Path]:
-    """Train each sampler with identical data, backbone, steps and optimiser; resume finished ones."""
+    """Train each sampler on identical data with the same backbone; resume finished ones."""
     for name in config.sampler_names:
         get_sampler(name)  # unknown names fail before any training
-    runs = []
-    for name in config.sampler_names:
-        run_dir = out / "runs" / name
-        runs.append(train(TrainConfig(
-            process=config.process, sampler=name, backbone=config.backbone, steps=config.steps,
-            batch_size=config.batch_size, lr=config.lr, events=config.train_events, seed=config.seed,
-            bayesian=config.bayesian, bayes_options=config.bayes_options,
-            device=config.device, out=str(run_dir), resume=(run_dir / "checkpoint.pt").exists(),
-            backbone_options=config.backbone_options, sampler_options=config.sampler_options.get(name, {})),
-            progress=progress))
-    return runs
+    return [train(training_config(config, name, out / "runs" / name), progress=progress)
+            for name in config.sampler_names]
 
 
 def labelled_models(run_dirs: list[Path], device: str) -> dict[str, TrainedModel]:

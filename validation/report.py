@@ -20,11 +20,12 @@ from bayesgen.core.io import check_output_path, write_json
 from bayesgen.core.model import TrainedModel, count_parameters
 from bayesgen.core.process import Process
 from bayesgen.core.seeding import derive_seed
-from bayesgen.validation.classifier import classifier_two_sample_test
+from bayesgen.validation.classifier import classifier_inputs, classifier_two_sample_test
 from bayesgen.validation.floors import Floors, measure_floors, with_floors
 from bayesgen.validation.histogram import BandHistogram, Histogram
 from bayesgen.validation.metrics import band_metrics, observable_metrics
 from bayesgen.validation.plots import plot_observable
+from bayesgen.validation.reweighting import Reweighter, reweighter_path, weight_summary
 
 
 MIN_DEFINED = 100  #: fewer defined values than this in either sample: the observable is not compared
@@ -45,22 +46,6 @@ def finite_observables(process: Process, events: np.ndarray) -> tuple[dict[str, 
 def defined(values: np.ndarray) -> np.ndarray:
     """The values of an observable where it is defined (not NaN)."""
     return values[~np.isnan(values)]
-
-
-def classifier_inputs(process: Process, events: np.ndarray) -> np.ndarray:
-    """What the two-sample classifier sees: the network features (flat processes only; for
-    point clouds and images the observables summarise them), the conditions and every
-    observable, undefined entries and absent slots as 0."""
-    with np.errstate(all="ignore"):
-        observables = process.observables(events)
-        conditions = process.conditions(events)
-        columns = [conditions, *observables.values()]
-        if process.feature_shape is None:
-            features = process.to_features(events)
-            mask = process.feature_mask(conditions)
-            columns.insert(0, features if mask is None else np.where(mask, features, 0.0))
-        columns = np.column_stack(columns)
-    return np.where(np.isnan(columns), 0.0, columns)
 
 
 @dataclass
@@ -113,12 +98,39 @@ class Evaluation:
             [Histogram.fill(defined(values[self.draw == m]), edges) for m in range(draws)])
 
 
-def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig) -> Evaluation:
+def observable_table(process: Process, truth: Truth, observables: dict[str, np.ndarray], floors: Floors,
+                     weights: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
+    """Per observable: the metrics of the generated ``observables`` (name → values ``(n,)``, NaN
+    where undefined; with ``weights (n,)`` weighted) against the truth, beside their floors, with
+    the numbers of events behind them."""
+    per_observable = {}
+    for name, binning in process.binnings.items():
+        truth_values, generated_values = truth.observables[name], observables[name]
+        present = ~np.isnan(generated_values)
+        n_defined = min(len(defined(truth_values)), int(present.sum()))
+        if n_defined < MIN_DEFINED:  # e.g. a third jet in a file with at most two
+            per_observable[name] = {"skipped": f"defined for {len(defined(truth_values))} truth and "
+                                               f"{int(present.sum())} generated events"}
+            continue
+        metrics = with_floors(observable_metrics(defined(truth_values), generated_values[present], binning.edges,
+                                                 None if weights is None else weights[present]),
+                              floors.observables.get(name))
+        metrics.update(n_truth=len(defined(truth_values)), n_generated=int(present.sum()))
+        if np.isnan(truth_values).any() or not present.all():
+            metrics["fraction_undefined"] = {"truth": float(np.isnan(truth_values).mean()),
+                                             "generated": float(1.0 - present.mean())}
+        per_observable[name] = metrics
+    return per_observable
+
+
+def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig,
+             reweighter: Reweighter | None = None) -> Evaluation:
     """Generate ``config.events`` events per ensemble member and measure them: metrics per
     observable (on all members' events pooled; with draws, the band's width and coverage too),
     each beside its truth-vs-truth floor for ``len(truth)`` and ``events × draws`` events and
     with the numbers of events behind it, the classifier AUC, generation speed and the model's
-    size."""
+    size. With a ``reweighter`` the summary's ``reweighted`` holds the same metrics and AUC of
+    the events weighted by it (beside the same floors), and the weights' spread."""
     precision = resolved_precision(model.sampler.device, config.precision)
     generated, stats = generate_events(model, config.events, config.batch_size, derive_seed(config.seed, "generate"),
                                        config.sample_steps, config.solver, config.draws, precision,
@@ -137,24 +149,13 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig) -> Evalu
     evaluation = Evaluation({name: values[order] for name, values in observables.items()},
                             generated.draw[finite][order], {}, first_member)
     floors = truth.floors(config.events * config.draws)
-    per_observable = {}
-    for name, binning in process.binnings.items():
-        truth_values, generated_values = truth.observables[name], evaluation.observables[name]
-        n_defined = min(len(defined(truth_values)), len(defined(generated_values)))
-        if n_defined < MIN_DEFINED:  # e.g. a third jet in a file with at most two
-            per_observable[name] = {"skipped": f"defined for {len(defined(truth_values))} truth and "
-                                               f"{len(defined(generated_values))} generated events"}
-            continue
-        metrics = with_floors(observable_metrics(defined(truth_values), defined(generated_values), binning.edges),
-                              floors.observables.get(name))
-        metrics.update(n_truth=len(defined(truth_values)), n_generated=len(defined(generated_values)))
-        if np.isnan(truth_values).any() or np.isnan(generated_values).any():
-            metrics["fraction_undefined"] = {"truth": float(np.isnan(truth_values).mean()),
-                                             "generated": float(np.isnan(generated_values).mean())}
-        if config.draws > 1:
-            metrics.update(band_metrics(truth.histogram(name, binning.edges),
-                                        evaluation.histogram(name, binning.edges)))
-        per_observable[name] = metrics
+    per_observable = observable_table(process, truth, evaluation.observables, floors)
+    if config.draws > 1:
+        for name, metrics in per_observable.items():
+            if "skipped" not in metrics:
+                edges = process.binnings[name].edges
+                metrics.update(band_metrics(truth.histogram(name, edges), evaluation.histogram(name, edges)))
+    truth_inputs = classifier_inputs(process, truth.events)
     evaluation.summary.update({
         "process": model.config.process, "sampler": model.config.sampler,
         "backbone": model.config.backbone, "bayesian": model.config.bayesian, "draws": config.draws,
@@ -165,10 +166,19 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig) -> Evalu
         "evaluations_per_event": stats.evaluations_per_event,
         "generation_events_per_s": stats.events_per_second, "n_nonfinite_dropped": n_dropped,
         "out_of_support_fraction": stats.out_of_support_fraction,
-        "classifier": classifier_two_sample_test(classifier_inputs(process, truth.events),
-                                                 classifier_inputs(process, generated.events), seed=config.seed),
+        "classifier": classifier_two_sample_test(truth_inputs, classifier_inputs(process, generated.events),
+                                                 seed=config.seed),
         "observables": per_observable,
     })
+    if reweighter is not None:
+        reweighter.check_sampling(config.sample_steps, config.solver)
+        inputs = classifier_inputs(process, generated.events[finite])
+        calibrated = reweighter.calibrated(inputs)
+        weights = reweighter.clip(calibrated)
+        evaluation.summary["reweighted"] = {
+            "weights": weight_summary(weights, calibrated), "fit": reweighter.summary,
+            "classifier": classifier_two_sample_test(truth_inputs, inputs, seed=config.seed, generated_weights=weights),
+            "observables": observable_table(process, truth, evaluation.observables, floors, weights[order])}
     event_metrics = process.event_metrics(truth.events, first_member, config.seed)
     if event_metrics:
         evaluation.summary["event_metrics"] = event_metrics
@@ -196,10 +206,11 @@ def report_dir(run_dir: str | Path, config: ValidateConfig) -> Path:
 def validate(run_dir: str | Path, config: ValidateConfig) -> dict[str, Any]:
     """Write ``metrics.json`` and the plots for ``run_dir``; return the metrics."""
     model = TrainedModel.load(run_dir, config.device)
+    reweighter = Reweighter.load(reweighter_path(run_dir)) if config.reweight else None
     compile_networks(model.sampler, config.compile)
     out = check_output_path(report_dir(run_dir, config))
     truth = Truth.draw(model.process, config.events, config.seed)
-    evaluation = evaluate(model, truth, config)
+    evaluation = evaluate(model, truth, config, reweighter)
     out.mkdir(exist_ok=True)
     plot_overlays(model.process, truth, {f"{model.config.sampler} ({model.config.backbone})": evaluation}, out,
                   config.events * config.draws)
