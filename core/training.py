@@ -187,12 +187,13 @@ def _train_locked(config: TrainConfig, ranks: distributed.Ranks, device: torch.d
     optimizer = torch.optim.AdamW(sampler.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history: dict[str, list[float]] = {"step": [], "loss": [], "kl": []}
     kl_weight = 1.0 / len(features)  # ELBO per training event: loss + KL / N_train
-    start, seconds_before = 0, 0.0
+    start, seconds_before, cpu_before = 0, 0.0, 0.0
     if state is not None:
         sampler.load_state_dict(state["model"])
         ema.model.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         history, start, seconds_before = state["history"], state["step"], state["train_seconds"]
+        cpu_before = state.get("train_cpu_seconds", 0.0)
     run_dir.mkdir(parents=True, exist_ok=True)
     model = (DistributedDataParallel(sampler, device_ids=[device.index] if device.type == "cuda" else None)
              if config.distributed else sampler)
@@ -207,7 +208,8 @@ def _train_locked(config: TrainConfig, ranks: distributed.Ranks, device: torch.d
             "preprocessing": preprocessor.state_dict(), "feature_range": sampler.feature_range.cpu(),
             "history": history,
             **({"conditions": conditions.state_dict()} if conditions else {}),
-            "train_seconds": seconds_before + time.perf_counter() - loop_start})
+            "train_seconds": seconds_before + time.perf_counter() - loop_start,
+            "train_cpu_seconds": cpu_before + time.process_time() - cpu_start})
 
     batches = BatchStream(len(features), config.batch_size, config.seed, device)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext())
@@ -217,7 +219,7 @@ def _train_locked(config: TrainConfig, ranks: distributed.Ranks, device: torch.d
                dynamic_ncols=True, desc=f"{config.sampler}/{config.backbone} on {config.process}")
     running, tick, tick_step = torch.zeros((), device=device), time.perf_counter(), start
     running_kl = torch.zeros((), device=device)
-    loop_start = tick
+    loop_start, cpu_start = tick, time.process_time()
     estimate = WallTimeEstimate(start, config.steps, device) if progress and ranks.is_main else None
     sampler.train()
     for step in range(start, config.steps):

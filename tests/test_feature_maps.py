@@ -6,8 +6,9 @@ import pytest
 
 import bayesgen
 from bayesgen.core.config import TrainConfig
-from bayesgen.core.errors import ConfigError
+from bayesgen.core.errors import ConfigError, RunError
 from bayesgen.core.model import build_process
+from bayesgen.core.preprocessing import Preprocessor
 from bayesgen.plugins.processes.electroweak import GAMMA_Z, M_Z
 from bayesgen.plugins.processes.pair_mass import FEATURE_MAPS, opening, pair_mass, partner_pt
 from bayesgen.validation.observables import four_vectors, wrap_phi
@@ -71,6 +72,9 @@ def test_the_mass_map_holds_the_observed_pair_masses(truth):
     replaced = [index for index, _, _ in MASS_COORDINATES[name]]
     for index, (a, b), mass in MASS_COORDINATES[name]:
         np.testing.assert_allclose(mass(raw[:, index]), massless_pair_mass(events, a, b), rtol=1e-6)
+    if name != "h_zz_4mu":   # δ = φ₂ − φ₁ − π as asinh(δ/0.1) instead of artanh(δ/π); pT₁ in its window
+        np.testing.assert_allclose(0.1 * np.sinh(raw[:, 4]), np.pi * np.tanh(plain[:, 4]), rtol=1e-6, atol=1e-12)
+        replaced += [0, 4]
         assert masses.feature_names[index] != leptons.feature_names[index]
     kept = [i for i in range(raw.shape[1]) if i not in replaced]
     np.testing.assert_array_equal(raw[:, kept], plain[:, kept])
@@ -81,10 +85,10 @@ def test_the_mass_map_holds_the_observed_pair_masses(truth):
 def test_partner_pt_inverts_the_pair_mass():
     rng = np.random.default_rng(1)
     pt_a, pt_b = rng.uniform(20, 200, (2, 1000))
-    eta_a, eta_b, delta = rng.uniform(-2.4, 2.4, 1000), rng.uniform(-2.4, 2.4, 1000), rng.uniform(-0.99, 0.99, 1000)
+    eta_a, eta_b, delta = rng.uniform(-2.4, 2.4, 1000), rng.uniform(-2.4, 2.4, 1000), rng.uniform(-3.1, 3.1, 1000)
     o = opening(eta_a, eta_b, delta)
-    # cosh Δη − cos Δφ with Δφ = π(δ̂ + 1)
-    np.testing.assert_allclose(o, np.cosh(eta_a - eta_b) - np.cos(np.pi * (delta + 1)), rtol=1e-12)
+    # cosh Δη − cos Δφ with Δφ = δ + π
+    np.testing.assert_allclose(o, np.cosh(eta_a - eta_b) - np.cos(delta + np.pi), rtol=1e-12)
     np.testing.assert_allclose(partner_pt(pair_mass(pt_a, pt_b, o), pt_a, o), pt_b, rtol=1e-12)
 
 
@@ -95,3 +99,41 @@ def test_an_unknown_map_is_refused_and_a_run_records_its_map():
         process = build_process(TrainConfig(process=name, process_options={"features": "leptons"}))
         assert process.portable_options({}) == {"features": "leptons"}
         assert build_process(TrainConfig(process=name)).portable_options({})["features"] == FEATURE_MAPS[0]
+
+
+def test_a_run_does_not_load_under_another_feature_map():
+    leptons, masses = (bayesgen.get_process("z_mumu", features=f) for f in ("leptons", "mass"))
+    state = Preprocessor.fit(leptons, leptons.sample(500, seed=1)).state_dict()
+    assert Preprocessor.from_state_dict(leptons, state).standardizer.mean.tolist() == state["mean"]
+    with pytest.raises(RunError, match="trained on the z_mumu features log_mu1_pt, mu1_eta, log_mu2_pt"):
+        Preprocessor.from_state_dict(masses, state)
+    del state["feature_names"]   # a run from before the maps: nothing to check
+    Preprocessor.from_state_dict(masses, state)
+
+
+def test_a_pair_labelled_the_other_way_round_comes_back_in_pt_order():
+    process = bayesgen.get_process("z_mumu", features="leptons")
+    events = process.sample(2000, seed=9)
+    relabelled = events[:, [3, 4, 5, 0, 1, 2]]          # the subleading lepton first
+    raw = process.to_features(relabelled)
+    assert (raw[:, 2] > raw[:, 0]).all()
+    back = process.from_features(raw, np.random.default_rng(0))
+    np.testing.assert_allclose(back[:, [0, 1, 3, 4]], events[:, [0, 1, 3, 4]], rtol=1e-9)
+    assert process.support(back).all()
+
+
+@pytest.mark.parametrize("name", ["z_mumu", "z_ee"])
+def test_every_mass_feature_vector_gives_a_pair_in_pt_order_above_threshold(name):
+    process = bayesgen.get_process(name, features="mass")
+    rng = np.random.default_rng(4)
+    raw = process.to_features(process.sample(5000, seed=2))
+    wild = raw.mean(axis=0) + 2.0 * raw.std(axis=0) * rng.standard_normal(raw.shape)   # beyond the truth
+    events = process.from_features(wild, rng)
+    mass = M_Z + GAMMA_Z * np.sinh(wild[:, 2])
+    # a pair with both leptons above pt_min needs M ≥ pt_min √(2 (cosh Δη − cos Δφ))
+    reachable = mass > process.pt_min * np.sqrt(2 * opening(wild[:, 1], wild[:, 3], 0.1 * np.sinh(wild[:, 4])))
+    assert 0.3 < reachable.mean() < 1
+    assert np.isfinite(events[reachable]).all()
+    pt1, pt2 = events[reachable, 0], events[reachable, 3]
+    assert (pt1 >= pt2 * (1 - 1e-9)).all() and (pt2 >= process.pt_min * (1 - 1e-9)).all()
+    assert not process.support(events[~reachable]).any()

@@ -101,16 +101,11 @@ def test_the_two_sample_test_sees_through_exact_weights():
 
 
 def test_reweight_then_generate_and_validate_with_weights(trained_run, tmp_path, capsys):
-    weights_file = tmp_path / "w.pt"
-    assert main(["reweight", str(trained_run), "--events", "3000", "--sample-steps", "5", "--epochs", "2",
-                 "--out", str(weights_file)]) == 0
-    printed = capsys.readouterr().out
-    assert "AUC training vs generated" in printed and f"wrote the classifier weights to {weights_file}" in printed
-    run = tmp_path / "run"
-    run.symlink_to(trained_run)
-    (tmp_path / "reweighter.pt").unlink(missing_ok=True)
-    weights_file.rename(trained_run / "reweighter.pt")
+    weights_file = trained_run / "reweighter.pt"
     try:
+        assert main(["reweight", str(trained_run), "--events", "3000", "--sample-steps", "5", "--epochs", "2"]) == 0
+        printed = capsys.readouterr().out
+        assert "AUC training vs generated" in printed and f"wrote the classifier weights to {weights_file}" in printed
         out = tmp_path / "ev.npz"
         assert main(["generate", str(trained_run), "--events", "500", "--sample-steps", "5", "--reweight",
                      "--out", str(out)]) == 0
@@ -128,7 +123,7 @@ def test_reweight_then_generate_and_validate_with_weights(trained_run, tmp_path,
                      "--out", str(tmp_path / "other.npz")]) == 0
         assert "fitted to events generated with sample_steps = 5" in capsys.readouterr().err
     finally:
-        (trained_run / "reweighter.pt").unlink()
+        weights_file.unlink(missing_ok=True)
 
 
 def test_generate_reweight_without_weights_says_what_to_run(trained_run, tmp_path, capsys):

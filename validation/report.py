@@ -80,13 +80,15 @@ class Truth:
 @dataclass
 class Evaluation:
     """One trained model measured against truth: its finite generated observables, the ensemble
-    member of each event, the summary written to ``metrics.json``, and the first member's
-    events (for whole-event metrics and example pictures)."""
+    member of each event, the summary written to ``metrics.json``, the first member's events
+    (for whole-event metrics and example pictures) and, when reweighted, the events' classifier
+    weights (aligned with the observables)."""
 
     observables: dict[str, np.ndarray]
     draw: np.ndarray
     summary: dict[str, Any]
     events: np.ndarray
+    weights: np.ndarray | None = None
 
     def histogram(self, name: str, edges: np.ndarray) -> Histogram | BandHistogram:
         """All events in one histogram, or the ensemble band when there are several draws."""
@@ -161,6 +163,7 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig,
         "backbone": model.config.backbone, "bayesian": model.config.bayesian, "draws": config.draws,
         "n_events": config.events, "n_truth": len(truth.events), "n_generated": int(finite.sum()),
         "floor": floors.summary(), "training_steps": model.step, "training_seconds": model.train_seconds,
+        "training_cpu_seconds": model.train_cpu_seconds,
         "parameters": count_parameters(model.sampler),
         "sample_steps": config.sample_steps, "solver": config.solver, "precision": precision,
         "evaluations_per_event": stats.evaluations_per_event,
@@ -175,10 +178,11 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig,
         inputs = classifier_inputs(process, generated.events[finite])
         calibrated = reweighter.calibrated(inputs)
         weights = reweighter.clip(calibrated)
+        evaluation.weights = weights[order]
         evaluation.summary["reweighted"] = {
             "weights": weight_summary(weights, calibrated), "fit": reweighter.summary,
             "classifier": classifier_two_sample_test(truth_inputs, inputs, seed=config.seed, generated_weights=weights),
-            "observables": observable_table(process, truth, evaluation.observables, floors, weights[order])}
+            "observables": observable_table(process, truth, evaluation.observables, floors, evaluation.weights)}
     event_metrics = process.event_metrics(truth.events, first_member, config.seed)
     if event_metrics:
         evaluation.summary["event_metrics"] = event_metrics

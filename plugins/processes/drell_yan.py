@@ -27,11 +27,13 @@ Generation chain per event (GeV, radians, φ in (-π, π]; units and conventions
 Event columns ``{l}1_pt, {l}1_eta, {l}1_phi, {l}2_pt, {l}2_eta, {l}2_phi`` (float64, lepton 1 =
 leading pT). Features (5), chosen by the option ``features``:
 
-* ``"mass"`` (default): log pT₁, η₁, u(M_ℓℓ), η₂, artanh(δ/π), with the pair mass in place of
-  pT₂ (:mod:`.pair_mass`; u = asinh((M − M_Z)/Γ_Z)), so the Z peak is one coordinate;
+* ``"mass"`` (default): log pT₁, η₁, asinh((M_ℓℓ − M_Z)/Γ_Z), η₂, asinh(δ/DELTA_WIDTH), with the
+  pair mass in place of pT₂ (:mod:`.pair_mass`), so the Z peak is one coordinate, and δ (narrow
+  about 0, tails to ±π) mapped like the mass;
 * ``"leptons"``: log pT₁, η₁, log pT₂, η₂, artanh(δ/π);
 
-δ = wrap(φ₂ − φ₁ − π); the global φ is re-drawn uniformly on the way back.
+δ = wrap(φ₂ − φ₁ − π) (rad); the global φ is re-drawn uniformly on the way back, and a pair the
+network labels against the pT order is relabelled (:func:`.pair_mass.pt_ordered`).
 """
 from __future__ import annotations
 
@@ -45,8 +47,8 @@ from bayesgen.plugins.processes import isr, qed_fsr
 from bayesgen.plugins.processes.electroweak import GAMMA_Z, M_Z
 from bayesgen.plugins.processes.lorentz import pt_eta_phi
 from bayesgen.plugins.processes.luminosity import SQRT_S, drell_yan_born
-from bayesgen.plugins.processes.pair_mass import (FEATURE_MAPS, ResonanceMap, check_feature_map, opening, pair_mass,
-                                                  partner_pt)
+from bayesgen.plugins.processes.pair_mass import (FEATURE_MAPS, AsinhMap, LeadingPtMap, check_feature_map, opening,
+                                                  pair_mass, partner_pt, pt_ordered)
 from bayesgen.validation.observables import dilepton_observables, wrap_phi
 
 __all__ = ["SQRT_S", "M_Z", "GAMMA_Z", "M_LOW", "M_HIGH", "DrellYan", "generate_truth", "sigma_pb",
@@ -54,7 +56,9 @@ __all__ = ["SQRT_S", "M_Z", "GAMMA_Z", "M_LOW", "M_HIGH", "DrellYan", "generate_
 
 M_LOW, M_HIGH = 50.0, 1000.0   #: default generated dilepton-mass window (GeV)
 N_DILEPTON_FEATURES = 5
-MASS_MAP = ResonanceMap(M_Z, GAMMA_Z)  #: the pair mass's coordinate in the ``mass`` features
+MASS_MAP = AsinhMap(M_Z, GAMMA_Z)   #: the pair mass's coordinate in the ``mass`` features (GeV)
+DELTA_WIDTH = 0.1                  #: rad; δ's coordinate in the ``mass`` features is asinh(δ/DELTA_WIDTH)
+DELTA_MAP = AsinhMap(0.0, DELTA_WIDTH)
 CHUNK = 50_000                 #: events generated together (keeps the shower's arrays in cache)
 
 _MAX_BATCH = 1_000_000
@@ -145,8 +149,9 @@ def dilepton_quantities(lep: str) -> tuple[str, ...]:
 
 def dilepton_feature_names(lep: str, features: str = FEATURE_MAPS[0]) -> tuple[str, ...]:
     """Names of the five dilepton features of the map ``features`` (see :data:`FEATURE_MAPS`)."""
-    second = f"asinh_m_{lep}{lep}" if features == "mass" else f"log_{lep}2_pt"
-    return (f"log_{lep}1_pt", f"{lep}1_eta", second, f"{lep}2_eta", "artanh_dphi")
+    if features == "mass":
+        return (f"log_{lep}1_pt", f"{lep}1_eta", f"asinh_m_{lep}{lep}", f"{lep}2_eta", "asinh_dphi")
+    return (f"log_{lep}1_pt", f"{lep}1_eta", f"log_{lep}2_pt", f"{lep}2_eta", "artanh_dphi")
 
 
 def dilepton_binnings(lep: str, tex: str, pt1: tuple[float, float, int],
@@ -285,30 +290,41 @@ class DrellYan(Process):
         return sample_accepted(n, seed, lambda batch, rng: self.detector(self.generate_truth(batch, rng), rng), 6, self.initial_efficiency, _MAX_BATCH)
 
     def to_features(self, events: np.ndarray) -> np.ndarray:
-        """``(n, 6)`` → ``(n, 5)``: log pT₁, η₁, u(M_ℓℓ) (``mass``) or log pT₂ (``leptons``),
-        η₂, artanh(δ/π) with δ = wrap(φ₂ − φ₁ − π) (≈ 0 for back-to-back leptons), |δ/π|
-        clipped to 1 − 1e-7 (the mass is that of the clipped δ, so the map inverts exactly)."""
+        """``(n, 6)`` → ``(n, 5)``: log pT₁, η₁, then with ``mass`` features
+        asinh((M_ℓℓ − M_Z)/Γ_Z), η₂, asinh(δ/DELTA_WIDTH), with ``leptons`` log pT₂, η₂,
+        artanh(δ/π) (|δ/π| clipped to 1 − 1e-7); δ = wrap(φ₂ − φ₁ − π) (≈ 0 back to back)."""
         ev = np.asarray(events, dtype=np.float64)
-        delta = np.clip(wrap_phi(ev[:, 5] - ev[:, 2] - np.pi) / np.pi, -_DPHI_CLIP, _DPHI_CLIP)
+        delta = wrap_phi(ev[:, 5] - ev[:, 2] - np.pi)
         if self.features == "mass":
-            second = MASS_MAP.forward(pair_mass(ev[:, 0], ev[:, 3], opening(ev[:, 1], ev[:, 4], delta)))
+            o = opening(ev[:, 1], ev[:, 4], delta)
+            mass = pair_mass(ev[:, 0], ev[:, 3], o)
+            first = LeadingPtMap(self.pt_min).forward(ev[:, 0], mass, o)
+            second, angle = MASS_MAP.forward(mass), DELTA_MAP.forward(delta)
         else:
-            second = np.log(ev[:, 3])
-        return np.stack([np.log(ev[:, 0]), ev[:, 1], second, ev[:, 4], np.arctanh(delta)], axis=-1)
+            first, second = np.log(ev[:, 0]), np.log(ev[:, 3])
+            angle = np.arctanh(np.clip(delta / np.pi, -_DPHI_CLIP, _DPHI_CLIP))
+        return np.stack([first, ev[:, 1], second, ev[:, 4], angle], axis=-1)
 
     def from_features(self, features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """``(n, 5)`` → ``(n, 6)``; φ₁ uniform in (-π, π] from ``rng``,
-        φ₂ = wrap(φ₁ + π + π tanh f₅); with ``mass`` features pT₂ follows from M_ℓℓ
-        (:func:`~.pair_mass.partner_pt`) and may come out above pT₁ (outside the support)."""
+        """``(n, 5)`` → ``(n, 6)``, the leptons in pT order (see :meth:`lepton_pair`)."""
+        return pt_ordered(self.lepton_pair(features, rng), 0, 3)
+
+    def lepton_pair(self, features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``(n, 5)`` → ``(n, 6)`` as the features give them: φ₁ uniform in (-π, π] from ``rng``,
+        φ₂ = wrap(φ₁ + π + δ); with ``mass`` features pT₂ follows from M_ℓℓ
+        (:func:`~.pair_mass.partner_pt`). A model may put pT₂ above pT₁; :meth:`from_features`
+        then swaps the two (:func:`~.pair_mass.pt_ordered`)."""
         f = np.asarray(features, dtype=np.float64)
         phi1 = np.pi - rng.uniform(0.0, 2.0 * np.pi, len(f))
-        delta = np.tanh(f[:, 4])
-        pt1 = np.exp(f[:, 0])
-        if self.features == "mass":
-            pt2 = partner_pt(MASS_MAP.inverse(f[:, 2]), pt1, opening(f[:, 1], f[:, 3], delta))
-        else:
-            pt2 = np.exp(f[:, 2])
-        phi2 = wrap_phi(phi1 + np.pi + np.pi * delta)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if self.features == "mass":
+                delta, mass = DELTA_MAP.inverse(f[:, 4]), MASS_MAP.inverse(f[:, 2])
+                o = opening(f[:, 1], f[:, 3], delta)
+                pt1 = LeadingPtMap(self.pt_min).inverse(f[:, 0], mass, o)
+                pt2 = partner_pt(mass, pt1, o)
+            else:
+                delta, pt1, pt2 = np.pi * np.tanh(f[:, 4]), np.exp(f[:, 0]), np.exp(f[:, 2])
+            phi2 = wrap_phi(phi1 + np.pi + delta)
         return np.stack([pt1, f[:, 1], phi1, pt2, f[:, 3], phi2], axis=-1)
 
     def observables(self, events: np.ndarray) -> dict[str, np.ndarray]:

@@ -43,8 +43,8 @@ from bayesgen.plugins.processes import isr
 from bayesgen.plugins.processes.electroweak import GAMMA_Z, M_Z
 from bayesgen.plugins.processes.lorentz import boost
 from bayesgen.plugins.processes.luminosity import SQRT_S, GluonFusionBorn, born_fractions, sample_cos_theta
-from bayesgen.plugins.processes.pair_mass import (FEATURE_MAPS, ResonanceMap, check_feature_map, opening, pair_mass,
-                                                  partner_pt)
+from bayesgen.plugins.processes.pair_mass import (FEATURE_MAPS, AsinhMap, check_feature_map, opening, pair_mass,
+                                                  partner_pt, pt_ordered)
 from bayesgen.plugins.processes.z_mumu import MUON_MASS, muon_resolution
 from bayesgen.validation.observables import four_vectors, wrap_phi
 
@@ -67,7 +67,7 @@ ETA_MAX = 2.4             #: every muon
 
 _MAX_BATCH = 500_000
 _DPHI_CLIP = 1.0 - 1e-7
-Z1_MAP = ResonanceMap(M_Z, GAMMA_Z)   #: M_Z1's coordinate in the ``mass`` features
+Z1_MAP = AsinhMap(M_Z, GAMMA_Z)   #: M_Z1's coordinate in the ``mass`` features
 _N_U, _N_S2 = 1024, 257   #: table sizes (m₁ nodes per half, s₂ nodes)
 _BOUND_MARGIN = 1.02
 
@@ -305,8 +305,8 @@ class HZZ4Mu(Process):
     def _openings(eta: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """cosh Δη − cos Δφ of the pairs (1, 2) and (3, 4) from η ``(n, 4)`` and δ/π ``(n, 3)``
         of muons 2…4 (Δφ₃₄ = π(δ̂₄ − δ̂₃), and cos(x − π) = −cos x)."""
-        return (opening(eta[:, 0], eta[:, 1], delta[:, 0]),
-                opening(eta[:, 2], eta[:, 3], delta[:, 2] - delta[:, 1] - 1.0))
+        return (opening(eta[:, 0], eta[:, 1], np.pi * delta[:, 0]),
+                opening(eta[:, 2], eta[:, 3], np.pi * (delta[:, 2] - delta[:, 1] - 1.0)))
 
     def to_features(self, events: np.ndarray) -> np.ndarray:
         """``(n, 12)`` → ``(n, 11)``: log pT_i (``mass``: u(M_Z1) and log M_Z2 in place of
@@ -325,7 +325,8 @@ class HZZ4Mu(Process):
     def from_features(self, features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """``(n, 11)`` → ``(n, 12)``; φ₁ uniform in (-π, π] from ``rng``,
         φ_i = wrap(φ₁ + π + π tanh f); with ``mass`` features pT₂ and pT₄ follow from the Z
-        masses (:func:`~.pair_mass.partner_pt`)."""
+        masses (:func:`~.pair_mass.partner_pt`); each pair is put in pT order
+        (:func:`~.pair_mass.pt_ordered`)."""
         f = np.asarray(features, dtype=np.float64)
         delta, eta = np.tanh(f[:, 8:11]), f[:, 4:8]
         phi1 = np.pi - rng.uniform(0.0, 2.0 * np.pi, len(f))
@@ -337,7 +338,7 @@ class HZZ4Mu(Process):
             pt[:, 1] = partner_pt(Z1_MAP.inverse(f[:, 1]), pt[:, 0], z1)
             with np.errstate(over="ignore"):
                 pt[:, 3] = partner_pt(np.exp(f[:, 3]), pt[:, 2], z2)
-        return np.stack([pt, eta, phi], axis=-1).reshape(len(f), 12)
+        return pt_ordered(pt_ordered(np.stack([pt, eta, phi], axis=-1).reshape(len(f), 12), 0, 3), 6, 9)
 
     def observables(self, events: np.ndarray) -> dict[str, np.ndarray]:
         """Every :attr:`binnings` key → values ``(n,)``; Z₁ = muons 1 + 2, Z₂ = muons 3 + 4."""
