@@ -42,6 +42,16 @@ SAMPLERS = ("ddpm", "cfm", "inn")
 #: sampling settings of each sampler in the table (train-time options come from its recipe)
 SAMPLING = {"ddpm": {"sample_steps": 100}, "cfm": {}, "inn": {}}
 VALIDATION_SEED = 2
+#: the feature-map comparison: each sampler at a moderate budget (a third to a half of its recipe)
+#: with both maps, validated on MAP_EVENTS events
+MAP_TRAINING = {
+    "ddpm": {"steps": 8000, "lr": 1e-3, "backbone_options": {"width": 256, "depth": 4},
+             "sampler_options": {"schedule": "cosine", "prediction": "v"}},
+    "cfm": {"steps": 8000, "lr": 1e-3, "backbone_options": {"width": 256, "depth": 4}},
+    "inn": {"steps": 4000, "lr": 1e-3, "backbone_options": {"width": 128, "depth": 3},
+            "sampler_options": {"blocks": 6, "bins": 16}},
+}
+MAP_EVENTS = 50_000
 TARGETS = {"w1_best": 2.0, "dev_best": 0.03, "chi2_best": 2.0, "auc_best": 0.52, "w1_every": 4.0,
            "bayes_m_w1": 2.0, "coverage": (0.55, 0.85), "auc_reweighted": 0.51}
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -108,6 +118,20 @@ def bayes(out: Path, sampler: str, events: int, draws: int, train_events: int | 
     truth = Truth.draw(model.process, events, VALIDATION_SEED)
     config = ValidateConfig(events=events, draws=draws, seed=VALIDATION_SEED, threads=1, **SAMPLING[sampler])
     save_evaluation(out / f"{name}_{sampler}", model, evaluate(model, truth, config))
+
+
+def compare_maps(out: Path, sampler: str) -> None:
+    """Train ``sampler`` with MAP_TRAINING and both feature maps, validate on MAP_EVENTS events."""
+    for features in ("mass", "leptons"):
+        name = f"maps_{sampler}_{features}"
+        if (out / f"{name}.json").exists():
+            continue
+        directory = train(out, sampler, name=name, warmup_steps=100, ema_decay=0.999, batch_size=1024,
+                          process_options={"features": features}, **MAP_TRAINING[sampler])
+        model = TrainedModel.load(directory, "cpu")
+        config = ValidateConfig(events=MAP_EVENTS, seed=VALIDATION_SEED, threads=1, **SAMPLING[sampler])
+        write_json(out / f"{name}.json", evaluate(model, Truth.draw(model.process, MAP_EVENTS, VALIDATION_SEED),
+                                                  config).summary)
 
 
 def load(out: Path, name: str) -> dict | None:
@@ -215,6 +239,7 @@ def table(out: Path, samplers: list[str]) -> str:
         lines.append(f"| {label}: every W1 ≤ {TARGETS['w1_every']:g} × floor | {value:.2f} × ({name}) | "
                      f"{_verdict(value, TARGETS['w1_every'])} |")
     lines += bayes_section(out, best)
+    lines += maps_section(out)
     write_plots(out, results, samplers)
     lines += ["", "Ratio plots (truth, each sampler and its reweighted sample): "
               + ", ".join(f"[{n}](precision_{n}.png)" for n in first["observables"] if not n.endswith("_phi")), ""]
@@ -256,6 +281,29 @@ def bayes_section(out: Path, best: str) -> list[str]:
     return lines
 
 
+def maps_section(out: Path) -> list[str]:
+    """Both feature maps with every sampler at the MAP_TRAINING budget."""
+    rows = []
+    for sampler in SAMPLERS:
+        for features in ("mass", "leptons"):
+            r = load(out, f"maps_{sampler}_{features}")
+            if r is None:
+                continue
+            obs = {k: v for k, v in r["observables"].items() if "skipped" not in v and not k.endswith("_phi")}
+            w1 = [v["w1_over_floor"] for v in obs.values()]
+            worst = max(obs, key=lambda k: obs[k]["chi2_ndf"])
+            m = obs["m_mumu"]
+            rows.append(f"| {sampler} | {features} | {r['classifier']['auc']:.4f} | {max(w1):.2f} · {np.mean(w1):.2f} | "
+                        f"{obs[worst]['chi2_ndf']:.1f} ({worst}) | {m['w1_over_floor']:.2f} · {m['max_rel_dev_bulk']:.1%} · "
+                        f"{m['chi2_ndf']:.2f} | {r['out_of_support_fraction']:.2%} |")
+    if not rows:
+        return []
+    return ["", f"## Feature maps ({MAP_EVENTS:,} events; each sampler at a moderate budget, the same for both maps)",
+            "", "| sampler | features | AUC | W1/floor: largest · mean | largest χ²/ndf | M_μμ: W1/floor · bulk dev. · χ²/ndf "
+            "| out of support |", "|---|---|---:|---:|---:|---:|---:|", *rows,
+            "", "Budgets: " + "; ".join(f"{s} {MAP_TRAINING[s]}" for s in SAMPLERS) + "."]
+
+
 def write_plots(out: Path, results: dict, samplers: list[str]) -> None:
     process = bayesgen.get_process(PROCESS)
     first = next(iter(results.values()))
@@ -276,7 +324,8 @@ def write_plots(out: Path, results: dict, samplers: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="precision")
-    parser.add_argument("--stage", choices=("all", "train", "validate", "bayes", "calibration", "table"), default="all")
+    parser.add_argument("--stage", choices=("all", "maps", "train", "validate", "bayes", "calibration", "table"),
+                        default="all")
     parser.add_argument("--sampler", help="the sampler of a stage (all of them for train and validate if unset)")
     parser.add_argument("--events", type=int, default=200_000, help="generated and truth events per validation")
     parser.add_argument("--draws", type=int, default=20)
@@ -287,6 +336,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     samplers = [args.sampler] if args.sampler else list(SAMPLERS)
     start = time.perf_counter()
+    if args.stage in ("all", "maps"):
+        for sampler in samplers:
+            compare_maps(out, sampler)
     if args.stage in ("all", "train"):
         for sampler in samplers:
             train(out, sampler)
