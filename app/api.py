@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bayesgen.engine.config import CompareConfig, GenerateConfig, TrainConfig, ValidateConfig, build
+from bayesgen.engine.config import CompareConfig, GenerateConfig, ReweightConfig, TrainConfig, ValidateConfig, build
 from bayesgen.engine.device import set_threads
 from bayesgen.engine.generation import GenerationStats
 from bayesgen.engine.generation import generate as _generate
@@ -28,7 +28,18 @@ def train(progress: bool = True, **options: Any) -> Path:
 
 def generate(run: str | Path, progress: bool = True, **options: Any) -> GenerationStats:
     """Write generated events of ``run`` to ``out`` (options as :class:`GenerateConfig`)."""
-    return _generate(run, configure(GenerateConfig, options), progress=progress)
+    config = configure(GenerateConfig, options)
+    from bayesgen.app.reweight import classifier_weights
+
+    return _generate(run, config, progress=progress, weigh=classifier_weights(run, config))
+
+
+def reweight(run: str | Path, **options: Any) -> Path:
+    """Fit the classifier weights of ``run`` (options as :class:`ReweightConfig`) and write them
+    to ``out`` (by default ``RUN/reweighter.pt``); return that path."""
+    from bayesgen.app.reweight import reweight as _reweight
+
+    return _reweight(run, configure(ReweightConfig, options))[1]
 
 
 def compare(progress: bool = True, **options: Any) -> dict[str, Any]:

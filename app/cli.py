@@ -14,13 +14,12 @@ import warnings
 from typing import Sequence
 
 from bayesgen.core.errors import BayesgenError
-from bayesgen.engine.config import (CompareConfig, DemoConfig, GenerateConfig, TrainConfig, ValidateConfig, is_flag,
-                                   read_toml)
+from bayesgen.engine.config import (CompareConfig, DemoConfig, GenerateConfig, ReweightConfig, TrainConfig,
+                                   ValidateConfig, is_flag, read_toml)
 
-PROCESS_DEFAULTS_NOTE = ("A process may set its own defaults for the backbone, batch size, events, steps and "
-                         "plugin options (listed by `bayesgen plugins`); the TOML file and flags override them.")
-
-
+PROCESS_DEFAULTS_NOTE = ("Each sampler brings its recipe (steps, batch size, learning rate, warm-up, EMA, "
+                         "backbone and sampler options) and a process may set its own defaults over it (both "
+                         "listed by `bayesgen plugins`); the TOML file and flags override them.")
 def _add_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
     """A flag for every option of ``config_class`` (all but the tables of plugin options), with
     the type, help text and default its field declares, and ``--config``."""
@@ -68,6 +67,11 @@ def parser() -> argparse.ArgumentParser:
     validate.add_argument("run", help="run directory written by `bayesgen train`")
     _add_flags(validate, ValidateConfig)
 
+    reweight = commands.add_parser("reweight", help="fit per-event weights w = D/(1-D) of a classifier between "
+                                                     "the run's training events and its generated events")
+    reweight.add_argument("run", help="run directory written by `bayesgen train`")
+    _add_flags(reweight, ReweightConfig)
+
     compare = commands.add_parser("compare", help="several samplers on one process, side by side",
                                   epilog=PROCESS_DEFAULTS_NOTE)
     _add_flags(compare, CompareConfig)
@@ -85,7 +89,7 @@ def run_plugins() -> int:
         print(f"{kind}:")
         for name, factory in reg.plugins(kind).items():
             print(f"  {name:<16} {describe(factory)}")
-            defaults = getattr(factory, "training_defaults", None) if kind == "processes" else None
+            defaults = getattr(factory, "training_defaults", None) if kind in ("processes", "samplers") else None
             if defaults:
                 print(f"  {'':<16} training defaults: " + ", ".join(f"{k} = {v}" for k, v in defaults.items()))
     for failure in reg.failures:
@@ -102,10 +106,11 @@ def dispatch(args: argparse.Namespace) -> int:
         run_dir = train(_config(args, TrainConfig, "train"))
         print(f"trained run in {run_dir}")
     elif args.command == "generate":
+        from bayesgen.app.reweight import classifier_weights
         from bayesgen.engine.generation import generate
 
         config = _config(args, GenerateConfig, "generate")
-        stats = generate(args.run, config)
+        stats = generate(args.run, config, weigh=classifier_weights(args.run, config))
         flagged = " with unphysical = 1" if config.keep_unphysical else ""
         print(f"bayesgen: {stats.describe_out_of_support(config.keep_unphysical)}{flagged}", file=sys.stderr)
         print(f"wrote {stats.n_events:,} events to {config.out} "
@@ -118,6 +123,12 @@ def dispatch(args: argparse.Namespace) -> int:
         report = validate(args.run, config)
         print(floor_table({report["sampler"]: report}))
         print(f"wrote {report.out}/metrics.json, histograms.root and {len(report.plots)} plots")
+    elif args.command == "reweight":
+        from bayesgen.app.reweight import reweight
+
+        reweighter, path = reweight(args.run, _config(args, ReweightConfig, "reweight"))
+        print(reweighter.describe())
+        print(f"wrote the classifier weights to {path}")
     elif args.command == "compare":
         from bayesgen.app.compare import compare
         from bayesgen.validation.summary import floor_table

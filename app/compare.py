@@ -26,8 +26,9 @@ def sampler_choice(config: CompareConfig, label: str) -> tuple[str, dict[str, An
 
 
 def train_runs(config: CompareConfig, out: Path, progress: bool) -> dict[str, Path]:
-    """Train each labelled sampler with identical data, backbone, steps and optimiser into
-    ``out/runs/LABEL``; resume finished ones."""
+    """Train each labelled sampler on identical data with the same backbone into
+    ``out/runs/LABEL``, each with its recipe unless the comparison sets the budget; resume
+    finished ones."""
     choices = {label: sampler_choice(config, label) for label in config.sampler_names}
     for name, _ in choices.values():
         get_sampler(name)  # unknown names fail before any training

@@ -20,12 +20,17 @@ from bayesgen.engine.likelihood import likelihood_summary
 from bayesgen.engine.model import TrainedModel, count_parameters
 from bayesgen.validation.report import (Evaluation, Report, Truth, draw_truth, generated_events, measure,
                                         report_dir, write_report)
+from bayesgen.validation.reweighting import Reweighter, reweighter_path
 
 
-def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig, progress: bool = False) -> Evaluation:
+def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig, progress: bool = False,
+             reweighter: Reweighter | None = None) -> Evaluation:
     """Generate :func:`~bayesgen.validation.report.generated_events` events per ensemble member
-    and measure them against ``truth``; the summary adds the run's facts, generation speed, the
-    model's size and its likelihood on the truth. With ``progress``, bars on a terminal."""
+    and measure them against ``truth`` (with ``reweighter``, weighted too); the summary adds the
+    run's facts, generation speed, the model's size and its likelihood on the truth. With
+    ``progress``, bars on a terminal."""
+    if reweighter is not None:
+        reweighter.check_sampling(config.sample_steps, config.solver)
     precision = resolved_precision(model.sampler.device, config.precision)
     n_events = generated_events(config, len(truth.events))
     generated, stats = generate_events(model, n_events, config.batch_size, derive_seed(config.seed, "generate"),
@@ -35,11 +40,12 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig, progress
         warnings.warn(f"{model.config.process}: {stats.describe_out_of_support(config.keep_unphysical)}; the "
                       "metrics describe the events written", UserWarning, stacklevel=2)
     evaluation = measure(model.process, truth, generated.events, generated.draw, config.draws, config.seed,
-                         f"the {model.config.sampler} model", progress)
+                         f"the {model.config.sampler} model", progress, reweighter)
     evaluation.summary = {
         "process": model.config.process, "sampler": model.config.sampler,
         "backbone": model.config.backbone, "bayesian": model.config.bayesian, "n_events": n_events,
         "training_steps": model.step, "training_seconds": model.train_seconds,
+        "training_cpu_seconds": model.train_cpu_seconds,
         "parameters": count_parameters(model.sampler),
         "sample_steps": config.sample_steps, "solver": config.solver, "precision": precision,
         "evaluations_per_event": stats.evaluations_per_event,
@@ -59,6 +65,7 @@ def validate(run_dir: str | Path, config: ValidateConfig, progress: bool = True)
     compile_networks(model.sampler, config.compile)
     out = check_output_path(report_dir(run_dir, config))
     truth = draw_truth(model.process, config)
-    evaluation = evaluate(model, truth, config, progress)
+    reweighter = Reweighter.load(reweighter_path(run_dir)) if config.reweight else None
+    evaluation = evaluate(model, truth, config, progress, reweighter)
     return write_report(out, model.process, truth, evaluation, f"{model.config.sampler} ({model.config.backbone})",
                         progress)

@@ -71,6 +71,13 @@ class Sampler(nn.Module, ABC):
 
     feature_mask: FeatureMask | None = None
 
+    #: The sampler's training recipe: options of :class:`~bayesgen.engine.config.TrainConfig` over
+    #: its defaults and under the process's training defaults, the user's TOML and flags (see
+    #: :mod:`bayesgen.engine.config`); ``backbone_options`` keyed by backbone name, ``sampler_options``
+    #: its own, e.g. ``{"steps": 20000, "backbone_options": {"mlp": {"width": 256}},
+    #: "sampler_options": {"steps": 50}}``.
+    training_defaults: dict = {}
+
     def __init__(self, network: nn.Module, n_features: int):
         """``network`` holds every trainable network of the sampler (a module or ModuleList),
         each registered once."""

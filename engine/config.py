@@ -6,11 +6,20 @@ it takes: :class:`TrainingOptions` (``train``, ``compare``), :class:`SamplingOpt
 ``validate``), :class:`MeasureOptions` (``validate``, ``compare``) and :class:`DeviceOptions`
 (all), plus its own. The command line, the TOML checks and ``--help`` read these fields.
 
-Values come from the dataclass defaults, then the process's own training defaults
-(:attr:`Process.training_defaults`, for ``train`` and ``compare``), then a TOML file
-(``--config``; top-level keys and a table named after the subcommand, e.g. ``[train]``), then
-command-line flags. Every key and value is checked: an unknown key is an error naming the
-closest valid one, a value of the wrong type names its key and the type expected.
+Values come from, each layer over the one before:
+
+1. the dataclass defaults;
+2. the sampler's recipe (:attr:`Sampler.training_defaults`, for ``train``; ``compare`` applies
+   each compared sampler's to its own run);
+3. the process's training defaults (:attr:`Process.training_defaults`, for ``train`` and
+   ``compare``): what the data needs (a backbone for point clouds, a batch size that fits);
+4. a TOML file (``--config``; top-level keys and a table named after the subcommand, e.g.
+   ``[train]``);
+5. command-line flags.
+
+Plugin options (``backbone_options``, ``sampler_options``) merge key by key across the layers.
+Every key and value is checked: an unknown key is an error naming the closest valid one, a value
+of the wrong type names its key and the type expected.
 """
 from __future__ import annotations
 
@@ -95,6 +104,8 @@ class GenerationOptions(SamplingOptions):
     precision: str = option("auto", "auto (bf16 autocast on CUDA, fp32 elsewhere), fp32 or bf16")
     compile: str = option("none", "torch.compile the networks: none, default, reduce-overhead (CUDA graphs) or "
                                   "max-autotune")
+    reweight: bool = option(False, "weigh the events with the run's classifier weights (bayesgen reweight): "
+                                   "generate writes a branch weight, validate measures with and without them")
 
     def __post_init__(self):
         super().__post_init__()
@@ -167,10 +178,35 @@ class ValidateConfig(DeviceOptions, GenerationOptions, MeasureOptions):
 
 
 @dataclass
+class ReweightConfig(DeviceOptions):
+    """How to fit a run's classifier weights: its training events against generated events."""
+
+    events: int | None = option(None, "generated events to fit on (default: as many as the run's training events)",
+                                positive=True)
+    sample_steps: int | None = option(None, "sampler steps per event (sampler's default if unset; generate and "
+                                            "validate --reweight should use the same)", positive=True)
+    solver: str | None = option(None, "sampling procedure, e.g. ancestral or ddim for ddpm")
+    batch_size: int | None = option(None, "rows per generation chunk", positive=True)
+    precision: str = option("auto", "auto (bf16 autocast on CUDA, fp32 elsewhere), fp32 or bf16")
+    seed: int = option(3, "random seed")
+    epochs: int = option(20, "passes of the classifier over its training events", positive=True)
+    out: str | None = option(None, "weights file (default: RUN/reweighter.pt)")
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_speed_options(self.precision, "none")
+
+
+@dataclass
 class CompareConfig(DeviceOptions, SamplingOptions, MeasureOptions, TrainingOptions):
     """How to compare several samplers on one process on identical footing: the same data,
-    backbone, optimiser budget and number of generated events (or existing ``runs``)."""
+    backbone and number of generated events (or existing ``runs``); each sampler trains with its
+    own recipe unless ``steps``, ``batch_size`` or ``lr`` are set for all alike."""
 
+    steps: int | None = option(None, "optimiser steps of every model (default: each sampler's recipe)", positive=True)
+    batch_size: int | None = option(None, "events per training step of every model (default: each sampler's recipe)",
+                                    positive=True)
+    lr: float | None = option(None, "peak learning rate of every model (default: each sampler's recipe)", positive=True)
     samplers: str = option("ddpm,cfm,inn", "comma-separated sampler names (labels, see sampler_options)")
     train_events: int = option(TrainConfig.events, "training events per model", positive=True)
     out: str = option("compare", "comparison folder")
@@ -194,9 +230,11 @@ class CompareConfig(DeviceOptions, SamplingOptions, MeasureOptions, TrainingOpti
         return names
 
     def training(self, **values: Any) -> TrainConfig:
-        """How the comparison trains a model: its shared training options and ``train_events``
-        events, with ``values`` (the sampler, its options, the run directory)."""
-        return TrainConfig(**values_of(self, TrainingOptions, DeviceOptions), events=self.train_events, **values)
+        """How the comparison trains a model: as ``bayesgen train`` would (the sampler's recipe,
+        then the process's defaults) under the comparison's shared training options (those set)
+        and ``train_events`` events, with ``values`` (the sampler, its options, the run directory)."""
+        shared = {k: v for k, v in values_of(self, TrainingOptions, DeviceOptions).items() if v is not None}
+        return build(TrainConfig, {**shared, "events": self.train_events, **values})
 
     def validation(self) -> ValidateConfig:
         """How the comparison measures each model: the shared sampling and size options."""
@@ -223,7 +261,7 @@ def values_of(config: Any, *groups: type) -> dict[str, Any]:
 
 C = TypeVar("C")
 SECTIONS = {"train": TrainConfig, "generate": GenerateConfig, "validate": ValidateConfig, "compare": CompareConfig,
-            "demo": DemoConfig}
+            "reweight": ReweightConfig, "demo": DemoConfig}
 
 
 def option_names(config_class: type) -> set[str]:
@@ -260,57 +298,74 @@ def read_toml(path: str | Path, config_class: type, section: str) -> dict[str, A
 
 
 def build(config_class: type[C], *layers: dict[str, Any]) -> C:
-    """Instantiate ``config_class`` from its defaults, then (``train``, ``compare``) the
-    process's :attr:`~bayesgen.core.process.Process.training_defaults`, then each layer in turn."""
+    """Instantiate ``config_class`` from its defaults, then (``train``) the sampler's recipe, then
+    (``train``, ``compare``) the process's training defaults, then each layer in turn (see the
+    module docstring)."""
     known = option_names(config_class)
     values: dict[str, Any] = {}
     for layer in layers:
         check_names(layer, known, f"for {config_class.__name__}")
         values.update(layer)
     if config_class in (TrainConfig, CompareConfig):
-        values = with_process_defaults(config_class, values)
+        values = with_plugin_defaults(config_class, values)
     return config_class(**values)
 
 
-def process_training_defaults(process: str) -> dict[str, Any]:
-    """The training defaults that the process ``process`` declares, checked against
-    :class:`TrainConfig`'s options."""
-    defaults = dict(getattr(registry.registry().get("processes", process), "training_defaults", {}))
+def training_defaults(kind: str, name: str) -> dict[str, Any]:
+    """The training defaults that the plugin ``name`` of ``kind`` (``processes`` or ``samplers``)
+    declares, checked against :class:`TrainConfig`'s options, in one shape for both: plain
+    options, ``backbone_options`` and ``sampler_options`` keyed by plugin name (a sampler's own
+    ``sampler_options`` are keyed by its name here)."""
+    defaults = dict(getattr(registry.registry().get(kind, name), "training_defaults", {}))
     unknown = sorted(set(defaults) - option_names(TrainConfig))
     if unknown:
-        raise PluginError(f"the process plugin {process!r} declares training defaults for unknown "
-                          f"option(s) {', '.join(unknown)}{did_you_mean(unknown[0], option_names(TrainConfig))}")
+        raise PluginError(f"the {'process' if kind == 'processes' else 'sampler'} plugin {name!r} declares training "
+                          f"defaults for unknown option(s) {', '.join(unknown)}"
+                          f"{did_you_mean(unknown[0], option_names(TrainConfig))}")
+    if kind == "samplers" and "sampler_options" in defaults:
+        defaults["sampler_options"] = {name: defaults["sampler_options"]}
     return defaults
 
 
-def with_process_defaults(config_class: type, values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` over the process's training defaults: plain options where ``values`` lacks
-    them, the defaults' ``backbone_options`` / ``sampler_options`` (keyed by plugin name) for
-    the backbone and sampler in use, under the options ``values`` gives for them."""
+def _over(layers: list[dict[str, Any]], given: dict[str, Any], key: str, plugin: str) -> dict[str, Any]:
+    """The options of ``plugin`` under ``key`` (``backbone_options`` …) from each layer in turn,
+    then ``given`` on top."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update(layer.get(key, {}).get(plugin, {}))
+    return {**merged, **given}
+
+
+def with_plugin_defaults(config_class: type, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` over the training defaults of the sampler in use (``train`` only) and of the
+    process: plain options where ``values`` lacks them (the process's over the sampler's), the
+    layers' ``backbone_options`` / ``sampler_options`` for the backbone and sampler in use merged
+    key by key under the options ``values`` gives for them."""
     process = values.get("process", TrainConfig.process)
-    if not isinstance(process, str):
+    sampler = values.get("sampler", TrainConfig.sampler)
+    if not isinstance(process, str) or not isinstance(sampler, str):
         return values  # the config's own type check names the problem
-    defaults = process_training_defaults(process)
-    backbone_options = defaults.pop("backbone_options", {})
-    sampler_options = defaults.pop("sampler_options", {})
+    layers = [training_defaults("processes", process)]
+    if config_class is TrainConfig:
+        layers.insert(0, training_defaults("samplers", sampler))
+    plain = {k: v for layer in layers for k, v in layer.items() if k not in ("backbone_options", "sampler_options")}
     if config_class is CompareConfig:
-        defaults = {("train_events" if k == "events" else k): v for k, v in defaults.items()
-                    if k in option_names(CompareConfig) or k == "events"}
-    merged = {**defaults, **values}
+        plain = {("train_events" if k == "events" else k): v for k, v in plain.items()
+                 if k in option_names(CompareConfig) or k == "events"}
+    merged = {**plain, **values}
     backbone = merged.get("backbone", TrainConfig.backbone)
     if isinstance(backbone, str) and isinstance(merged.get("backbone_options", {}), dict):
-        merged["backbone_options"] = {**backbone_options.get(backbone, {}), **merged.get("backbone_options", {})}
+        merged["backbone_options"] = _over(layers, merged.get("backbone_options", {}), "backbone_options", backbone)
     given = merged.get("sampler_options", {})
     if not isinstance(given, dict):
         return merged
-    if config_class is CompareConfig:  # label → its options, under the defaults of the sampler it names
-        compared = [name.strip() for name in str(merged.get("samplers", CompareConfig.samplers)).split(",")]
+    if config_class is CompareConfig:  # label → its options, under the process's defaults for the sampler it names
         merged["sampler_options"] = dict(given)
-        for label in compared:
+        for label in (name.strip() for name in str(merged.get("samplers", CompareConfig.samplers)).split(",")):
             options = given.get(label, {})
-            sampler = options.get("sampler", label) if isinstance(options, dict) else None
-            if sampler in sampler_options:
-                merged["sampler_options"][label] = {**sampler_options[sampler], **options}
-    elif isinstance(sampler := merged.get("sampler", TrainConfig.sampler), str):
-        merged["sampler_options"] = {**sampler_options.get(sampler, {}), **given}
+            if isinstance(options, dict) and (combined := _over(layers, options, "sampler_options",
+                                                                options.get("sampler", label))):
+                merged["sampler_options"][label] = combined
+    else:
+        merged["sampler_options"] = _over(layers, given, "sampler_options", sampler)
     return merged

@@ -14,6 +14,7 @@ a branch ``unphysical``. Either way the count is returned (:class:`GenerationSta
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +30,7 @@ from tqdm.auto import tqdm
 
 from bayesgen.bayes import is_bayesian, weight_draws
 from bayesgen.core.errors import ConfigError, RunError
+from bayesgen.core.process import Process
 from bayesgen.core.seeding import derive_seed, torch_generator
 from bayesgen.engine import distributed
 from bayesgen.engine.acceleration import (HostCopy, auto_batch_size, autocast, compile_networks,
@@ -85,6 +87,8 @@ def chunk_sizes(n_events: int, batch_size: int, draws: int = 1) -> list[int]:
     per_draw = max(1, batch_size // draws)
     return [min(per_draw, n_events - start) for start in range(0, n_events, per_draw)]
 
+
+Weigh = Callable[[Process, np.ndarray], np.ndarray]  #: (process, events (n, n_quantities)) → weights (n,)
 
 MIN_IN_SUPPORT = 0.05  #: a chunk with fewer of its events in the support stops generation
 MAX_ROUNDS = 20        #: rounds of drawing again per chunk before generation gives up
@@ -229,11 +233,12 @@ def generate_events(model: TrainedModel, n_events: int, batch_size: int | None, 
 
 
 def write_chunks(path: Path, chunks: Iterator[Chunk], names: tuple[str, ...], draws: int, bar: tqdm,
-                 flag_unphysical: bool = False) -> int:
+                 flag_unphysical: bool = False, weigh: Callable[[np.ndarray], np.ndarray] | None = None) -> int:
     """Stream chunks into one event file, with a branch ``unphysical`` (1: outside the support)
-    when ``flag_unphysical``; return how many events the model drew outside the support. A
-    background thread writes chunk i while chunk i + 1 is generated (at most one write in flight;
-    a failed write stops the loop and the writer removes its temporary file)."""
+    when ``flag_unphysical`` and a branch ``weight`` from ``weigh(events)`` when given; return
+    how many events the model drew outside the support. A background thread writes chunk i while
+    chunk i + 1 is generated (at most one write in flight; a failed write stops the loop and the
+    writer removes its temporary file)."""
     n_outside = 0
     with open_writer(path) as writer, ThreadPoolExecutor(max_workers=1) as disk:
         pending: Future | None = None
@@ -243,6 +248,8 @@ def write_chunks(path: Path, chunks: Iterator[Chunk], names: tuple[str, ...], dr
                 branches["draw"] = chunk.draw
             if flag_unphysical:
                 branches["unphysical"] = chunk.outside.astype(np.uint8)
+            if weigh is not None:
+                branches["weight"] = weigh(chunk.events).astype(np.float32)
             n_outside += 0 if chunk.outside is None else int(chunk.outside.sum())
             if pending is not None:
                 pending.result()
@@ -275,10 +282,13 @@ def merge_parts(out: Path, parts: list[Path], rows_per_chunk: list[int]) -> None
             f.close()
 
 
-def generate(run_dir: str | Path, config: GenerateConfig, progress: bool = True) -> GenerationStats:
+def generate(run_dir: str | Path, config: GenerateConfig, progress: bool = True,
+             weigh: Weigh | None = None) -> GenerationStats:
     """Generate ``config.events`` events (per ensemble member) of a trained run into ``config.out``
-    (.root or .npz); a ``draw`` branch numbers the members when ``config.draws > 1``, and an
-    ``unphysical`` branch flags events outside the support with ``config.keep_unphysical``. With
+    (.root or .npz); a ``draw`` branch numbers the members when ``config.draws > 1``, an
+    ``unphysical`` branch flags events outside the support with ``config.keep_unphysical``, and a
+    ``weight`` branch holds ``weigh(process, events)`` when given (the app layer passes the
+    classifier weights of ``config.reweight``). With
     ``config.distributed`` (under torchrun) each rank generates every ``world_size``-th chunk
     into its own part, and rank 0 merges the parts into ``config.out``."""
     out = check_output_path(config.out, SUFFIXES)
@@ -301,7 +311,8 @@ def generate(run_dir: str | Path, config: GenerateConfig, progress: bool = True)
     target = part_path(out, ranks.rank, ranks.world_size) if config.distributed else out
     with tqdm(total=total // ranks.world_size, disable=not (progress and ranks.is_main), unit="event",
               unit_scale=True, desc="generating") as bar:
-        n_outside = write_chunks(target, chunks, model.process.quantities, config.draws, bar, config.keep_unphysical)
+        n_outside = write_chunks(target, chunks, model.process.quantities, config.draws, bar, config.keep_unphysical,
+                                 None if weigh is None else functools.partial(weigh, model.process))
     if config.distributed:
         n_outside = distributed.total(n_outside, device)
         distributed.barrier()

@@ -118,6 +118,7 @@ class TrainedModel:
     step: int
     train_seconds: float
     conditions: ConditionDistribution | None = None
+    train_cpu_seconds: float | None = None  #: CPU time of this process while training (None: not recorded)
 
     @classmethod
     def load(cls, run_dir: str | Path, device: str = "auto") -> "TrainedModel":
@@ -141,4 +142,5 @@ class TrainedModel:
         if "feature_range" in state:  # runs trained before ranges were recorded sample unguarded
             sampler.set_feature_range(*state["feature_range"])
         sampler.to(torch_device).eval()
-        return cls(config, process, preprocessor, sampler, state["step"], state["train_seconds"], conditions)
+        return cls(config, process, preprocessor, sampler, state["step"], state["train_seconds"], conditions,
+                   state.get("train_cpu_seconds"))

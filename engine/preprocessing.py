@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bayesgen.core.errors import DataError
+from bayesgen.core.errors import DataError, RunError
 from bayesgen.core.process import Process
 
 ABSENT_NOISE_STD = 0.1  #: width of the noise in absent feature slots, in standardised units
@@ -129,9 +129,17 @@ class Preprocessor:
             raise ValueError(f"{self.process.name} is conditional: pass the events' conditions")
         return self.process.from_features(raw, rng, conditions)
 
-    def state_dict(self) -> dict[str, list[float]]:
-        return {"mean": self.standardizer.mean.tolist(), "std": self.standardizer.std.tolist()}
+    def state_dict(self) -> dict[str, list]:
+        return {"mean": self.standardizer.mean.tolist(), "std": self.standardizer.std.tolist(),
+                "feature_names": list(self.process.feature_names)}
 
     @classmethod
     def from_state_dict(cls, process: Process, state: dict) -> "Preprocessor":
+        """The stored preprocessing of ``process``; :class:`RunError` when the process now maps
+        events to other features than it was trained on (older states name none)."""
+        stored = tuple(state.get("feature_names", process.feature_names))
+        if stored != tuple(process.feature_names):
+            raise RunError(f"the run was trained on the {process.name} features {', '.join(stored)}, but the "
+                           f"process now gives {', '.join(process.feature_names)}: its feature map changed "
+                           "(set the process option it was trained with, e.g. features)")
         return cls(process, Standardizer(np.asarray(state["mean"]), np.asarray(state["std"])))

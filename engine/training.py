@@ -128,7 +128,8 @@ def _load_resume_state(config: TrainConfig) -> tuple[TrainConfig, dict]:
     """The saved run's config, with ``steps`` (to extend a run), ``device`` and ``out`` from
     ``config``; any other option set away from its default must match the saved run."""
     state = load_checkpoint(config.out)
-    saved, defaults = TrainConfig(**state["config"]), build(TrainConfig, {"process": config.process})
+    saved = TrainConfig(**state["config"])
+    defaults = build(TrainConfig, {"process": config.process, "sampler": config.sampler, "backbone": config.backbone})
     conflicts = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in RESUMABLE_CHANGES
                  and getattr(config, f.name) not in (getattr(defaults, f.name), getattr(saved, f.name))]
     if conflicts:
@@ -204,11 +205,17 @@ class TrainingData:
     feature_range: tuple[np.ndarray, np.ndarray]
 
 
+def training_events(process: Process, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The training events ``(n, n_quantities)`` of a run and their weights ``(n,)``, drawn
+    again from the run's seed (a file-based process returns the same entries)."""
+    return process.sample_with_weights(config.events, seed=derive_seed(config.seed, "train-data"))
+
+
 def prepare_data(config: TrainConfig, stored_options: dict | None, device: torch.device) -> TrainingData:
     """Draw the training events (built from the run's own ``stored_options`` on resume), fit
     the preprocessing and move the standardised features, conditions and weights to ``device``."""
     process = build_process(config, stored_options)
-    events, weights = process.sample_with_weights(config.events, seed=derive_seed(config.seed, "train-data"))
+    events, weights = training_events(process, config)
     if len(events) == 0:
         raise DataError(f"the {config.process} process gave no training events")
     check_finite(weights[:, None], ("event weight",), "training events")
@@ -239,7 +246,9 @@ class TrainingState:
     history: dict[str, list[float]]
     step: int = 0
     seconds_before: float = 0.0
+    cpu_seconds_before: float = 0.0
     started: float = field(default_factory=time.perf_counter)
+    cpu_started: float = field(default_factory=time.process_time)
 
     @classmethod
     def start(cls, config: TrainConfig, data: TrainingData, device: torch.device,
@@ -256,6 +265,7 @@ class TrainingState:
             state.ema.model.load_state_dict(saved["ema"])
             state.optimizer.load_state_dict(saved["optimizer"])
             state.history, state.step, state.seconds_before = saved["history"], saved["step"], saved["train_seconds"]
+            state.cpu_seconds_before = saved.get("train_cpu_seconds", 0.0)
         return state
 
     def checkpoint(self, config: TrainConfig, data: TrainingData, step: int) -> dict:
@@ -267,7 +277,8 @@ class TrainingState:
             "preprocessing": data.preprocessor.state_dict(), "feature_range": self.sampler.feature_range.cpu(),
             "history": self.history,
             **({"conditions": data.conditions.state_dict()} if data.conditions else {}),
-            "train_seconds": self.seconds_before + time.perf_counter() - self.started}
+            "train_seconds": self.seconds_before + time.perf_counter() - self.started,
+            "train_cpu_seconds": self.cpu_seconds_before + time.process_time() - self.cpu_started}
 
 
 class LossLog:

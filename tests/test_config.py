@@ -152,7 +152,7 @@ def test_help_shows_every_default_and_no_internals():
     for flag, default in [("--ema-decay", "0.999"), ("--warmup-steps", "100"), ("--weight-decay", "0.0"),
                           ("--checkpoint-every", "500")]:
         assert flag in train_help and f"(default: {default})" in train_help.split(flag, 2)[2][:200]
-    assert "A process may set its own defaults" in train_help
+    assert "Each sampler brings its recipe" in train_help and "a process may set its own defaults" in train_help
 
 
 def test_training_options_from_flags(tmp_path):
@@ -188,7 +188,9 @@ def test_processes_bring_their_own_training_defaults_and_options_override_them()
     mine = build(TrainConfig, {"process": "ecal_cloud", "backbone_options": {"width": 32}}, {"steps": 7})
     assert mine.backbone_options == {"width": 32, "depth": 2, "heads": 4, "fourier_features": 32} and mine.steps == 7
     flat = build(TrainConfig, {"process": "ecal_cloud", "backbone": "mlp", "sampler": "cfm"})
-    assert flat.backbone_options == {} and flat.sampler_options == {} and flat.batch_size == 64
+    recipe = registry.get_sampler("cfm").training_defaults  # the mlp gets the sampler's recipe, not the transformer's options
+    assert flat.backbone_options == recipe.get("backbone_options", {}).get("mlp", {})
+    assert flat.sampler_options == recipe.get("sampler_options", {}) and flat.batch_size == 64
     assert build(TrainConfig, {}).batch_size == TrainConfig().batch_size == 1024  # z_mumu keeps the global ones
     compare = build(CompareConfig, {"process": "jet_images", "samplers": "ddpm,cfm"})
     assert (compare.backbone, compare.train_events, compare.batch_size) == ("unet", 20_000, 32)
@@ -198,6 +200,54 @@ def test_processes_bring_their_own_training_defaults_and_options_override_them()
                                      "sampler_options": {"ddpm_learned_sigma": {"sampler": "ddpm", "learn_sigma": True}}})
     assert labelled.sampler_options == {"ddpm_learned_sigma": {"schedule": "cosine", "prediction": "v",
                                                                "sampler": "ddpm", "learn_sigma": True}}
+
+
+RECIPE = {"steps": 123, "lr": 4e-4, "batch_size": 2048, "warmup_steps": 7, "ema_decay": 0.99,
+          "backbone_options": {"mlp": {"width": 48, "depth": 5}, "transformer": {"heads": 2}},
+          "sampler_options": {"timesteps": 300, "schedule": "cosine"}}
+
+
+def test_a_sampler_recipe_lies_under_the_process_defaults_and_the_users_options(monkeypatch, tmp_path):
+    from bayesgen.plugins.samplers.cfm import ConditionalFlowMatching
+    from bayesgen.plugins.samplers.ddpm import DDPM
+
+    monkeypatch.setattr(DDPM, "training_defaults", RECIPE)
+    plain = build(TrainConfig, {"sampler": "ddpm"})
+    assert (plain.steps, plain.lr, plain.batch_size, plain.warmup_steps, plain.ema_decay) == (123, 4e-4, 2048, 7, 0.99)
+    assert plain.backbone_options == {"width": 48, "depth": 5}
+    assert plain.sampler_options == {"timesteps": 300, "schedule": "cosine"}
+    assert build(TrainConfig, {"sampler": "cfm"}).lr == TrainConfig.lr   # another sampler's recipe
+    # the process's defaults win over the recipe, key by key in plugin options
+    cloud = build(TrainConfig, {"process": "ecal_cloud", "sampler": "ddpm"})
+    assert (cloud.steps, cloud.batch_size, cloud.lr) == (2000, 64, 4e-4)
+    assert cloud.backbone_options == {"width": 64, "depth": 2, "heads": 4, "fourier_features": 32}
+    assert cloud.sampler_options == {"timesteps": 300, "schedule": "cosine", "prediction": "v"}
+    # the user's options win over both
+    mine = build(TrainConfig, {"sampler": "ddpm", "sampler_options": {"schedule": "linear"}}, {"lr": 1e-2})
+    assert mine.sampler_options == {"timesteps": 300, "schedule": "linear"} and mine.lr == 1e-2
+    # compare trains each sampler with its own recipe unless an option is given for all
+    compare = build(CompareConfig, {"samplers": "ddpm,cfm"})
+    assert compare.steps is None
+    ddpm, cfm = (compare.training(sampler=name, out=str(tmp_path / name)) for name in ("ddpm", "cfm"))
+    assert (ddpm.steps, ddpm.lr, ddpm.sampler_options) == (123, 4e-4, RECIPE["sampler_options"])
+    assert cfm.steps == ConditionalFlowMatching.training_defaults.get("steps", TrainConfig.steps)
+    shared = build(CompareConfig, {"samplers": "ddpm,cfm", "steps": 50, "backbone_options": {"width": 8}})
+    ddpm = shared.training(sampler="ddpm", out=str(tmp_path / "ddpm"))
+    assert (ddpm.steps, ddpm.lr, ddpm.backbone_options) == (50, 4e-4, {"width": 8, "depth": 5})
+    # a recipe naming an unknown option is the plugin's fault
+    monkeypatch.setattr(DDPM, "training_defaults", {"stpes": 3})
+    with pytest.raises(PluginError, match="sampler plugin 'ddpm' declares training defaults for unknown option"):
+        build(TrainConfig, {})
+
+
+def test_plugins_lists_each_sampler_recipe(capsys):
+    assert main(["plugins"]) == 0
+    lines = capsys.readouterr().out.splitlines() + [""]
+    for name in ("ddpm", "cfm", "inn"):
+        recipe = registry.get_sampler(name).training_defaults
+        line = lines[[i for i, text in enumerate(lines) if text.strip().startswith(name)][0] + 1]
+        assert bool(recipe) == ("training defaults: " in line), name
+        assert all(f"{key} = " in line for key in recipe)
 
 
 @pytest.mark.parametrize("process", ["ecal_cloud", "jet_images", "cloud_file"])

@@ -56,8 +56,11 @@ def test_plugins_lists_w_munu(target, tmp_path):
 @pytest.fixture(scope="module")
 def run_dir(target, tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("w_munu_run")
+    # ε-prediction: an untrained network's x̂₀ = x_t/√ᾱ lands at the edges of the clipped range,
+    # outside the acceptance (ddpm's recipe, v-prediction, would put it near the mean instead)
+    (work / "eps.toml").write_text('[train.sampler_options]\nprediction = "eps"\nschedule = "linear"\n')
     bayesgen(target, "train", "--process", "w_munu", "--steps", "3", "--events", "1024",
-             "--batch-size", "256", "--out", "RUN", cwd=work)
+             "--batch-size", "256", "--out", "RUN", "--config", "eps.toml", cwd=work)
     return work / "RUN"
 
 

@@ -21,6 +21,7 @@ def test_checkpoint_loads_with_weights_only(trained_run):
     assert set(state) >= {"config", "model", "ema", "optimizer", "preprocessing", "history"}
     assert state["config"]["process"] == "z_mumu"
     assert len(state["history"]["loss"]) > 0
+    assert state["train_seconds"] > 0 and state["train_cpu_seconds"] > 0   # wall and CPU time of the loop
     assert sorted(p.name for p in trained_run.iterdir()) == ["checkpoint.pt", "config.json"], \
         "temporary checkpoint or lock left behind"
 

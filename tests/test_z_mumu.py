@@ -327,16 +327,20 @@ def test_features_finite_and_round_trip(process, events):
 
 
 def test_feature_delta_convention(process):
-    # back-to-back → δ = 0 → feature 0; collinear in φ (δ = ±π) stays finite (clipped).
+    # back-to-back → δ = 0 → feature 0; collinear in φ (δ = π after wrapping) stays finite: with
+    # the lepton features artanh(δ/π) (clipped), with the mass features asinh(δ/0.1)
     ev = np.array([[40.0, 0.1, 2.0, 30.0, -0.2, 2.0 - np.pi],
                    [40.0, 0.1, -1.0, 30.0, -0.2, -1.0],
                    [40.0, 0.1, 0.0, 30.0, -0.2, np.pi / 2]])
-    f = process.to_features(ev)
+    f = ZMuMu(features="leptons").to_features(ev)
     assert np.isfinite(f).all()
     np.testing.assert_allclose(f[0, 4], 0.0, atol=1e-12)
     assert abs(f[1, 4]) > 8.0
     np.testing.assert_allclose(f[2, 4], np.arctanh(-0.5), rtol=1e-12)
     np.testing.assert_allclose(f[:, [0, 2]], np.log(ev[:, [0, 3]]), rtol=1e-12)
+    mass = process.to_features(ev)
+    assert process.features == "mass" and np.isfinite(mass).all()
+    np.testing.assert_allclose(mass[:, 4], np.arcsinh(np.array([0.0, np.pi, -np.pi / 2]) / 0.1), atol=1e-12)
 
 
 def test_plugin_hook():

@@ -33,7 +33,8 @@ def _check_same_edges(truth: Histogram, generated: Histogram) -> None:
         raise ValueError("truth and generated histograms have different edges")
 
 
-def wasserstein_1d(truth, generated, n_batches: int = 5, batch_size: int | None = None) -> tuple[float, float]:
+def wasserstein_1d(truth, generated, n_batches: int = 5, batch_size: int | None = None,
+                   weights=None) -> tuple[float, float]:
     """1D Wasserstein-1 distance between two samples, as (mean, std) over disjoint batches.
 
     For each batch b the samples' empirical quantile functions are compared,
@@ -41,6 +42,8 @@ def wasserstein_1d(truth, generated, n_batches: int = 5, batch_size: int | None 
         W1_b = ∫₀¹ |F_truth⁻¹(q) − F_gen⁻¹(q)| dq      (``ot.wasserstein_1d``, p = 1),
 
     and the result is ``(mean_b W1_b, std_b W1_b)`` (population std, ``ddof=0``, as JetNet).
+    With ``weights`` (one per generated value, non-negative) F_gen is the weighted empirical
+    distribution of each batch.
 
     Batch b uses events ``[b * batch_size, (b + 1) * batch_size)`` of each sample, so the
     batches are contiguous slices: pass samples in random (i.i.d.) order. ``batch_size``
@@ -74,7 +77,14 @@ def wasserstein_1d(truth, generated, n_batches: int = 5, batch_size: int | None 
         )
     u = truth[: n_batches * batch_size].reshape(n_batches, batch_size).T  # (batch_size, n_batches)
     v = generated[: n_batches * batch_size].reshape(n_batches, batch_size).T
-    w1 = np.asarray(ot.wasserstein_1d(u, v, p=1), dtype=float)  # one distance per column
+    v_weights = None
+    if weights is not None:
+        weights = _finite_1d("generated weights", weights)
+        if weights.shape != generated.shape or (weights < 0).any():
+            raise ValueError("weights must be one non-negative number per generated value")
+        v_weights = weights[: n_batches * batch_size].reshape(n_batches, batch_size).T
+        v_weights = v_weights / v_weights.sum(axis=0)
+    w1 = np.asarray(ot.wasserstein_1d(u, v, v_weights=v_weights, p=1), dtype=float)  # one distance per column
     return float(w1.mean()), float(w1.std())
 
 
@@ -118,18 +128,20 @@ def chi2_ndf(truth: Histogram, generated: Histogram) -> float:
     return float(np.sum(diff**2 / var[used]) / n)
 
 
-def observable_metrics(truth_values, generated_values, edges) -> dict[str, float]:
+def observable_metrics(truth_values, generated_values, edges, weights=None) -> dict[str, float]:
     """All metrics of one observable: ``{"w1", "w1_std", "max_rel_dev_bulk", "chi2_ndf"}``.
 
     W1 uses the unbinned values (all of them, out-of-range included) with the defaults of
-    :func:`wasserstein_1d`; the other two use histograms filled with ``edges``. Values are
-    plain Python floats (``max_rel_dev_bulk``/``chi2_ndf`` may be NaN, see their docs).
+    :func:`wasserstein_1d`; the other two use histograms filled with ``edges``. With ``weights``
+    (one per generated value) every metric uses the weighted generated sample (the χ² its
+    Σw² errors). Values are plain Python floats (``max_rel_dev_bulk``/``chi2_ndf`` may be NaN,
+    see their docs).
     """
     truth_values = _finite_1d("truth values", truth_values)
     generated_values = _finite_1d("generated values", generated_values)
-    w1, w1_std = wasserstein_1d(truth_values, generated_values)
+    w1, w1_std = wasserstein_1d(truth_values, generated_values, weights=weights)
     h_t = Histogram.fill(truth_values, edges)
-    h_g = Histogram.fill(generated_values, edges)
+    h_g = Histogram.fill(generated_values, edges, weights)
     return {
         "w1": float(w1),
         "w1_std": float(w1_std),

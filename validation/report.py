@@ -30,13 +30,14 @@ from bayesgen.core.seeding import derive_seed
 from bayesgen.engine.config import ValidateConfig
 from bayesgen.engine.io import write_json
 from bayesgen.engine.progress import progress_bar
-from bayesgen.validation.classifier import classifier_two_sample_test
+from bayesgen.validation.classifier import classifier_inputs, classifier_two_sample_test
 from bayesgen.validation.detector import plot_view_examples, view_metrics
 from bayesgen.validation.floors import Floors, measure_floors, with_floors
 from bayesgen.validation.histfile import root_entries, sample_histograms, write_root
 from bayesgen.validation.histogram import BandHistogram, Histogram
 from bayesgen.validation.metrics import band_metrics, observable_metrics
 from bayesgen.validation.plots import plot_observable
+from bayesgen.validation.reweighting import Reweighter, weight_summary
 
 
 MIN_DEFINED = 100          #: fewer defined values than this in either sample: the observable is not compared
@@ -78,22 +79,6 @@ def defined(values: np.ndarray) -> np.ndarray:
     return values[~np.isnan(values)]
 
 
-def classifier_inputs(process: Process, events: np.ndarray) -> np.ndarray:
-    """What the two-sample classifier sees: the network features (flat processes only; for
-    point clouds and images the observables summarise them), the conditions and every
-    observable, undefined entries and absent slots as 0."""
-    with np.errstate(all="ignore"):
-        observables = process.observables(events)
-        conditions = process.conditions(events)
-        columns = [conditions, *observables.values()]
-        if process.feature_shape is None:
-            features = process.to_features(events)
-            mask = process.feature_mask(conditions)
-            columns.insert(0, features if mask is None else np.where(mask, features, 0.0))
-        columns = np.column_stack(columns)
-    return np.where(np.isnan(columns), 0.0, columns)
-
-
 @dataclass
 class Truth:
     """Fresh truth events of a process (in random order) and their observables, with the
@@ -128,13 +113,15 @@ class Truth:
 @dataclass
 class Evaluation:
     """One trained model measured against truth: its finite generated observables, the ensemble
-    member of each event, the summary written to ``metrics.json``, and the first member's
-    events (for whole-event metrics and example pictures)."""
+    member of each event, the summary written to ``metrics.json``, the first member's events
+    (for whole-event metrics and example pictures) and, when reweighted, the events' classifier
+    weights (aligned with the observables)."""
 
     observables: dict[str, np.ndarray]
     draw: np.ndarray
     summary: dict[str, Any]
     events: np.ndarray
+    weights: np.ndarray | None = None
 
     def histogram(self, name: str, edges: np.ndarray) -> Histogram | BandHistogram:
         """All events in one histogram, or the ensemble band when there are several draws."""
@@ -155,8 +142,35 @@ def draw_truth(process: Process, config: ValidateConfig) -> Truth:
     return Truth.draw(process, config.events or TRUTH_EVENTS, config.seed, available=True)
 
 
+def observable_table(process: Process, truth: Truth, observables: dict[str, np.ndarray], floors: Floors,
+                     weights: np.ndarray | None = None, bar: Any = None) -> dict[str, dict[str, Any]]:
+    """Per observable: the metrics of the generated ``observables`` (name → values ``(n,)``, NaN
+    where undefined; with ``weights (n,)`` weighted) against the truth, beside their floors, with
+    the numbers of events behind them (an observable defined for too few is listed with the
+    reason); ``bar``, a progress bar, advances by one per observable."""
+    per_observable = {}
+    for name, binning in process.binnings.items():
+        if bar is not None:
+            bar.set_postfix_str(name)
+            bar.update()
+        truth_values, generated_values = truth.observables[name], observables[name]
+        present = ~np.isnan(generated_values)
+        if min(len(defined(truth_values)), int(present.sum())) < MIN_DEFINED:  # e.g. a third jet in a file with two
+            per_observable[name] = {"skipped": not_compared(truth_values, generated_values)}
+            continue
+        metrics = with_floors(observable_metrics(defined(truth_values), generated_values[present], binning.edges,
+                                                 None if weights is None else weights[present]),
+                              floors.observables.get(name))
+        metrics.update(n_truth=len(defined(truth_values)), n_generated=int(present.sum()))
+        if np.isnan(truth_values).any() or not present.all():
+            metrics["fraction_undefined"] = {"truth": float(np.isnan(truth_values).mean()),
+                                             "generated": float(1.0 - present.mean())}
+        per_observable[name] = metrics
+    return per_observable
+
+
 def measure(process: Process, truth: Truth, events: np.ndarray, draw: np.ndarray, draws: int, seed: int,
-            label: str = "the model", progress: bool = False) -> Evaluation:
+            label: str = "the model", progress: bool = False, reweighter: Reweighter | None = None) -> Evaluation:
     """Measure generated ``events (n, n_quantities)``, ``draws`` ensemble members marked by
     ``draw (n,)``, against ``truth``: metrics per observable (on all members' events pooled;
     with draws, the band's width and coverage too), each beside its truth-vs-truth floor for
@@ -165,7 +179,8 @@ def measure(process: Process, truth: Truth, events: np.ndarray, draw: np.ndarray
     (the process's :meth:`~bayesgen.core.process.Process.detector_view` and its own
     :meth:`~bayesgen.core.process.Process.event_metrics`); with ``progress``, a bar on a
     terminal. More than half the events with non-finite observables is a :class:`DataError`
-    naming ``label``."""
+    naming ``label``. With a ``reweighter`` the summary's ``reweighted`` holds the same metrics
+    and AUC of the events weighted by it (beside the same floors), and the weights' spread."""
     observables, finite = finite_observables(process, events)
     n_dropped = int((~finite).sum())
     if n_dropped > len(finite) // 2:
@@ -179,33 +194,29 @@ def measure(process: Process, truth: Truth, events: np.ndarray, draw: np.ndarray
     bar.set_postfix_str("truth-vs-truth floors")
     floors = truth.floors(len(events))
     bar.update()
-    per_observable = {}
-    for name, binning in process.binnings.items():
-        bar.set_postfix_str(name)
-        bar.update()
-        truth_values, generated_values = truth.observables[name], evaluation.observables[name]
-        n_defined = min(len(defined(truth_values)), len(defined(generated_values)))
-        if n_defined < MIN_DEFINED:  # e.g. a third jet in a file with at most two
-            per_observable[name] = {"skipped": not_compared(truth_values, generated_values)}
-            continue
-        metrics = with_floors(observable_metrics(defined(truth_values), defined(generated_values), binning.edges),
-                              floors.observables.get(name))
-        metrics.update(n_truth=len(defined(truth_values)), n_generated=len(defined(generated_values)))
-        if np.isnan(truth_values).any() or np.isnan(generated_values).any():
-            metrics["fraction_undefined"] = {"truth": float(np.isnan(truth_values).mean()),
-                                             "generated": float(np.isnan(generated_values).mean())}
-        if draws > 1:
-            metrics.update(band_metrics(truth.histogram(name, binning.edges),
-                                        evaluation.histogram(name, binning.edges)))
-        per_observable[name] = metrics
+    per_observable = observable_table(process, truth, evaluation.observables, floors, bar=bar)
+    if draws > 1:
+        for name, metrics in per_observable.items():
+            if "skipped" not in metrics:
+                edges = process.binnings[name].edges
+                metrics.update(band_metrics(truth.histogram(name, edges), evaluation.histogram(name, edges)))
     bar.set_postfix_str("classifier")
-    classifier = classifier_two_sample_test(classifier_inputs(process, truth.events),
-                                            classifier_inputs(process, events), seed=seed)
+    truth_inputs = classifier_inputs(process, truth.events)
+    classifier = classifier_two_sample_test(truth_inputs, classifier_inputs(process, events), seed=seed)
     bar.update()
     bar.close()
     evaluation.summary.update({
         "draws": draws, "n_truth": len(truth.events), "n_generated": int(finite.sum()), "floor": floors.summary(),
         "n_nonfinite_dropped": n_dropped, "classifier": classifier, "observables": per_observable})
+    if reweighter is not None:
+        inputs = classifier_inputs(process, events[finite])
+        calibrated = reweighter.calibrated(inputs)
+        weights = reweighter.clip(calibrated)
+        evaluation.weights = weights[order]
+        evaluation.summary["reweighted"] = {
+            "weights": weight_summary(weights, calibrated), "fit": reweighter.summary,
+            "classifier": classifier_two_sample_test(truth_inputs, inputs, seed=seed, generated_weights=weights),
+            "observables": observable_table(process, truth, evaluation.observables, floors, evaluation.weights)}
     event_metrics = whole_event_metrics(process, truth.events, first_member, seed)
     if event_metrics:
         evaluation.summary["event_metrics"] = event_metrics

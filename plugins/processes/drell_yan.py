@@ -25,8 +25,16 @@ Generation chain per event (GeV, radians, φ in (-π, π]; units and conventions
    |η| outside ``eta_crack`` on both leptons.
 
 Event columns ``{l}1_pt, {l}1_eta, {l}1_phi, {l}2_pt, {l}2_eta, {l}2_phi`` (float64, lepton 1 =
-leading pT). Features (5): log pT₁, η₁, log pT₂, η₂, artanh(δ/π) with δ = wrap(φ₂ − φ₁ − π);
-the global φ is re-drawn uniformly on the way back.
+leading pT). Features (5), chosen by the option ``features``:
+
+* ``"mass"`` (default): u₁, η₁, asinh((M_ℓℓ − M_Z)/Γ_Z), η₂, asinh(δ/DELTA_WIDTH), with the
+  pair mass in place of pT₂ (:mod:`.pair_mass`), so the Z peak is one coordinate, u₁ the logit
+  of pT₁ within the window that pT order and the pT threshold leave it
+  (:class:`.pair_mass.LeadingPtMap`), and δ (narrow about 0, tails to ±π) mapped like the mass;
+* ``"leptons"``: log pT₁, η₁, log pT₂, η₂, artanh(δ/π);
+
+δ = wrap(φ₂ − φ₁ − π) (rad); the global φ is re-drawn uniformly on the way back, and a pair the
+network labels against the pT order is relabelled (:func:`.pair_mass.pt_ordered`).
 """
 from __future__ import annotations
 
@@ -41,11 +49,17 @@ from bayesgen.plugins.processes import isr, qed_fsr
 from bayesgen.plugins.processes.electroweak import GAMMA_Z, M_Z
 from bayesgen.plugins.processes.lorentz import pt_eta_phi
 from bayesgen.plugins.processes.luminosity import SQRT_S, drell_yan_born
+from bayesgen.plugins.processes.pair_mass import (FEATURE_MAPS, AsinhMap, LeadingPtMap, check_feature_map, opening,
+                                                  pair_mass, partner_pt, pt_ordered)
 
 __all__ = ["SQRT_S", "M_Z", "GAMMA_Z", "M_LOW", "M_HIGH", "DrellYan", "generate_truth", "sigma_pb",
            "collins_soper_axes", "decay"]
 
 M_LOW, M_HIGH = 50.0, 1000.0   #: default generated dilepton-mass window (GeV)
+N_DILEPTON_FEATURES = 5
+MASS_MAP = AsinhMap(M_Z, GAMMA_Z)   #: the pair mass's coordinate in the ``mass`` features (GeV)
+DELTA_WIDTH = 0.1                  #: rad; δ's coordinate in the ``mass`` features is asinh(δ/DELTA_WIDTH)
+DELTA_MAP = AsinhMap(0.0, DELTA_WIDTH)
 CHUNK = 50_000                 #: events generated together (keeps the shower's arrays in cache)
 
 _MAX_BATCH = 1_000_000
@@ -134,7 +148,10 @@ def dilepton_quantities(lep: str) -> tuple[str, ...]:
     return tuple(f"{lep}{i}_{v}" for i in (1, 2) for v in ("pt", "eta", "phi"))
 
 
-def dilepton_feature_names(lep: str) -> tuple[str, ...]:
+def dilepton_feature_names(lep: str, features: str = FEATURE_MAPS[0]) -> tuple[str, ...]:
+    """Names of the five dilepton features of the map ``features`` (see :data:`FEATURE_MAPS`)."""
+    if features == "mass":
+        return (f"log_{lep}1_pt", f"{lep}1_eta", f"asinh_m_{lep}{lep}", f"{lep}2_eta", "asinh_dphi")
     return (f"log_{lep}1_pt", f"{lep}1_eta", f"log_{lep}2_pt", f"{lep}2_eta", "artanh_dphi")
 
 
@@ -164,7 +181,9 @@ class DrellYan(Process):
     optionally ``eta_crack = (lo, hi)`` (rejected |η| band) and ``dress_cone`` (default ΔR of
     the photons added to a reconstructed lepton; 0 = bare), the usual :class:`Process`
     attributes (see :func:`dilepton_quantities` and friends) and :meth:`relative_resolution`.
-    Options: ``m_low``, ``m_high`` (generated M_ℓℓ window, GeV), ``dress_cone``.
+    Options: ``m_low``, ``m_high`` (generated M_ℓℓ window, GeV), ``dress_cone``, ``features``
+    (the network's feature map, one of :data:`FEATURE_MAPS`; a subclass's own features follow
+    the first N_DILEPTON_FEATURES).
     """
 
     lepton: str
@@ -177,7 +196,11 @@ class DrellYan(Process):
     keep_partons = 0               #: emitted partons kept in the truth (for jets)
     initial_efficiency = 0.4       #: first guess of the acceptance, sizes the first batch
 
-    def __init__(self, m_low: float = M_LOW, m_high: float = M_HIGH, dress_cone: float | None = None):
+    def __init__(self, m_low: float = M_LOW, m_high: float = M_HIGH, dress_cone: float | None = None,
+                 features: str = FEATURE_MAPS[0]):
+        self.features = check_feature_map(features)
+        self.feature_names = (*dilepton_feature_names(self.lepton, features),
+                              *type(self).feature_names[N_DILEPTON_FEATURES:])
         if not 0.0 < m_low < m_high < SQRT_S:
             raise ConfigError(f"need 0 < m_low < m_high < {SQRT_S:g} GeV, got m_low={m_low}, m_high={m_high}")
         if dress_cone is not None and not 0.0 <= dress_cone < 1.0:
@@ -185,6 +208,11 @@ class DrellYan(Process):
         self.m_low, self.m_high = float(m_low), float(m_high)
         if dress_cone is not None:
             self.dress_cone = float(dress_cone)
+
+    def portable_options(self, options: dict) -> dict:
+        """The options with the feature map made explicit, so a run keeps its map when the
+        default changes."""
+        return {**options, "features": self.features}
 
     def sigma_pb(self) -> float:
         """LO cross-section of the generated process (before the detector), pb."""
@@ -264,22 +292,43 @@ class DrellYan(Process):
         return sample_accepted(n, seed, lambda batch, rng: self.detector(self.generate_truth(batch, rng), rng), 6, self.initial_efficiency, _MAX_BATCH)
 
     def to_features(self, events: np.ndarray) -> np.ndarray:
-        """``(n, 6)`` → ``(n, 5)``: log pT₁, η₁, log pT₂, η₂, artanh(δ/π) with
-        δ = wrap(φ₂ − φ₁ − π) (≈ 0 for back-to-back leptons), |δ/π| clipped to 1 − 1e-7."""
+        """``(n, 6)`` → ``(n, 5)``: with ``mass`` features u₁ (the logit of pT₁ in its window), η₁,
+        asinh((M_ℓℓ − M_Z)/Γ_Z), η₂, asinh(δ/DELTA_WIDTH), with ``leptons`` log pT₁, η₁, log pT₂, η₂,
+        artanh(δ/π) (|δ/π| clipped to 1 − 1e-7); δ = wrap(φ₂ − φ₁ − π) (≈ 0 back to back)."""
         ev = np.asarray(events, dtype=np.float64)
-        delta = wrap_phi(ev[:, 5] - ev[:, 2] - np.pi) / np.pi
-        return np.stack([np.log(ev[:, 0]), ev[:, 1], np.log(ev[:, 3]), ev[:, 4],
-                         np.arctanh(np.clip(delta, -_DPHI_CLIP, _DPHI_CLIP))], axis=-1)
+        delta = wrap_phi(ev[:, 5] - ev[:, 2] - np.pi)
+        if self.features == "mass":
+            o = opening(ev[:, 1], ev[:, 4], delta)
+            mass = pair_mass(ev[:, 0], ev[:, 3], o)
+            first = LeadingPtMap(self.pt_min).forward(ev[:, 0], mass, o)
+            second, angle = MASS_MAP.forward(mass), DELTA_MAP.forward(delta)
+        else:
+            first, second = np.log(ev[:, 0]), np.log(ev[:, 3])
+            angle = np.arctanh(np.clip(delta / np.pi, -_DPHI_CLIP, _DPHI_CLIP))
+        return np.stack([first, ev[:, 1], second, ev[:, 4], angle], axis=-1)
 
     def from_features(self, features: np.ndarray, rng: np.random.Generator,
                       conditions: np.ndarray | None = None) -> np.ndarray:
-        """``(n, 5)`` → ``(n, 6)``; φ₁ uniform in (-π, π] from ``rng``,
-        φ₂ = wrap(φ₁ + π + π tanh f₅)."""
+        """``(n, 5)`` → ``(n, 6)``, the leptons in pT order (see :meth:`lepton_pair`)."""
+        return pt_ordered(self.lepton_pair(features, rng), 0, 3)
+
+    def lepton_pair(self, features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``(n, 5)`` → ``(n, 6)`` as the features give them: φ₁ uniform in (-π, π] from ``rng``,
+        φ₂ = wrap(φ₁ + π + δ); with ``mass`` features pT₂ follows from M_ℓℓ
+        (:func:`~.pair_mass.partner_pt`). A model may put pT₂ above pT₁; :meth:`from_features`
+        then swaps the two (:func:`~.pair_mass.pt_ordered`)."""
         f = np.asarray(features, dtype=np.float64)
         phi1 = np.pi - rng.uniform(0.0, 2.0 * np.pi, len(f))
-        phi2 = wrap_phi(phi1 + np.pi + np.pi * np.tanh(f[:, 4]))
-        return np.stack([np.exp(f[:, 0]), f[:, 1], phi1, np.exp(f[:, 2]), f[:, 3], phi2],
-                        axis=-1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if self.features == "mass":
+                delta, mass = DELTA_MAP.inverse(f[:, 4]), MASS_MAP.inverse(f[:, 2])
+                o = opening(f[:, 1], f[:, 3], delta)
+                pt1 = LeadingPtMap(self.pt_min).inverse(f[:, 0], mass, o)
+                pt2 = partner_pt(mass, pt1, o)
+            else:
+                delta, pt1, pt2 = np.pi * np.tanh(f[:, 4]), np.exp(f[:, 0]), np.exp(f[:, 2])
+            phi2 = wrap_phi(phi1 + np.pi + delta)
+        return np.stack([pt1, f[:, 1], phi1, pt2, f[:, 3], phi2], axis=-1)
 
     def observables(self, events: np.ndarray) -> dict[str, np.ndarray]:
         """Every :attr:`binnings` key → values ``(n,)``."""

@@ -27,7 +27,9 @@ Generation chain per event (GeV, radians, φ in (-π, π]):
 Event columns ``mu{i}_pt, mu{i}_eta, mu{i}_phi`` for i = 1…4: muons 1, 2 from Z₁ and 3, 4 from
 Z₂ (truth pairing), each pair leading pT first; charges are not stored.
 Features (11): log pT_i (i = 1…4), η_i (i = 1…4), artanh(δ_i/π) with δ_i = wrap(φ_i − φ₁ − π)
-for i = 2, 3, 4; the global φ (φ₁) is re-drawn uniformly on the way back.
+for i = 2, 3, 4 (option ``features = "leptons"``), or by default (``"mass"``) the same with the Z
+masses in place of pT₂ and pT₄ (:mod:`.pair_mass`): u(M_Z1) = asinh((M_Z1 − M_Z)/Γ_Z) and
+log M_Z2; the global φ (φ₁) is re-drawn uniformly on the way back.
 """
 from __future__ import annotations
 
@@ -42,6 +44,8 @@ from bayesgen.plugins.processes import isr
 from bayesgen.plugins.processes.electroweak import GAMMA_Z, M_Z
 from bayesgen.plugins.processes.lorentz import boost
 from bayesgen.plugins.processes.luminosity import SQRT_S, GluonFusionBorn, born_fractions, sample_cos_theta
+from bayesgen.plugins.processes.pair_mass import (FEATURE_MAPS, AsinhMap, check_feature_map, opening, pair_mass,
+                                                  partner_pt, pt_ordered)
 from bayesgen.plugins.processes.z_mumu import MUON_MASS, muon_resolution
 
 # --- physics (GeV) ------------------------------------------------------------------------------
@@ -63,6 +67,7 @@ ETA_MAX = 2.4             #: every muon
 
 _MAX_BATCH = 500_000
 _DPHI_CLIP = 1.0 - 1e-7
+Z1_MAP = AsinhMap(M_Z, GAMMA_Z)   #: M_Z1's coordinate in the ``mass`` features
 _N_U, _N_S2 = 1024, 257   #: table sizes (m₁ nodes per half, s₂ nodes)
 _BOUND_MARGIN = 1.02
 
@@ -236,6 +241,13 @@ def _mu(i: int) -> tuple[str, str, str]:
     return f"mu{i}_pt", f"mu{i}_eta", f"mu{i}_phi"
 
 
+def feature_names(features: str = FEATURE_MAPS[0]) -> tuple[str, ...]:
+    """Names of the 11 features of the map ``features``."""
+    transverse = (("log_mu1_pt", "asinh_m_z1", "log_mu3_pt", "log_m_z2") if features == "mass"
+                  else tuple(f"log_mu{i}_pt" for i in range(1, 5)))
+    return transverse + tuple(f"mu{i}_eta" for i in range(1, 5)) + tuple(f"artanh_dphi_1{i}" for i in range(2, 5))
+
+
 class HZZ4Mu(Process):
     """H(125) → ZZ* → 4μ at √s = 13 TeV with muon smearing and acceptance."""
 
@@ -243,9 +255,7 @@ class HZZ4Mu(Process):
     description = "H(125) -> ZZ* -> 4 mu at 13 TeV (embedded LO+ISR MC, 4 muons, 11 features)"
     sqrt_s = SQRT_S
     quantities = tuple(q for i in range(1, 5) for q in _mu(i))
-    feature_names = (tuple(f"log_mu{i}_pt" for i in range(1, 5))
-                     + tuple(f"mu{i}_eta" for i in range(1, 5))
-                     + tuple(f"artanh_dphi_1{i}" for i in range(2, 5)))
+    feature_names = feature_names()
     binnings = {
         **{k: v for i, hi in ((1, 120.0), (2, 80.0), (3, 60.0), (4, 40.0))
            for k, v in zip(_mu(i), (
@@ -260,6 +270,15 @@ class HZZ4Mu(Process):
         "pt_z1": Binning(0.0, 150.0, 50, r"$p_{T,Z_1}$ [GeV]"),
         "pt_z2": Binning(0.0, 150.0, 50, r"$p_{T,Z_2}$ [GeV]"),
     }
+
+    def __init__(self, features: str = FEATURE_MAPS[0]):
+        """``features``: the network's feature map, one of :data:`~.pair_mass.FEATURE_MAPS`."""
+        self.features = check_feature_map(features)
+        self.feature_names = feature_names(features)
+
+    def portable_options(self, options: dict) -> dict:
+        """The options with the feature map made explicit (a run keeps it when the default changes)."""
+        return {**options, "features": self.features}
 
     def generate_truth(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """See :func:`generate_truth`."""
@@ -283,24 +302,45 @@ class HZZ4Mu(Process):
             ok &= accepted(pt, eta) & (pt[:, 0] >= pt[:, 1]) & (pt[:, 2] >= pt[:, 3])
         return ok
 
+    @staticmethod
+    def _openings(eta: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """cosh Δη − cos Δφ of the pairs (1, 2) and (3, 4) from η ``(n, 4)`` and δ/π ``(n, 3)``
+        of muons 2…4 (Δφ₃₄ = π(δ̂₄ − δ̂₃), and cos(x − π) = −cos x)."""
+        return (opening(eta[:, 0], eta[:, 1], np.pi * delta[:, 0]),
+                opening(eta[:, 2], eta[:, 3], np.pi * (delta[:, 2] - delta[:, 1] - 1.0)))
+
     def to_features(self, events: np.ndarray) -> np.ndarray:
-        """``(n, 12)`` → ``(n, 11)``: log pT_i, η_i, artanh(wrap(φ_i − φ₁ − π)/π) (i = 2…4,
-        |argument| clipped to 1 − 1e-7)."""
+        """``(n, 12)`` → ``(n, 11)``: log pT_i (``mass``: u(M_Z1) and log M_Z2 in place of
+        i = 2, 4), η_i, artanh(δ_i/π) with δ_i = wrap(φ_i − φ₁ − π) (i = 2…4, |δ_i/π| clipped to
+        1 − 1e-7; the masses are those of the clipped δ, so the map inverts exactly)."""
         ev = np.asarray(events, dtype=np.float64).reshape(-1, 4, 3)
-        delta = wrap_phi(ev[:, 1:, 2] - ev[:, :1, 2] - np.pi) / np.pi
-        return np.concatenate([np.log(ev[:, :, 0]), ev[:, :, 1],
-                               np.arctanh(np.clip(delta, -_DPHI_CLIP, _DPHI_CLIP))], axis=1)
+        pt, eta = ev[:, :, 0], ev[:, :, 1]
+        delta = np.clip(wrap_phi(ev[:, 1:, 2] - ev[:, :1, 2] - np.pi) / np.pi, -_DPHI_CLIP, _DPHI_CLIP)
+        transverse = np.log(pt)
+        if self.features == "mass":
+            z1, z2 = self._openings(eta, delta)
+            transverse[:, 1] = Z1_MAP.forward(pair_mass(pt[:, 0], pt[:, 1], z1))
+            transverse[:, 3] = np.log(pair_mass(pt[:, 2], pt[:, 3], z2))
+        return np.concatenate([transverse, eta, np.arctanh(delta)], axis=1)
 
     def from_features(self, features: np.ndarray, rng: np.random.Generator,
                       conditions: np.ndarray | None = None) -> np.ndarray:
         """``(n, 11)`` → ``(n, 12)``; φ₁ uniform in (-π, π] from ``rng``,
-        φ_i = wrap(φ₁ + π + π tanh f)."""
+        φ_i = wrap(φ₁ + π + π tanh f); with ``mass`` features pT₂ and pT₄ follow from the Z
+        masses (:func:`~.pair_mass.partner_pt`); each pair is put in pT order
+        (:func:`~.pair_mass.pt_ordered`)."""
         f = np.asarray(features, dtype=np.float64)
+        delta, eta = np.tanh(f[:, 8:11]), f[:, 4:8]
         phi1 = np.pi - rng.uniform(0.0, 2.0 * np.pi, len(f))
-        phi = np.concatenate([phi1[:, None],
-                              wrap_phi(phi1[:, None] + np.pi + np.pi * np.tanh(f[:, 8:11]))],
-                             axis=1)
-        return np.stack([np.exp(f[:, 0:4]), f[:, 4:8], phi], axis=-1).reshape(len(f), 12)
+        phi = np.concatenate([phi1[:, None], wrap_phi(phi1[:, None] + np.pi + np.pi * delta)], axis=1)
+        with np.errstate(over="ignore"):
+            pt = np.exp(f[:, 0:4])
+        if self.features == "mass":
+            z1, z2 = self._openings(eta, delta)
+            pt[:, 1] = partner_pt(Z1_MAP.inverse(f[:, 1]), pt[:, 0], z1)
+            with np.errstate(over="ignore"):
+                pt[:, 3] = partner_pt(np.exp(f[:, 3]), pt[:, 2], z2)
+        return pt_ordered(pt_ordered(np.stack([pt, eta, phi], axis=-1).reshape(len(f), 12), 0, 3), 6, 9)
 
     def observables(self, events: np.ndarray) -> dict[str, np.ndarray]:
         """Every :attr:`binnings` key → values ``(n,)``; Z₁ = muons 1 + 2, Z₂ = muons 3 + 4."""

@@ -34,6 +34,7 @@ from bayesgen.core.process import Binning, physical_objects, sample_accepted
 from bayesgen.plugins.processes.drell_yan import (DrellYan, dilepton_binnings, dilepton_feature_names,
                                                   dilepton_quantities)
 from bayesgen.plugins.processes.lorentz import pt_eta_phi
+from bayesgen.plugins.processes.pair_mass import pt_ordered
 from bayesgen.plugins.processes.luminosity import SQRT_S
 from bayesgen.plugins.processes.z_mumu import ETA_MAX, MUON_MASS, PT_MIN, muon_resolution
 
@@ -241,16 +242,17 @@ class ZMuMuJets(DrellYan):
 
     def from_features(self, features: np.ndarray, rng: np.random.Generator,
                       conditions: np.ndarray | None = None) -> np.ndarray:
-        """``(n, 17)`` and the one-hot multiplicity → ``(n, 19)``; φ_μ1 uniform from ``rng``."""
+        """``(n, 17)`` and the one-hot multiplicity → ``(n, 19)``; φ_μ1 uniform from ``rng``, the
+        muons in pT order (see :meth:`DrellYan.lepton_pair`)."""
         f = np.asarray(features, dtype=np.float64)
-        muons = super().from_features(f[:, :5], rng)
+        muons = self.lepton_pair(f[:, :5], rng)   # the jets' φ refer to this first muon
         n_jets = 1 + np.argmax(conditions, axis=1)
         j = f[:, 5:].reshape(-1, MAX_JETS, 4)
         jets = np.stack([JET_PT_MIN + np.exp(j[..., 0]), j[..., 1],
                          _phi_from_artanh(j[..., 2], muons[:, 2:3]), np.maximum(np.expm1(j[..., 3]), 0.0)], axis=-1)
         present = np.arange(MAX_JETS) < n_jets[:, None]
         jets = np.where(present[..., None], jets, 0.0).reshape(len(f), -1)
-        return np.concatenate([muons, n_jets[:, None].astype(np.float64), jets], axis=1)
+        return pt_ordered(np.concatenate([muons, n_jets[:, None].astype(np.float64), jets], axis=1), 0, 3)
 
     # --- validation --------------------------------------------------------------------------
     def observables(self, events: np.ndarray) -> dict[str, np.ndarray]:

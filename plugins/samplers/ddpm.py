@@ -221,6 +221,11 @@ class DDPM(Sampler):
     DDIM without. ``vlb_weight`` is λ of the hybrid loss ``L_simple + λ L_vlb`` (learned σ only).
     """
 
+    #: the recipe measured for ≤ 20 min on one CPU thread (docs/precision.md)
+    training_defaults = {"steps": 24_000, "batch_size": 1024, "lr": 1e-3, "warmup_steps": 500, "ema_decay": 0.9995,
+                         "backbone_options": {"mlp": {"width": 256, "depth": 4}},
+                         "sampler_options": {"schedule": "cosine", "prediction": "v"}}
+
     def __init__(self, make_network: Callable[..., nn.Module], n_features: int, timesteps: int = 1000,
                  schedule: str = "linear", prediction: str = "eps", ddim_eta: float = 0.0,
                  clip: str = "range", clip_margin: float = 0.1, learn_sigma: bool = False,

@@ -1,0 +1,369 @@
+"""The precision table: DDPM vs CFM vs INN on z_mumu against the statistical floor.
+
+Each sampler is trained with its recipe (the defaults of `bayesgen train`), validated on
+``--events`` generated events against as many fresh truth events, then again with the classifier
+weights of `bayesgen reweight`; the best sampler is trained once more as a Bayesian network and
+validated with ``--draws`` members, and its band is measured against the training-set size: N,
+4N and 16N events, each a Bayesian run of ``--calibration-steps`` steps (the same budget for
+all three, so that only N changes). Writes ``docs/precision.md`` (the table, the
+targets met or missed by how much, the machine) and ``docs/precision_<observable>.png``.
+
+Stages cache their results in ``--out``, so the work can be split and resumed:
+
+    python bench/precision_table.py --out precision                      # everything (hours on 2 CPU cores)
+    python bench/precision_table.py --out precision --stage train --sampler cfm
+    python bench/precision_table.py --out precision --stage validate --sampler cfm
+    python bench/precision_table.py --out precision --stage bayes --sampler inn
+    python bench/precision_table.py --out precision --stage calibration --sampler inn
+    python bench/precision_table.py --out precision --stage table
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import bayesgen
+from bayesgen.app.reweight import reweight
+from bayesgen.app.validate import evaluate
+from bayesgen.engine.config import ReweightConfig, ValidateConfig
+from bayesgen.engine.io import write_json, write_text
+from bayesgen.engine.model import TrainedModel
+from bayesgen.validation.histogram import Histogram
+from bayesgen.validation.report import Evaluation, Truth, plot_overlays
+from bayesgen.validation.reweighting import Reweighter, reweighter_path
+
+PROCESS = "z_mumu"
+SAMPLERS = ("ddpm", "cfm", "inn")
+#: sampling settings of each sampler in the table (train-time options come from its recipe)
+SAMPLING = {"ddpm": {"sample_steps": 100}, "cfm": {}, "inn": {}}
+VALIDATION_SEED = 2
+#: the feature-map comparison: each sampler at a moderate budget (a sixth to a third of its recipe)
+#: with both maps, validated on MAP_EVENTS events
+MAP_TRAINING = {
+    "ddpm": {"steps": 4000, "lr": 1e-3, "backbone_options": {"width": 256, "depth": 4},
+             "sampler_options": {"schedule": "cosine", "prediction": "v"}},
+    "cfm": {"steps": 4000, "lr": 1e-3, "backbone_options": {"width": 256, "depth": 4}},
+    "inn": {"steps": 4000, "lr": 1e-3, "backbone_options": {"width": 128, "depth": 3},
+            "sampler_options": {"blocks": 6, "bins": 16}},
+}
+MAP_EVENTS = 50_000
+TARGETS = {"w1_best": 2.0, "dev_best": 0.03, "chi2_best": 2.0, "auc_best": 0.52, "w1_every": 4.0,
+           "bayes_m_w1": 2.0, "coverage": (0.55, 0.85), "auc_reweighted": 0.51}
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def machine() -> dict:
+    """The CPU model, its cores and the load average now."""
+    model = platform.processor() or platform.machine()
+    try:
+        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines()
+        model = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name"))
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "load_average": os.getloadavg()[0],
+            "torch_threads": __import__("torch").get_num_threads()}
+
+
+def run_dir(out: Path, name: str) -> Path:
+    return out / "runs" / name
+
+
+def train(out: Path, sampler: str, **options) -> Path:
+    """Train ``sampler`` with its recipe (and ``options``) unless its run is finished."""
+    directory = run_dir(out, options.pop("name", sampler))
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    start = machine()
+    bayesgen.train(process=PROCESS, sampler=sampler, out=str(directory), threads=1, progress=False,
+                   resume=(directory / "checkpoint.pt").exists(), **options)
+    write_json(directory / "machine.json", {"start": start, "end": machine()})
+    return directory
+
+
+def save_evaluation(path: Path, model: TrainedModel, evaluation: Evaluation) -> None:
+    write_json(path.with_suffix(".json"), {**evaluation.summary, "machine": machine(),
+                                           "training_events": model.config.events, "recipe": model.config.__dict__})
+    arrays = {f"observable_{k}": v.astype(np.float32) for k, v in evaluation.observables.items()}
+    if evaluation.weights is not None:
+        arrays["weights"] = evaluation.weights.astype(np.float32)
+    np.savez_compressed(path.with_suffix(".npz"), draw=evaluation.draw.astype(np.int16), **arrays)
+
+
+def validate(out: Path, sampler: str, events: int) -> None:
+    """Fit the classifier weights of the run, then measure it on ``events`` events with and
+    without them."""
+    directory = run_dir(out, sampler)
+    sampling = SAMPLING[sampler]
+    if not (directory / "reweighter.pt").exists():
+        reweight(directory, ReweightConfig(threads=1, **sampling))
+    model = TrainedModel.load(directory, "cpu")
+    truth = Truth.draw(model.process, events, VALIDATION_SEED)
+    config = ValidateConfig(events=events, seed=VALIDATION_SEED, threads=1, reweight=True, **sampling)
+    save_evaluation(out / sampler, model, evaluate(model, truth, config,
+                                                       reweighter=Reweighter.load(reweighter_path(directory))))
+
+
+def bayes(out: Path, sampler: str, events: int, draws: int, train_events: int | None = None,
+          name: str = "bayes", steps: int | None = None) -> None:
+    """Train ``sampler`` as a Bayesian network (on ``train_events`` for ``steps``, by default the
+    recipe's) and validate it with ``draws`` members of ``events`` events each."""
+    options = {"events": train_events} if train_events else {}
+    if steps:
+        options["steps"] = steps
+    directory = train(out, sampler, bayesian=True, name=f"{name}_{sampler}", **options)
+    model = TrainedModel.load(directory, "cpu")
+    truth = Truth.draw(model.process, events, VALIDATION_SEED)
+    config = ValidateConfig(events=events, draws=draws, seed=VALIDATION_SEED, threads=1, **SAMPLING[sampler])
+    save_evaluation(out / f"{name}_{sampler}", model, evaluate(model, truth, config))
+
+
+def compare_maps(out: Path, sampler: str) -> None:
+    """Train ``sampler`` with MAP_TRAINING and both feature maps, validate on MAP_EVENTS events."""
+    for features in ("mass", "leptons"):
+        name = f"maps_{sampler}_{features}"
+        if (out / f"{name}.json").exists():
+            continue
+        directory = train(out, sampler, name=name, warmup_steps=100, ema_decay=0.999, batch_size=1024,
+                          process_options={"features": features}, **MAP_TRAINING[sampler])
+        model = TrainedModel.load(directory, "cpu")
+        config = ValidateConfig(events=MAP_EVENTS, seed=VALIDATION_SEED, threads=1, **SAMPLING[sampler])
+        write_json(out / f"{name}.json", evaluate(model, Truth.draw(model.process, MAP_EVENTS, VALIDATION_SEED),
+                                                  config).summary)
+
+
+def load(out: Path, name: str) -> dict | None:
+    path = out / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+@dataclass
+class Sample:
+    """Generated observables from a saved evaluation, weighted or not, for the overlay plots."""
+
+    observables: dict[str, np.ndarray]
+    weights: np.ndarray | None = None
+
+    @classmethod
+    def read(cls, path: Path, weighted: bool = False) -> "Sample":
+        with np.load(path) as archive:
+            observables = {k[len("observable_"):]: archive[k].astype(np.float64) for k in archive.files
+                           if k.startswith("observable_")}
+            return cls(observables, archive["weights"].astype(np.float64) if weighted else None)
+
+    def histogram(self, name: str, edges: np.ndarray) -> Histogram:
+        values = self.observables[name]
+        present = ~np.isnan(values)
+        return Histogram.fill(values[present], edges, None if self.weights is None else self.weights[present])
+
+
+def _cell(m: dict) -> str:
+    return (f"{m['w1_over_floor']:.2f} · {m['max_rel_dev_bulk']:.1%} ({m['max_rel_dev_bulk_over_floor']:.1f}×) · "
+            f"{m['chi2_ndf']:.2f}")
+
+
+def _verdict(value: float, limit: float, below: bool = True) -> str:
+    ok = value <= limit if below else value >= limit
+    if ok:
+        return "met"
+    return f"missed by {value / limit:.2f}×" if below else f"missed ({value:.3g} < {limit:g})"
+
+
+def _worst(observables: dict, key: str) -> tuple[str, float]:
+    name = max((n for n in observables if "skipped" not in observables[n]), key=lambda n: observables[n][key])
+    return name, observables[name][key]
+
+
+def table(out: Path, samplers: list[str]) -> str:
+    """``docs/precision.md``'s text from the cached results; also writes the overlay plots."""
+    results = {s: load(out, s) for s in samplers if load(out, s)}
+    if not results:
+        raise SystemExit(f"no validated sampler in {out}; run the validate stage first")
+    first = next(iter(results.values()))
+    info = first["machine"]
+    loads = [r["machine"]["load_average"] for r in results.values()]
+    lines = [f"# Precision on {PROCESS}: {', '.join(results)} against the statistical floor", "",
+             f"Made by `bench/precision_table.py` on {info['cpu']} ({info['cores']} cores, shared: load average "
+             f"{min(loads):.1f}–{max(loads):.1f} while validating; training on one thread). Each sampler is trained "
+             "with its recipe (the defaults of `bayesgen train`, see `bayesgen plugins`) on "
+             f"{first['n_generated']:,} … events as listed; validated on {first['n_events']:,} generated events "
+             f"against {first['n_truth']:,} fresh truth events. Floors: {first['floor']['source']}.", "",
+             "## Summary", "",
+             "| sampler | parameters | training time | generation [events/s] | network calls / event "
+             "| out of support | classifier AUC (truth vs truth 0.5 ± σ) | AUC with classifier weights "
+             "| weights: std · above 3 · effective events |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for label, s in results.items():
+        auc, rw = s["classifier"], s.get("reweighted", {})
+        w = rw.get("weights", {})
+        lines.append(f"| {label} | {s['parameters']:,} | {s['training_seconds'] / 60:.1f} min ({s['training_steps']:,} steps) | "
+                     f"{s['generation_events_per_s']:,.0f} | {s['evaluations_per_event']} | "
+                     f"{s['out_of_support_fraction']:.2%} | {auc['auc']:.4f} ± {auc['auc_std']:.4f} (0.5 ± "
+                     f"{auc['auc_floor_std']:.4f}) | "
+                     + (f"{rw['classifier']['auc']:.4f} ± {rw['classifier']['auc_std']:.4f} | "
+                        f"{w['std']:.3f} · {w['fraction_above_3']:.2%} · {w['effective_fraction']:.0%} |" if rw else "– | – |"))
+    lines += ["", "## Per observable", "",
+              "W1 / its floor · largest bulk deviation (/ its floor) · χ²/ndf; the bulk is every bin holding ≥ 1 % "
+              "of the truth. Second row of each sampler: with the classifier weights (beside the same floors, "
+              "those of unweighted samples).", "",
+              "| observable | " + " | ".join(f"{label} | {label} reweighted" for label in results) + " |",
+              "|---|" + "---|---|" * len(results)]
+    for name in first["observables"]:
+        cells = []
+        for s in results.values():
+            cells.append(_cell(s["observables"][name]))
+            cells.append(_cell(s["reweighted"]["observables"][name]) if "reweighted" in s else "–")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+
+    best = min(results, key=lambda s: _worst(results[s]["observables"], "w1_over_floor")[1])
+    b = results[best]
+    lines += ["", f"## Targets (best sampler: {best}, the smallest largest W1 / floor)", "",
+              "| target | value | verdict |", "|---|---|---|"]
+    name, value = _worst(b["observables"], "w1_over_floor")
+    lines.append(f"| best: every W1 ≤ {TARGETS['w1_best']:g} × floor | {value:.2f} × ({name}) | "
+                 f"{_verdict(value, TARGETS['w1_best'])} |")
+    name, value = _worst(b["observables"], "max_rel_dev_bulk")
+    lines.append(f"| best: bulk deviation ≤ {TARGETS['dev_best']:.0%} in every bin with ≥ 1 % | {value:.1%} ({name}; "
+                 f"floor {b['observables'][name]['max_rel_dev_bulk_floor']:.1%}) | {_verdict(value, TARGETS['dev_best'])} |")
+    name, value = _worst(b["observables"], "chi2_ndf")
+    lines.append(f"| best: χ²/ndf ≤ {TARGETS['chi2_best']:g} | {value:.2f} ({name}) | {_verdict(value, TARGETS['chi2_best'])} |")
+    auc = b["classifier"]["auc"]
+    lines.append(f"| best: classifier AUC ≤ {TARGETS['auc_best']} | {auc:.4f} | {_verdict(auc - 0.5, TARGETS['auc_best'] - 0.5)} |")
+    if "reweighted" in b:
+        auc = b["reweighted"]["classifier"]["auc"]
+        lines.append(f"| best, reweighted: AUC ≤ {TARGETS['auc_reweighted']} | {auc:.4f} | "
+                     f"{_verdict(auc - 0.5, TARGETS['auc_reweighted'] - 0.5)} |")
+    for label, s in results.items():
+        name, value = _worst(s["observables"], "w1_over_floor")
+        lines.append(f"| {label}: every W1 ≤ {TARGETS['w1_every']:g} × floor | {value:.2f} × ({name}) | "
+                     f"{_verdict(value, TARGETS['w1_every'])} |")
+    lines += bayes_section(out, best)
+    lines += maps_section(out)
+    write_plots(out, results, samplers)
+    lines += ["", "Ratio plots (truth, each sampler and its reweighted sample): "
+              + ", ".join(f"[{n}](precision_{n}.png)" for n in first["observables"] if not n.endswith("_phi")), ""]
+    return "\n".join(lines) + "\n"
+
+
+def bayes_section(out: Path, best: str) -> list[str]:
+    """The Bayesian run's lines: M_μμ, coverage and σ_pred per observable, σ_pred against N."""
+    b = load(out, f"bayes_{best}")
+    if b is None:
+        return ["", f"No Bayesian run of {best} yet (stage bayes)."]
+    lines = ["", f"## Bayesian {best} ({b['draws']} draws of {b['n_events']:,} events, {b['training_seconds'] / 60:.1f} min "
+             "of training)", "", "| observable | W1 / floor | bulk deviation | σ_pred/mean (median) | sampling part | "
+             "coverage_1sigma (bins) | verdict |", "|---|---:|---:|---:|---:|---:|---|"]
+    low, high = TARGETS["coverage"]
+    for name, m in b["observables"].items():
+        if "skipped" in m:
+            continue
+        ok = low <= m["coverage_1sigma"] <= high
+        lines.append(f"| {name} | {m['w1_over_floor']:.2f} | {m['max_rel_dev_bulk']:.1%} | {m['sigma_pred_rel_median']:.2%} | "
+                     f"{m['sigma_sampling_rel_median']:.2%} | {m['coverage_1sigma']:.2f} ({m['coverage_bins']}) | "
+                     + ("met" if ok else f"missed ({m['coverage_1sigma']:.2f} outside {low}–{high})") + " |")
+    m = b["observables"]["m_mumu"]
+    lines.append(f"\nM_μμ: W1 = {m['w1_over_floor']:.2f} × floor (target ≤ {TARGETS['bayes_m_w1']:g}: "
+                 f"{_verdict(m['w1_over_floor'], TARGETS['bayes_m_w1'])}); classifier AUC {b['classifier']['auc']:.4f}.")
+    sizes = sorted((result["training_events"], result) for result in
+                   (json.loads(p.read_text()) for p in out.glob(f"calibration_n*_{best}.json")))
+    if sizes:
+        names = [n for n in ("m_mumu", "mu1_pt", "mu2_pt", "mu1_eta", "pt_mumu", "dr_mumu") if n in b["observables"]]
+        steps = sizes[0][1]["training_steps"]
+        lines += ["", f"σ_pred/mean (median over bulk bins) and coverage against the training-set size (Bayesian {best}, "
+                  f"{steps:,} steps each, {sizes[0][1]['draws']} draws of {sizes[0][1]['n_events']:,} events):", "",
+                  "| training events | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]
+        for n, result in sizes:
+            lines.append(f"| {n:,} | " + " | ".join(f"{result['observables'][k]['sigma_pred_rel_median']:.2%} "
+                                                    f"({result['observables'][k]['coverage_1sigma']:.2f})" for k in names) + " |")
+        widths = [[result["observables"][k]["sigma_pred_rel_median"] for _, result in sizes] for k in names]
+        shrinking = sum(all(a > c for a, c in zip(w, w[1:])) for w in widths)
+        lines.append(f"\nσ_pred shrinks monotonically with N on {shrinking} of {len(names)} observables.")
+    return lines
+
+
+def maps_section(out: Path) -> list[str]:
+    """Both feature maps with every sampler at the MAP_TRAINING budget."""
+    rows = []
+    for sampler in SAMPLERS:
+        for features in ("mass", "leptons"):
+            r = load(out, f"maps_{sampler}_{features}")
+            if r is None:
+                continue
+            obs = {k: v for k, v in r["observables"].items() if "skipped" not in v and not k.endswith("_phi")}
+            w1 = [v["w1_over_floor"] for v in obs.values()]
+            worst = max(obs, key=lambda k: obs[k]["chi2_ndf"])
+            m = obs["m_mumu"]
+            rows.append(f"| {sampler} | {features} | {r['classifier']['auc']:.4f} | {max(w1):.2f} · {np.mean(w1):.2f} | "
+                        f"{obs[worst]['chi2_ndf']:.1f} ({worst}) | {m['w1_over_floor']:.2f} · {m['max_rel_dev_bulk']:.1%} · "
+                        f"{m['chi2_ndf']:.2f} | {r['out_of_support_fraction']:.2%} |")
+    if not rows:
+        return []
+    return ["", f"## Feature maps ({MAP_EVENTS:,} events; each sampler at a moderate budget, the same for both maps)",
+            "", "| sampler | features | AUC | W1/floor: largest · mean | largest χ²/ndf | M_μμ: W1/floor · bulk dev. · χ²/ndf "
+            "| out of support |", "|---|---|---:|---:|---:|---:|---:|", *rows,
+            "", "Budgets: " + "; ".join(f"{s} {MAP_TRAINING[s]}" for s in SAMPLERS) + "."]
+
+
+def write_plots(out: Path, results: dict, samplers: list[str]) -> None:
+    process = bayesgen.get_process(PROCESS)
+    first = next(iter(results.values()))
+    truth = Truth.draw(process, first["n_events"], VALIDATION_SEED)
+    curves = {}
+    for s in results:
+        curves[s] = Sample.read(out / f"{s}.npz")
+        if "reweighted" in results[s]:
+            curves[f"{s} reweighted"] = Sample.read(out / f"{s}.npz", weighted=True)
+    plots = out / "plots"
+    plots.mkdir(exist_ok=True)
+    plot_overlays(process, truth, curves, plots, first["n_events"])
+    for name in first["observables"]:
+        if not name.endswith("_phi") and (plots / f"{name}.png").exists():
+            (DOCS / f"precision_{name}.png").write_bytes((plots / f"{name}.png").read_bytes())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="precision")
+    parser.add_argument("--stage", choices=("all", "maps", "train", "validate", "bayes", "calibration", "table"),
+                        default="all")
+    parser.add_argument("--sampler", help="the sampler of a stage (all of them for train and validate if unset)")
+    parser.add_argument("--events", type=int, default=200_000, help="generated and truth events per validation")
+    parser.add_argument("--draws", type=int, default=20)
+    parser.add_argument("--bayes-events", type=int, default=200_000, help="events per ensemble member")
+    parser.add_argument("--calibration-events", type=int, default=12_500, help="N, the smallest training set")
+    parser.add_argument("--calibration-steps", type=int, default=3000, help="training steps of each calibration run")
+    parser.add_argument("--calibration-member-events", type=int, default=100_000,
+                        help="events per ensemble member in the calibration runs")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    samplers = [args.sampler] if args.sampler else list(SAMPLERS)
+    start = time.perf_counter()
+    if args.stage in ("all", "maps"):
+        for sampler in samplers:
+            compare_maps(out, sampler)
+    if args.stage in ("all", "train"):
+        for sampler in samplers:
+            train(out, sampler)
+    if args.stage in ("all", "validate"):
+        for sampler in samplers:
+            validate(out, sampler, args.events)
+    best = args.sampler or "inn"
+    if args.stage in ("all", "bayes"):
+        bayes(out, best, args.bayes_events, args.draws)
+    if args.stage in ("all", "calibration"):
+        for factor in (1, 4, 16):
+            bayes(out, best, args.calibration_member_events, args.draws, args.calibration_events * factor,
+                  name=f"calibration_n{args.calibration_events * factor}", steps=args.calibration_steps)
+    if args.stage in ("all", "table"):
+        write_text(DOCS / "precision.md", table(out, list(SAMPLERS)))
+    print(f"stage {args.stage} done in {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

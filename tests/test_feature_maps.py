@@ -1,0 +1,139 @@
+"""The lepton processes' feature maps: ``features = "mass"`` carries the pair masses as network
+coordinates, ``"leptons"`` each lepton's own; both invert exactly on the truth, and the mass
+coordinate is the observable's mass."""
+import numpy as np
+import pytest
+
+import bayesgen
+from bayesgen.engine.config import TrainConfig
+from bayesgen.core.errors import ConfigError, RunError
+from bayesgen.engine.model import build_process
+from bayesgen.engine.preprocessing import Preprocessor
+from bayesgen.plugins.processes.electroweak import GAMMA_Z, M_Z
+from bayesgen.plugins.processes.pair_mass import FEATURE_MAPS, opening, pair_mass, partner_pt
+from bayesgen.core.kinematics import four_vectors, wrap_phi
+
+N = 20_000
+LEPTON_PROCESSES = ["z_mumu", "z_ee", "z_mumu_jets", "h_zz_4mu"]
+def resonance(u):
+    return M_Z + GAMMA_Z * np.sinh(u)
+
+
+#: the mass coordinates of the ``mass`` map: (feature index, the pair's leptons (their pT
+#: columns), the map back u → M)
+MASS_COORDINATES = {
+    "z_mumu": [(2, (0, 3), resonance)],
+    "z_ee": [(2, (0, 3), resonance)],
+    "z_mumu_jets": [(2, (0, 3), resonance)],
+    "h_zz_4mu": [(1, (0, 3), resonance), (3, (6, 9), np.exp)],
+}
+
+
+def massless_pair_mass(events, a, b):
+    """The pair's mass with both leptons taken massless, from vector."""
+    pair = four_vectors(*events[:, a:a + 3].T, 0.0) + four_vectors(*events[:, b:b + 3].T, 0.0)
+    return np.asarray(pair.mass)
+
+
+@pytest.fixture(scope="module", params=LEPTON_PROCESSES)
+def truth(request):
+    process = bayesgen.get_process(request.param)
+    return request.param, process.sample(N, seed=5)
+
+
+def phi_columns(process) -> list[int]:
+    return [i for i, q in enumerate(process.quantities) if q.endswith("_phi")]
+
+
+@pytest.mark.parametrize("features", FEATURE_MAPS)
+def test_both_maps_round_trip_exactly(truth, features):
+    name, events = truth
+    process = bayesgen.get_process(name, features=features)
+    conditions = process.conditions(events)
+    raw = process.to_features(events)
+    mask = process.feature_mask(conditions)
+    assert np.isfinite(raw if mask is None else np.where(mask, raw, 0.0)).all()
+    back = process.from_features(raw, np.random.default_rng(0), *([conditions] if process.n_conditions else []))
+    phis = phi_columns(process)
+    others = [c for c in range(events.shape[1]) if c not in phis]
+    np.testing.assert_allclose(back[:, others], events[:, others], rtol=1e-5, atol=1e-9)
+    rotation = wrap_phi(back[:, phis[0]] - events[:, phis[0]])   # the re-drawn global φ
+    for c in phis[1:]:
+        present = events[:, c - 2] > 0
+        assert np.abs(wrap_phi(back[:, c] - events[:, c] - rotation)[present]).max() < 1e-5
+    assert process.support(back).all()
+
+
+def test_the_mass_map_holds_the_observed_pair_masses(truth):
+    name, events = truth
+    masses = bayesgen.get_process(name, features="mass")
+    leptons = bayesgen.get_process(name, features="leptons")
+    raw, plain = masses.to_features(events), leptons.to_features(events)
+    replaced = [index for index, _, _ in MASS_COORDINATES[name]]
+    for index, (a, b), mass in MASS_COORDINATES[name]:
+        np.testing.assert_allclose(mass(raw[:, index]), massless_pair_mass(events, a, b), rtol=1e-6)
+    if name != "h_zz_4mu":   # δ = φ₂ − φ₁ − π as asinh(δ/0.1) instead of artanh(δ/π); pT₁ in its window
+        np.testing.assert_allclose(0.1 * np.sinh(raw[:, 4]), np.pi * np.tanh(plain[:, 4]), rtol=1e-6, atol=1e-12)
+        replaced += [0, 4]
+        assert masses.feature_names[index] != leptons.feature_names[index]
+    kept = [i for i in range(raw.shape[1]) if i not in replaced]
+    np.testing.assert_array_equal(raw[:, kept], plain[:, kept])
+    assert [n for i, n in enumerate(masses.feature_names) if i not in replaced] == \
+        [n for i, n in enumerate(leptons.feature_names) if i not in replaced]
+
+
+def test_partner_pt_inverts_the_pair_mass():
+    rng = np.random.default_rng(1)
+    pt_a, pt_b = rng.uniform(20, 200, (2, 1000))
+    eta_a, eta_b, delta = rng.uniform(-2.4, 2.4, 1000), rng.uniform(-2.4, 2.4, 1000), rng.uniform(-3.1, 3.1, 1000)
+    o = opening(eta_a, eta_b, delta)
+    # cosh Δη − cos Δφ with Δφ = δ + π
+    np.testing.assert_allclose(o, np.cosh(eta_a - eta_b) - np.cos(delta + np.pi), rtol=1e-12)
+    np.testing.assert_allclose(partner_pt(pair_mass(pt_a, pt_b, o), pt_a, o), pt_b, rtol=1e-12)
+
+
+def test_an_unknown_map_is_refused_and_a_run_records_its_map():
+    with pytest.raises(ConfigError, match="unknown feature map features = 'pt'; known: mass, leptons"):
+        bayesgen.get_process("z_mumu", features="pt")
+    for name in LEPTON_PROCESSES:
+        process = build_process(TrainConfig(process=name, process_options={"features": "leptons"}))
+        assert process.portable_options({}) == {"features": "leptons"}
+        assert build_process(TrainConfig(process=name)).portable_options({})["features"] == FEATURE_MAPS[0]
+
+
+def test_a_run_does_not_load_under_another_feature_map():
+    leptons, masses = (bayesgen.get_process("z_mumu", features=f) for f in ("leptons", "mass"))
+    state = Preprocessor.fit(leptons, leptons.sample(500, seed=1)).state_dict()
+    assert Preprocessor.from_state_dict(leptons, state).standardizer.mean.tolist() == state["mean"]
+    with pytest.raises(RunError, match="trained on the z_mumu features log_mu1_pt, mu1_eta, log_mu2_pt"):
+        Preprocessor.from_state_dict(masses, state)
+    del state["feature_names"]   # a run from before the maps: nothing to check
+    Preprocessor.from_state_dict(masses, state)
+
+
+def test_a_pair_labelled_the_other_way_round_comes_back_in_pt_order():
+    process = bayesgen.get_process("z_mumu", features="leptons")
+    events = process.sample(2000, seed=9)
+    relabelled = events[:, [3, 4, 5, 0, 1, 2]]          # the subleading lepton first
+    raw = process.to_features(relabelled)
+    assert (raw[:, 2] > raw[:, 0]).all()
+    back = process.from_features(raw, np.random.default_rng(0))
+    np.testing.assert_allclose(back[:, [0, 1, 3, 4]], events[:, [0, 1, 3, 4]], rtol=1e-9)
+    assert process.support(back).all()
+
+
+@pytest.mark.parametrize("name", ["z_mumu", "z_ee"])
+def test_every_mass_feature_vector_gives_a_pair_in_pt_order_above_threshold(name):
+    process = bayesgen.get_process(name, features="mass")
+    rng = np.random.default_rng(4)
+    raw = process.to_features(process.sample(5000, seed=2))
+    wild = raw.mean(axis=0) + 2.0 * raw.std(axis=0) * rng.standard_normal(raw.shape)   # beyond the truth
+    events = process.from_features(wild, rng)
+    mass = M_Z + GAMMA_Z * np.sinh(wild[:, 2])
+    # a pair with both leptons above pt_min needs M ≥ pt_min √(2 (cosh Δη − cos Δφ))
+    reachable = mass > process.pt_min * np.sqrt(2 * opening(wild[:, 1], wild[:, 3], 0.1 * np.sinh(wild[:, 4])))
+    assert 0.3 < reachable.mean() < 1
+    assert np.isfinite(events[reachable]).all()
+    pt1, pt2 = events[reachable, 0], events[reachable, 3]
+    assert (pt1 >= pt2 * (1 - 1e-9)).all() and (pt2 >= process.pt_min * (1 - 1e-9)).all()
+    assert not process.support(events[~reachable]).any()
