@@ -24,9 +24,10 @@ class PluginFailure:
 
 
 def describe(factory: Callable) -> str:
-    """One-line description of a plugin factory."""
-    text = getattr(factory, "description", None) or (factory.__doc__ or "").strip()
-    return text.splitlines()[0].replace("``", "") if text else ""
+    """One-line description of a plugin factory: its ``description``, else the first paragraph of
+    its docstring joined into one line."""
+    text = getattr(factory, "description", None) or (factory.__doc__ or "").strip().split("\n\n")[0]
+    return " ".join(line.strip() for line in text.splitlines()).replace("``", "")
 
 
 @dataclass
