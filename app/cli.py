@@ -76,7 +76,7 @@ def parser() -> argparse.ArgumentParser:
                                   epilog=PROCESS_DEFAULTS_NOTE)
     _add_flags(compare, CompareConfig)
 
-    demo = commands.add_parser("demo", help="the three-minute CPU tour: train, generate, validate")
+    demo = commands.add_parser("demo", help="the five-minute CPU tour: train, generate, validate")
     _add_flags(demo, DemoConfig)
     return main
 

@@ -243,8 +243,8 @@ class CompareConfig(DeviceOptions, SamplingOptions, MeasureOptions, TrainingOpti
 
 @dataclass
 class DemoConfig(DeviceOptions):
-    """The sizes of the CPU tour (``bayesgen demo``): its defaults take about three minutes on two
-    cores; a few steps and events check an installation in seconds."""
+    """The sizes of the CPU tour (``bayesgen demo``): its defaults take about five minutes on one
+    CPU thread; a few steps and events check an installation in seconds."""
 
     steps: int = option(10_000, "training steps", positive=True)
     events: int = option(20_000, "events generated into events.root", positive=True)
