@@ -262,7 +262,9 @@ def table(out: Path, samplers: list[str]) -> str:
     write_plots(out, results, samplers)
     write_band_plot(out, best)
     lines += ["", "Ratio plots (truth, each sampler and its reweighted sample): "
-              + ", ".join(f"[{n}](precision_{n}.png)" for n in first["observables"] if not n.endswith("_phi")), ""]
+              + ", ".join(f"[{n}](precision_{n}.png)" for n in first["observables"] if not n.endswith("_phi")), "",
+              "The fourth backend (ar) and DDPM's learned variance on sharp cuts and narrow peaks: "
+              "[sharp_cuts.md](sharp_cuts.md) (`bench/sharp_cuts.py`).", ""]
     return "\n".join(lines) + "\n"
 
 
