@@ -16,6 +16,7 @@ Stages cache their results in ``--out``, so the work can be split and resumed:
     python bench/precision_table.py --out precision --stage validate --sampler cfm
     python bench/precision_table.py --out precision --stage bayes --sampler inn
     python bench/precision_table.py --out precision --stage calibration --sampler inn
+    python bench/precision_table.py --out precision --stage train --sampler ar    # a fourth row
     python bench/precision_table.py --out precision --stage table
 """
 from __future__ import annotations
@@ -43,8 +44,11 @@ from bayesgen.validation.reweighting import Reweighter, reweighter_path
 
 PROCESS = "z_mumu"
 SAMPLERS = ("ddpm", "cfm", "inn")
+#: rows a stage adds when asked with --sampler: label → (sampler, its options over the recipe)
+VARIANTS = {"ar": ("ar", {}), "ddpm_learned_sigma": ("ddpm", {"learn_sigma": True})}
 #: sampling settings of each sampler in the table (train-time options come from its recipe)
-SAMPLING = {"ddpm": {"sample_steps": 100}, "cfm": {}, "inn": {}}
+SAMPLING = {"ddpm": {"sample_steps": 100}, "cfm": {}, "inn": {}, "ar": {},
+            "ddpm_learned_sigma": {"sample_steps": 100, "solver": "ancestral"}}
 VALIDATION_SEED = 2
 #: the feature-map comparison: each sampler at a moderate budget (a sixth to a third of its recipe)
 #: with both maps, validated on MAP_EVENTS events
@@ -77,9 +81,13 @@ def run_dir(out: Path, name: str) -> Path:
     return out / "runs" / name
 
 
-def train(out: Path, sampler: str, **options) -> Path:
-    """Train ``sampler`` with its recipe (and ``options``) unless its run is finished."""
-    directory = run_dir(out, options.pop("name", sampler))
+def train(out: Path, label: str, **options) -> Path:
+    """Train ``label`` (a sampler, or a :data:`VARIANTS` row) with its recipe (and ``options``)
+    unless its run is finished."""
+    sampler, variant = VARIANTS.get(label, (label, {}))
+    if variant:
+        options["sampler_options"] = {**variant, **options.get("sampler_options", {})}
+    directory = run_dir(out, options.pop("name", label))
     directory.parent.mkdir(parents=True, exist_ok=True)
     start = machine()
     bayesgen.train(process=PROCESS, sampler=sampler, out=str(directory), threads=1, progress=False,
@@ -371,7 +379,8 @@ def main() -> None:
     parser.add_argument("--out", default="precision")
     parser.add_argument("--stage", choices=("all", "maps", "train", "validate", "bayes", "calibration", "table"),
                         default="all")
-    parser.add_argument("--sampler", help="the sampler of a stage (all of them for train and validate if unset)")
+    parser.add_argument("--sampler", help="the sampler of a stage (all of SAMPLERS for train and validate if unset; "
+                                          "ar and ddpm_learned_sigma add their rows)")
     parser.add_argument("--events", type=int, default=200_000, help="generated and truth events per validation")
     parser.add_argument("--draws", type=int, default=20)
     parser.add_argument("--bayes-events", type=int, default=200_000, help="events per ensemble member")
@@ -383,11 +392,14 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.sampler and args.sampler not in (*SAMPLERS, *VARIANTS):
+        parser.error(f"--sampler {args.sampler!r}: one of {', '.join((*SAMPLERS, *VARIANTS))}")
     samplers = [args.sampler] if args.sampler else list(SAMPLERS)
     start = time.perf_counter()
     if args.stage in ("all", "maps"):
         for sampler in samplers:
-            compare_maps(out, sampler)
+            if sampler in MAP_TRAINING:
+                compare_maps(out, sampler)
     if args.stage in ("all", "train"):
         for sampler in samplers:
             train(out, sampler)
@@ -402,7 +414,7 @@ def main() -> None:
             bayes(out, best, args.calibration_member_events, args.calibration_draws, args.calibration_events * factor,
                   name=f"calibration_n{args.calibration_events * factor}", steps=args.calibration_steps)
     if args.stage in ("all", "table"):
-        write_text(DOCS / "precision.md", table(out, list(SAMPLERS)))
+        write_text(DOCS / "precision.md", table(out, [*SAMPLERS, *(v for v in VARIANTS if load(out, v))]))
     print(f"stage {args.stage} done in {time.perf_counter() - start:.0f} s")
 
 
