@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from bayesgen.core.seeding import derive_seed
 from bayesgen.engine.acceleration import resolved_precision
 from bayesgen.engine.config import GenerateConfig, ReweightConfig
@@ -27,8 +25,7 @@ def fit_reweighter(run_dir: str | Path, config: ReweightConfig) -> Reweighter:
                                        derive_seed(config.seed, "reweight-generate"), config.sample_steps,
                                        config.solver, precision=precision)
     reweighter = fit_weights(classifier_inputs(process, truth), classifier_inputs(process, generated.events),
-                             config.seed, config.epochs,
-                             None if np.all(truth_weights == truth_weights[0]) else truth_weights)
+                             config.seed, config.epochs, truth_weights)
     reweighter.summary.update(sample_steps=config.sample_steps, solver=config.solver,
                               generation_events_per_s=stats.events_per_second,
                               out_of_support_fraction=stats.out_of_support_fraction)

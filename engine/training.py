@@ -205,10 +205,14 @@ class TrainingData:
     feature_range: tuple[np.ndarray, np.ndarray]
 
 
-def training_events(process: Process, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+def training_events(process: Process, config: TrainConfig) -> tuple[np.ndarray, np.ndarray | None]:
     """The training events ``(n, n_quantities)`` of a run and their weights ``(n,)``, drawn
-    again from the run's seed (a file-based process returns the same entries)."""
-    return process.sample_with_weights(config.events, seed=derive_seed(config.seed, "train-data"))
+    again from the run's seed (a file-based process returns the same entries); the weights are
+    None when all are equal (unweighted: plain means everywhere), a non-finite one is a
+    :class:`DataError`."""
+    events, weights = process.sample_with_weights(config.events, seed=derive_seed(config.seed, "train-data"))
+    check_finite(weights[:, None], ("event weight",), "training events")
+    return events, None if len(weights) and np.all(weights == weights[0]) else weights
 
 
 def prepare_data(config: TrainConfig, stored_options: dict | None, device: torch.device) -> TrainingData:
@@ -218,9 +222,6 @@ def prepare_data(config: TrainConfig, stored_options: dict | None, device: torch
     events, weights = training_events(process, config)
     if len(events) == 0:
         raise DataError(f"the {config.process} process gave no training events")
-    check_finite(weights[:, None], ("event weight",), "training events")
-    if np.all(weights == weights[0]):
-        weights = None  # unweighted: plain means everywhere
     preprocessor = Preprocessor.fit(process, events, weights)
     standardized = preprocessor.forward(events, np.random.default_rng(derive_seed(config.seed, "absent-features")))
     raw_conditions = process.conditions(events) if process.n_conditions else None
