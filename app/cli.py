@@ -20,6 +20,8 @@ from bayesgen.engine.config import (CompareConfig, DemoConfig, GenerateConfig, R
 PROCESS_DEFAULTS_NOTE = ("Each sampler brings its recipe (steps, batch size, learning rate, warm-up, EMA, "
                          "backbone and sampler options) and a process may set its own defaults over it (both "
                          "listed by `bayesgen plugins`); the TOML file and flags override them.")
+
+
 def _add_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
     """A flag for every option of ``config_class`` (all but the tables of plugin options), with
     the type, help text and default its field declares, and ``--config``."""
