@@ -361,11 +361,10 @@ def write_band_plot(out: Path, best: str) -> None:
     if result is None:
         return
     process = bayesgen.get_process(PROCESS)
-    with np.load(out / f"bayes_{best}.npz") as archive:
-        observables = {k[len("observable_"):]: archive[k].astype(np.float64) for k in archive.files
-                       if k.startswith("observable_")}
+    path = out / f"bayes_{best}.npz"
+    with np.load(path) as archive:
         draw = archive["draw"].astype(np.int64)
-    band = Evaluation(observables, draw, result, np.empty((0, len(process.quantities))))
+    band = Evaluation(Sample.read(path).observables, draw, result, np.empty((0, len(process.quantities))))
     truth = Truth.draw(process, result["n_truth"], VALIDATION_SEED)
     plots = out / "plots_bayes"
     plots.mkdir(exist_ok=True)
