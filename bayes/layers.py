@@ -58,6 +58,10 @@ class VariationalLinear(nn.Module):
             pairs.append((self.bias_mean, self.bias_log_sigma))
         return [dist.Normal(mean, self._sigma(log_sigma)) for mean, log_sigma in pairs]
 
+    def width_parameters(self) -> list[nn.Parameter]:
+        """The log σ parameters (the posterior widths)."""
+        return [p for p in (self.weight_log_sigma, self.bias_log_sigma) if p is not None]
+
     def kl_divergence(self) -> torch.Tensor:
         """``Σ KL(q(w) ‖ p(w))`` over every weight and bias (summed, not averaged)."""
         return sum(kl_divergence(q, dist.Normal(torch.zeros_like(q.loc), self.prior_std)).sum()

@@ -36,6 +36,11 @@ def is_bayesian(module: nn.Module) -> bool:
     return bool(variational_layers(module))
 
 
+def width_parameters(module: nn.Module) -> list[nn.Parameter]:
+    """The posterior widths (log σ) of every variational layer of ``module``."""
+    return [p for layer in variational_layers(module) for p in layer.width_parameters()]
+
+
 def kl_divergence(module: nn.Module) -> torch.Tensor:
     """Summed KL of every variational layer of ``module`` to its prior."""
     layers = variational_layers(module)

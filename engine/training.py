@@ -25,7 +25,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from bayesgen.bayes import kl_divergence
+from bayesgen.bayes import kl_divergence, width_parameters
 from bayesgen.core.errors import ConfigError, DataError, RunError
 from bayesgen.core.process import Process
 from bayesgen.core.registry import get_backbone, get_sampler
@@ -258,8 +258,7 @@ class TrainingState:
         torch.manual_seed(derive_seed(config.seed, "init"))
         sampler = build_model(config, data.process, data.raw_conditions).to(device)
         sampler.set_feature_range(*(torch.from_numpy(bound) for bound in data.feature_range))
-        state = cls(sampler, ExponentialMovingAverage(sampler, config.ema_decay),
-                    torch.optim.AdamW(sampler.parameters(), lr=config.lr, weight_decay=config.weight_decay),
+        state = cls(sampler, ExponentialMovingAverage(sampler, config.ema_decay), make_optimizer(config, sampler),
                     {"step": [], "loss": [], "kl": []})
         if saved is not None:
             sampler.load_state_dict(saved["model"])
@@ -280,6 +279,24 @@ class TrainingState:
             **({"conditions": data.conditions.state_dict()} if data.conditions else {}),
             "train_seconds": self.seconds_before + time.perf_counter() - self.started,
             "train_cpu_seconds": self.cpu_seconds_before + time.process_time() - self.cpu_started}
+
+
+def make_optimizer(config: TrainConfig, sampler: torch.nn.Module) -> torch.optim.AdamW:
+    """AdamW over the sampler's parameters; a Bayesian network's posterior widths form a second
+    group, stepped at ``width_lr_scale`` × the learning rate and never decayed. Each group's
+    ``lr_scale`` multiplies the schedule of :func:`learning_rate`."""
+    widths = width_parameters(sampler) if config.bayesian else []
+    chosen = {id(p) for p in widths}
+    groups = [{"params": [p for p in sampler.parameters() if id(p) not in chosen], "lr_scale": 1.0}]
+    if widths:
+        groups.append({"params": widths, "lr_scale": config.width_lr_scale, "weight_decay": 0.0})
+    return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, config: TrainConfig, step: int) -> None:
+    """Every group's learning rate at ``step``: :func:`learning_rate` × the group's ``lr_scale``."""
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(config, step) * group["lr_scale"]
 
 
 class LossLog:
@@ -317,8 +334,7 @@ def train_step(config: TrainConfig, data: TrainingData, state: TrainingState, mo
     """One optimiser step on the rows ``batch`` of the training data: the loss (plus KL / N_train
     for a Bayesian model, the ELBO per training event), clipped gradients, AdamW, the EMA;
     return the loss and the KL term."""
-    for group in state.optimizer.param_groups:
-        group["lr"] = learning_rate(config, step)
+    set_learning_rate(state.optimizer, config, step)
     # ranks draw their own noise; one process keeps the streams of a single-process run
     generator = torch_generator(derive_seed(config.seed, "noise", step, *(
         [ranks.rank] if config.distributed else [])), device)
