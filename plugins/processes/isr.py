@@ -225,7 +225,7 @@ def tables() -> _Tables:
 def _lookup(array: np.ndarray, band: np.ndarray, second: np.ndarray, last: np.ndarray) -> np.ndarray:
     """``array[band, second, last]`` for a C-contiguous 3-d table."""
     _, n2, n3 = array.shape
-    return array.reshape(-1)[(band * n2 + second) * n3 + last]
+    return array.reshape(-1).take((band * n2 + second) * n3 + last)
 
 
 class _EnvelopePosition:
@@ -241,8 +241,9 @@ class _EnvelopePosition:
     def mass_above(self, band: np.ndarray, column: np.ndarray | int) -> np.ndarray:
         """∫ d ln x′ envelope ``column`` from the point up to ln X_CAP."""
         t = tables()
-        i = (band * len(_ENVELOPES) + column) * _N_LOG + self.cell
-        return t.above_flat[i + band * len(_ENVELOPES) + column + 1] + t.envelope_flat[i] * self.partial
+        row = band * len(_ENVELOPES) + column
+        i = row * _N_LOG + self.cell
+        return t.above_flat.take(i + row + 1) + t.envelope_flat.take(i) * self.partial
 
 
 def _draw_log_x(band: np.ndarray, column: np.ndarray, mass: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -251,8 +252,8 @@ def _draw_log_x(band: np.ndarray, column: np.ndarray, mass: np.ndarray) -> tuple
     row = band * len(_ENVELOPES) + column
     index = np.searchsorted(t.search, 100.0 * row - np.log(mass), side="right") - 1   # above ≥ mass
     cell = np.clip(index - row * (_N_LOG + 1), 0, _N_LOG - 1)
-    height = t.envelope_flat[row * _N_LOG + cell]
-    below = t.above_flat[row * (_N_LOG + 1) + cell + 1]
+    height = t.envelope_flat.take(row * _N_LOG + cell)
+    below = t.above_flat.take(row * (_N_LOG + 1) + cell + 1)
     return _LOG_LO + (cell + 1) * _LOG_STEP - (mass - below) / height, height
 
 
@@ -307,7 +308,7 @@ class _State:
                  np.zeros((n, keep, 4)) if keep else None)
         st.index[:] = np.arange(n)
         st.f[:] = flavour_index.T
-        st.set_leg(slice(None), slice(None), x.T)
+        st.set_leg(slice(None), x.T.ravel())
         st.s_hat[:] = x[:, 0] * x[:, 1] * SQRT_S**2
         st.scale[:] = scale
         st.log_log[:] = np.log(np.log(scale * (1.0 / LAMBDA2)))
@@ -320,11 +321,20 @@ class _State:
         return _State(np.take(self.real, keep, axis=1), np.take(self.whole, keep, axis=1),
                       None if self.partons is None else self.partons[keep])
 
-    def set_leg(self, leg, rows, x: np.ndarray) -> None:
-        """Momentum fraction of leg(s) ``leg`` for ``rows`` and its cached logarithms and node."""
+    def leg_index(self, leg1: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Flat index into a per-leg field (two rows) of leg 1 (``leg1``, else leg 0) of ``rows``."""
+        return leg1 * self.real.shape[1] + rows
+
+    def set_leg(self, legs: np.ndarray | slice, x: np.ndarray) -> None:
+        """Momentum fraction at the flat per-leg index ``legs`` and its logarithms and node."""
         log_x, log_1mx = np.log(x), np.log1p(-x)
-        self.x[leg, rows], self.lx[leg, rows], self.l1x[leg, rows] = x, log_x, log_1mx
-        self.node[leg, rows] = pdf.x_node_of_logit(log_x - log_1mx)
+        for name, value in (("x", x), ("lx", log_x), ("l1x", log_1mx), ("node", pdf.x_node_of_logit(log_x - log_1mx))):
+            getattr(self, name).reshape(-1)[legs] = value
+
+
+def _at(pair: np.ndarray, legs: np.ndarray) -> np.ndarray:
+    """Values of a per-leg field ``(2, m)`` at the flat indices ``legs`` (:meth:`_State.leg_index`)."""
+    return pair.reshape(-1).take(legs)
 
 
 def _first_qg_boost(band: np.ndarray, s_hat: np.ndarray) -> np.ndarray:
@@ -337,30 +347,31 @@ def _update_rates(st: _State, rows: np.ndarray, me: str | None) -> None:
     """Overestimated rates of the events ``rows`` in their current band; z ranges up to
     z_hi = z_max at the band's lowest ρ."""
     t = tables()
-    band = st.band[rows]
-    z_hi = z_max(BAND_RHO_LOW[band], st.s_hat[rows])
+    band, s_hat = st.band.take(rows), st.s_hat.take(rows)
+    z_hi = z_max(BAND_RHO_LOW.take(band), s_hat)
     log_z_hi, log_1mz = np.log(z_hi), np.log1p(-z_hi)
     st.log_z_hi[rows] = log_z_hi
-    norm = BAND_DAMPING[band] * (1.0 / (2.0 * np.pi))
+    norm = BAND_DAMPING.take(band) * (1.0 / (2.0 * np.pi))
     q_to_g = np.full(rows.size, T_R)
     if me == VECTOR:                # first emission: q ← g raised to cover R_qg in this band
-        first = np.flatnonzero(st.n_emissions[rows] == 0)
-        q_to_g[first] *= _first_qg_boost(band[first], st.s_hat[rows[first]])
+        first = np.flatnonzero(st.n_emissions.take(rows) == 0)
+        q_to_g[first] *= _first_qg_boost(band.take(first), s_hat.take(first))
     cumulative = np.zeros(rows.size)
     for leg in (0, 1):
-        f = st.f[leg, rows]
+        f = st.f[leg].take(rows)
         gluon = f == pdf.GLUON
-        base = (band * pdf.N_FLAVOURS + f) * t.kept.shape[-1] + st.node[leg, rows]
-        floor = t.floor.reshape(-1)[base]
+        base = (band * pdf.N_FLAVOURS + f) * t.kept.shape[-1] + st.node[leg].take(rows)
+        floor = t.floor.reshape(-1).take(base)
         per_floor = norm / np.where(floor > 0, floor, np.inf)
-        log_hi = np.maximum(st.l1x[leg, rows] - log_1mz, 0.0)
-        log_x = st.lx[leg, rows] - log_z_hi                       # from x′ = x/z_hi
-        kept = np.where(gluon, 2.0 * C_A, 2.0 * C_F) * log_hi * t.kept.reshape(-1)[base] * norm
-        new_gluon = (np.where(gluon, 2.0 * C_A, q_to_g * st.x[leg, rows]) * per_floor
+        log_hi = np.maximum(st.l1x[leg].take(rows) - log_1mz, 0.0)
+        log_x = st.lx[leg].take(rows) - log_z_hi                       # from x′ = x/z_hi
+        quark_to_gluon = q_to_g * st.x[leg].take(rows)
+        kept = (2.0 * C_F + (2.0 * C_A - 2.0 * C_F) * gluon) * log_hi * t.kept.reshape(-1).take(base) * norm
+        new_gluon = ((quark_to_gluon + gluon * (2.0 * C_A - quark_to_gluon)) * per_floor
                      * _EnvelopePosition(log_x).mass_above(band, 1 - gluon))
         new_quark = np.zeros(rows.size)
         g = np.flatnonzero(gluon)
-        new_quark[g] = (2.0 * C_F) * per_floor[g] * _EnvelopePosition(log_x[g]).mass_above(band[g], 2)
+        new_quark[g] = (2.0 * C_F) * per_floor.take(g) * _EnvelopePosition(log_x.take(g)).mass_above(band.take(g), 2)
         for i, rate in enumerate((kept, new_gluon, new_quark), start=3 * leg):
             cumulative += rate
             st.cumulative[i, rows] = cumulative
@@ -425,16 +436,17 @@ def _next_scale(st: _State, alive: np.ndarray, rng: np.random.Generator, me: str
     the evolution has ended). Computed for every row; only ``alive`` ones change band."""
     rows = slice(None)
     while True:
-        total = np.maximum(st.total[rows], 1e-12)
-        log_log = st.log_log[rows] - rng.standard_exponential(total.size) * (B0 / total)
+        everyone = isinstance(rows, slice)
+        total = np.maximum(st.total if everyone else st.total.take(rows), 1e-12)
+        log_log = (st.log_log if everyone else st.log_log.take(rows)) + np.log(rng.random(total.size)) * (B0 / total)
         scale = LAMBDA2 * np.exp(np.exp(log_log))
         st.log_log[rows], st.scale[rows] = log_log, scale
-        crossed = scale < BAND_EDGES[st.band[rows]]
-        rows = np.flatnonzero(crossed & alive) if isinstance(rows, slice) else rows[crossed]
+        crossed = scale < BAND_EDGES.take(st.band if everyone else st.band.take(rows))
+        rows = np.flatnonzero(crossed & alive) if everyone else rows[crossed]
         if not rows.size:
             return
-        band = st.band[rows]
-        st.scale[rows], st.log_log[rows] = BAND_EDGES[band], BAND_LOG_LOG[band]
+        band = st.band.take(rows)
+        st.scale[rows], st.log_log[rows] = BAND_EDGES.take(band), BAND_LOG_LOG.take(band)
         band -= 1
         st.band[rows] = band
         rows = rows[band >= 0]
@@ -463,73 +475,76 @@ def _trial(st: _State, alive: np.ndarray, rng: np.random.Generator, me: str | No
     The density ratio over its bound and the matrix-element correction are ≤ 1 (but for the
     q g → Vq correction, up to 2.62), so they are only evaluated for the candidates that pass
     the splitting-function weight (all first q ← g, g ← q trials of a vector boson)."""
-    u = rng.random((3, alive.size))
+    m = alive.size
+    u = rng.random((3, m))
     pick = u[0] * st.total
     channel = (pick >= st.cumulative[0]).astype(np.intp)
     for bound in st.cumulative[1:-1]:
         channel += pick >= bound
     leg1 = channel >= 3
+    legs = st.leg_index(leg1, np.arange(m))
     slot = channel - 3 * leg1
-    f_old = np.where(leg1, st.f[1], st.f[0])
+    f_old = _at(st.f, legs)
     gluon = f_old == pdf.GLUON
-    band = st.band
     # channel 0: 1 − z = (1 − x) exp(−u ln((1 − x)/(1 − z_hi)))
-    omz = np.exp(np.where(leg1, st.l1x[1], st.l1x[0]) - u[1] * np.where(leg1, st.lh[1], st.lh[0]))
+    omz = np.exp(_at(st.l1x, legs) - u[1] * _at(st.lh, legs))
     z = 1.0 - omz
-    height = np.zeros(alive.size)
+    height = np.zeros(m)
     # channels 1, 2: ln x′ from the envelope between ln(x/z_hi) and ln X_CAP
     hard = np.flatnonzero((slot > 0) & alive)
     if hard.size:
-        column = np.where(slot[hard] == 2, 2, 1 - gluon[hard])
-        log_x = np.where(leg1[hard], st.lx[1, hard], st.lx[0, hard])
-        mass = u[1, hard] * _EnvelopePosition(log_x - st.log_z_hi[hard]).mass_above(band[hard], column)
-        log_x_new, height[hard] = _draw_log_x(band[hard], column, mass)
-        z[hard] = np.exp(log_x - log_x_new)
-        omz[hard] = 1.0 - z[hard]
+        slot_h, band = slot.take(hard), st.band.take(hard)
+        column = 2 * (slot_h == 2) + (slot_h == 1) * ~gluon.take(hard)
+        log_x = _at(st.lx, legs.take(hard))
+        mass = u[1].take(hard) * _EnvelopePosition(log_x - st.log_z_hi.take(hard)).mass_above(band, column)
+        log_x_new, height[hard] = _draw_log_x(band, column, mass)
+        z_hard = np.exp(log_x - log_x_new)
+        z[hard], omz[hard] = z_hard, 1.0 - z_hard
     kind = slot + 3 * gluon
-    shape = ((_SHAPES[3, kind] * z + _SHAPES[2, kind]) * z + _SHAPES[1, kind]) * z + _SHAPES[0, kind]
-    weight = shape * (1.0 - RHO_0 / st.scale) / BAND_DAMPING[band]
-    bound = weight
+    shape = ((_SHAPES[3].take(kind) * z + _SHAPES[2].take(kind)) * z + _SHAPES[1].take(kind)) * z + _SHAPES[0].take(kind)
+    weight = shape * (1.0 - RHO_0 / st.scale) / BAND_DAMPING.take(st.band)
+    candidate = u[2] < weight
     if me == VECTOR:                 # R_qg of a first emission reaches 2.62: decided in _accept
-        bound = np.where((st.n_emissions == 0) & (slot == 1 + gluon), np.inf, weight)
-    c = np.flatnonzero(alive & (u[2] < bound))
+        candidate |= (st.n_emissions == 0) & (slot == 1 + gluon)
+    c = np.flatnonzero(alive & candidate)
     if c.size:
-        _accept(st, c, leg1[c], slot[c], f_old[c], z[c], omz[c], height[c], u[2, c], weight[c], rng, me, keep)
+        _accept(st, c, *(v.take(c) for v in (legs, slot, f_old, z, omz, height, u[2], weight)), rng, me, keep)
 
 
-def _accept(st: _State, c: np.ndarray, leg1: np.ndarray, slot: np.ndarray, f_old: np.ndarray, z: np.ndarray,
+def _accept(st: _State, c: np.ndarray, legs: np.ndarray, slot: np.ndarray, f_old: np.ndarray, z: np.ndarray,
             omz: np.ndarray, height: np.ndarray, u: np.ndarray, weight: np.ndarray, rng: np.random.Generator,
             me: str | None, keep: int) -> None:
-    """Accept the candidates ``c`` (chosen leg, channel slot, old flavour, z, 1 − z, envelope
+    """Accept the candidates ``c`` (flat leg index, channel slot, old flavour, z, 1 − z, envelope
     height of the hard channels) when ``u`` < ``weight`` · R · (density ratio)/bound, R the first
     emission's matrix-element correction."""
     t = tables()
     gluon, soft_end = f_old == pdf.GLUON, slot == 0
     changed = slot == 1 + gluon              # q ← g (quark, slot 1) and g ← q (gluon, slot 2)
-    band, scale, s_hat = st.band[c], st.scale[c], st.s_hat[c]
+    flat = changed & ~gluon                  # q ← g: its envelope is x′g/x′
+    band, scale, s_hat = st.band.take(c), st.scale.take(c), st.s_hat.take(c)
     rho = scale - RHO_0
-    x = np.where(leg1, st.x[1, c], st.x[0, c])
+    x = _at(st.x, legs)
     x_new = x / z
     # z ≤ z_max(ρ) ⇔ (1 − z)² ŝ ≥ ρ z
-    ok = (omz > 0.0) & (omz * omz * s_hat >= rho * z) & (x_new < X_CAP) & (scale >= HEAVY_THRESHOLD[f_old])
+    ok = (omz > 0.0) & (omz * omz * s_hat >= rho * z) & (x_new < X_CAP) & (scale >= HEAVY_THRESHOLD.take(f_old))
     if me is not None:
-        f = np.flatnonzero((st.n_emissions[c] == 0) & ok)
+        f = np.flatnonzero((st.n_emissions.take(c) == 0) & ok)
         weight[f] *= _matrix_element_weight(me, changed[f], s_hat[f] / z[f], -rho[f] / omz[f], s_hat[f])
         if me == VECTOR:                                   # its q ← g overestimate was raised
-            q = f[changed[f] & ~gluon[f]]
+            q = f[flat[f]]
             weight[q] /= _first_qg_boost(band[q], s_hat[q])
     # the density ratio at ρ̃ against the channel's bound: ``kept`` (channel 0) or envelope/floor
-    new_column = np.where(soft_end, f_old, (slot == 2) * pdf.ALL_QUARKS)        # else the gluon (0)
+    new_column = soft_end * f_old + (slot == 2) * pdf.ALL_QUARKS          # else the gluon (0)
     new_density, old_density = pdf.GridPosition(np.stack([x_new, x]), np.log(scale)).values(np.stack([new_column, f_old]))
-    node = np.where(leg1, st.node[1, c], st.node[0, c])
-    floor = np.where(leg1, st.fl[1, c], st.fl[0, c])
-    envelope = height * np.where(changed & ~gluon, x_new, 1.0)
-    bound = np.where(soft_end, _lookup(t.kept, band, f_old, node), envelope / np.maximum(floor, 1e-300))
+    envelope = height * (1.0 + flat * (x_new - 1.0))
+    bound = (_lookup(t.kept, band, f_old, _at(st.node, legs)) * soft_end
+             + envelope / np.maximum(_at(st.fl, legs), 1e-300) * ~soft_end)
     ratio = new_density / np.maximum(old_density * bound, 1e-300)
     a = np.flatnonzero(ok & (u < weight * ratio))
     if a.size:
-        _branch(st, c[a], leg1[a], z[a], rho[a], changed[a], gluon[a], x_new[a], rng, keep)
-        _update_rates(st, c[a], me)
+        _branch(st, c.take(a), legs.take(a), z.take(a), rho.take(a), changed.take(a), f_old.take(a), x_new.take(a),
+                rng, keep)
+        _update_rates(st, c.take(a), me)
 
 
 def _recoil(p: tuple[np.ndarray, ...], old_z: np.ndarray, old_e: np.ndarray, new: tuple[np.ndarray, ...],
@@ -550,12 +565,13 @@ def _recoil(p: tuple[np.ndarray, ...], old_z: np.ndarray, old_e: np.ndarray, new
     return np.stack([px - ta * kx + kb * kx, py - ta * ky + kb * ky, pz - ta * tz + kb * kz, pe - ta * te + kb * ke])
 
 
-def _branch(st: _State, a: np.ndarray, leg1: np.ndarray, z: np.ndarray, rho: np.ndarray, changed: np.ndarray,
-            gluon: np.ndarray, x_new: np.ndarray, rng: np.random.Generator, keep: int) -> None:
-    """Apply the accepted branchings of the events ``a``: kinematics, recoil, new flavours."""
-    s_hat = st.s_hat[a]
-    x0, x1 = st.x[0, a], st.x[1, a]
-    x_leg, x_other = np.where(leg1, x1, x0), np.where(leg1, x0, x1)
+def _branch(st: _State, a: np.ndarray, legs: np.ndarray, z: np.ndarray, rho: np.ndarray, changed: np.ndarray,
+            f_old: np.ndarray, x_new: np.ndarray, rng: np.random.Generator, keep: int) -> None:
+    """Apply the accepted branchings of the events ``a`` (flat leg index ``legs``): kinematics,
+    recoil, new flavours."""
+    s_hat = st.s_hat.take(a)
+    leg1 = legs >= st.s_hat.size
+    x_leg, x_other = _at(st.x, legs), _at(st.x, legs + st.s_hat.size * (1 - 2 * leg1))
     v = rho * z / ((1.0 - z) * s_hat)
     kt = np.sqrt(np.maximum(v * (1.0 - z - v) * s_hat / z, 0.0))
     alpha, beta = x_leg * (1.0 - z - v) / z, v * x_other
@@ -565,8 +581,8 @@ def _branch(st: _State, a: np.ndarray, leg1: np.ndarray, z: np.ndarray, rho: np.
     kz, ke = sign * E_BEAM * (alpha - beta), E_BEAM * (alpha + beta)
     old_z, old_e = sign * E_BEAM * (x_leg - x_other), E_BEAM * (x_leg + x_other)
     new = (-kx, -ky, sign * E_BEAM * (x_new - x_other) - kz, E_BEAM * (x_new + x_other) - ke)
-    st.boson[:, a] = _recoil(st.boson[:, a], old_z, old_e, new, s_hat)
-    n_em = st.n_emissions[a]
+    st.boson[:, a] = _recoil(st.boson.take(a, axis=1), old_z, old_e, new, s_hat)
+    n_em = st.n_emissions.take(a)
     if keep:
         partons = np.moveaxis(_recoil(np.moveaxis(st.partons[a], -1, 0), old_z, old_e, new, s_hat), 0, -1)
         slot = np.flatnonzero(n_em < keep)
@@ -575,15 +591,15 @@ def _branch(st: _State, a: np.ndarray, leg1: np.ndarray, z: np.ndarray, rho: np.
     st.first_rho[a] += (n_em == 0) * rho
     st.n_emissions[a] = n_em + 1
     st.s_hat[a] = s_hat / z
-    legs = leg1.astype(np.intp)
-    f_new = st.f[legs, a] * ~(changed & ~gluon)           # q ← g: the new parton is the gluon (0)
+    gluon = f_old == pdf.GLUON
+    f_new = f_old * ~(changed & ~gluon)                   # q ← g: the new parton is the gluon (0)
     g = np.flatnonzero(changed & gluon)
     if g.size:                       # g ← q: the quark flavour by its density at x′
         position = pdf.GridPosition(x_new[g, None], np.log(rho[g, None] + RHO_0))
         cumulative = np.cumsum(position.values(np.arange(1, 11)), axis=1)
         f_new[g] = 1 + np.sum(rng.random((g.size, 1)) * cumulative[:, -1:] > cumulative, axis=1)
-    st.f[legs, a] = f_new
-    st.set_leg(legs, a, x_new)
+    st.f.reshape(-1)[legs] = f_new
+    st.set_leg(legs, x_new)
 
 
 def _primordial_kick(out: ShowerResult, rng: np.random.Generator, width: float, keep: int) -> None:
