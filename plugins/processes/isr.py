@@ -344,8 +344,8 @@ def _first_qg_boost(band: np.ndarray, s_hat: np.ndarray) -> np.ndarray:
 
 
 def _update_rates(st: _State, rows: np.ndarray, me: str | None) -> None:
-    """Overestimated rates of the events ``rows`` in their current band; z ranges up to
-    z_hi = z_max at the band's lowest ρ."""
+    """Overestimated rates of the events ``rows`` in their current band (both legs at once, as
+    ``(2, k)`` arrays); z ranges up to z_hi = z_max at the band's lowest ρ."""
     t = tables()
     band, s_hat = st.band.take(rows), st.s_hat.take(rows)
     z_hi = z_max(BAND_RHO_LOW.take(band), s_hat)
@@ -356,26 +356,27 @@ def _update_rates(st: _State, rows: np.ndarray, me: str | None) -> None:
     if me == VECTOR:                # first emission: q ← g raised to cover R_qg in this band
         first = np.flatnonzero(st.n_emissions.take(rows) == 0)
         q_to_g[first] *= _first_qg_boost(band.take(first), s_hat.take(first))
+    legs = st.leg_index(np.array([[False], [True]]), rows)
+    f = _at(st.f, legs)
+    gluon = f == pdf.GLUON
+    base = (band * pdf.N_FLAVOURS + f) * t.kept.shape[-1] + _at(st.node, legs)
+    floor = t.floor.reshape(-1).take(base)
+    per_floor = norm / np.where(floor > 0, floor, np.inf)
+    log_hi = np.maximum(_at(st.l1x, legs) - log_1mz, 0.0)
+    log_x = _at(st.lx, legs) - log_z_hi                       # from x′ = x/z_hi
+    quark_to_gluon = q_to_g * _at(st.x, legs)
+    kept = (2.0 * C_F + (2.0 * C_A - 2.0 * C_F) * gluon) * log_hi * t.kept.reshape(-1).take(base) * norm
+    new_gluon = ((quark_to_gluon + gluon * (2.0 * C_A - quark_to_gluon)) * per_floor
+                 * _EnvelopePosition(log_x).mass_above(band, 1 - gluon))
+    new_quark = np.zeros(legs.shape)
+    g = np.flatnonzero(gluon)                                  # flat index into the (2, k) arrays
+    new_quark.reshape(-1)[g] = ((2.0 * C_F) * per_floor.reshape(-1).take(g)
+                                * _EnvelopePosition(log_x.reshape(-1).take(g)).mass_above(band.take(g % rows.size), 2))
     cumulative = np.zeros(rows.size)
-    for leg in (0, 1):
-        f = st.f[leg].take(rows)
-        gluon = f == pdf.GLUON
-        base = (band * pdf.N_FLAVOURS + f) * t.kept.shape[-1] + st.node[leg].take(rows)
-        floor = t.floor.reshape(-1).take(base)
-        per_floor = norm / np.where(floor > 0, floor, np.inf)
-        log_hi = np.maximum(st.l1x[leg].take(rows) - log_1mz, 0.0)
-        log_x = st.lx[leg].take(rows) - log_z_hi                       # from x′ = x/z_hi
-        quark_to_gluon = q_to_g * st.x[leg].take(rows)
-        kept = (2.0 * C_F + (2.0 * C_A - 2.0 * C_F) * gluon) * log_hi * t.kept.reshape(-1).take(base) * norm
-        new_gluon = ((quark_to_gluon + gluon * (2.0 * C_A - quark_to_gluon)) * per_floor
-                     * _EnvelopePosition(log_x).mass_above(band, 1 - gluon))
-        new_quark = np.zeros(rows.size)
-        g = np.flatnonzero(gluon)
-        new_quark[g] = (2.0 * C_F) * per_floor.take(g) * _EnvelopePosition(log_x.take(g)).mass_above(band.take(g), 2)
-        for i, rate in enumerate((kept, new_gluon, new_quark), start=3 * leg):
-            cumulative += rate
-            st.cumulative[i, rows] = cumulative
-        st.lh[leg, rows], st.fl[leg, rows] = log_hi, floor
+    for i, rate in enumerate((kept[0], new_gluon[0], new_quark[0], kept[1], new_gluon[1], new_quark[1])):
+        cumulative += rate
+        st.cumulative[i][rows] = cumulative
+    st.lh.reshape(-1)[legs], st.fl.reshape(-1)[legs] = log_hi, floor
 
 
 def _matrix_element_weight(me: str, changed: np.ndarray, s_new: np.ndarray,
@@ -418,7 +419,7 @@ def shower(x: np.ndarray, flavour: np.ndarray, rng: np.random.Generator, me: str
             _store(out, st, slice(None))
             break
         if dead.sum() > _COMPACT * len(dead):
-            _store(out, st, dead)
+            _store(out, st, np.flatnonzero(dead))
             st, alive = st.subset(np.flatnonzero(alive)), alive[alive]
         _next_scale(st, alive, rng, me)
         alive &= st.band >= 0
@@ -454,10 +455,11 @@ def _next_scale(st: _State, alive: np.ndarray, rng: np.random.Generator, me: str
 
 
 def _store(out: ShowerResult, st: _State, rows: np.ndarray | slice) -> None:
+    """Copy the events ``rows`` (indices, or all) into ``out``."""
     i = st.index[rows]
     out.final_state[i] = st.boson[:, rows].T
     out.x[i] = st.x[:, rows].T
-    out.flavour[i] = _CODES[st.f[:, rows].T]
+    out.flavour[i] = _CODES.take(st.f[:, rows].T)
     out.n_emissions[i], out.first_rho[i] = st.n_emissions[rows], st.first_rho[rows]
     if st.partons is not None:
         out.partons[i] = st.partons[rows]
@@ -581,7 +583,8 @@ def _branch(st: _State, a: np.ndarray, legs: np.ndarray, z: np.ndarray, rho: np.
     kz, ke = sign * E_BEAM * (alpha - beta), E_BEAM * (alpha + beta)
     old_z, old_e = sign * E_BEAM * (x_leg - x_other), E_BEAM * (x_leg + x_other)
     new = (-kx, -ky, sign * E_BEAM * (x_new - x_other) - kz, E_BEAM * (x_new + x_other) - ke)
-    st.boson[:, a] = _recoil(st.boson.take(a, axis=1), old_z, old_e, new, s_hat)
+    for component, value in zip(st.boson, _recoil(st.boson.take(a, axis=1), old_z, old_e, new, s_hat)):
+        component[a] = value
     n_em = st.n_emissions.take(a)
     if keep:
         partons = np.moveaxis(_recoil(np.moveaxis(st.partons[a], -1, 0), old_z, old_e, new, s_hat), 0, -1)
