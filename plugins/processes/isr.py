@@ -158,15 +158,20 @@ class _Tables:
     * ``floor`` ``(b, 11, N_x)``: min of x f_a(x) over the x cell and the band;
     * ``envelope`` ``(b, 3, _N_LOG)``: max of x′f_c(x′)/x′^p on each cell of a grid uniform in
       ln x′, for (c, p) in _ENVELOPES; ``above`` ``(b, 3, _N_LOG + 1)``: its integral ∫ d ln x′
-      from each node up to ln X_CAP; ``search`` the same as one increasing array (row by row,
-      −ln of it offset by 100 per row) for inverse sampling.
+      from each node up to ln X_CAP;
+    * for the inverse of ``above`` (:func:`_draw_log_x`), per row r = (b, column): ``keys``
+      ``(r, _N_LOG + 1)`` = −ln ``above``, increasing; ``guide`` ``(r, G)``: the last node whose
+      key is ≤ the row's first key + i·``guide_step``, a step below the keys' smallest spacing,
+      so that a search started there moves by at most one node (Chen & Asau's guide table).
     """
 
     kept: np.ndarray
     floor: np.ndarray
     envelope: np.ndarray
     above: np.ndarray
-    search: np.ndarray
+    keys: np.ndarray
+    guide: np.ndarray
+    guide_step: float
 
     @property
     def envelope_flat(self) -> np.ndarray:
@@ -217,9 +222,19 @@ def tables() -> _Tables:
     envelope *= _MARGIN
     above = np.concatenate([np.cumsum((envelope * _LOG_STEP)[..., ::-1], axis=-1)[..., ::-1],
                             np.zeros((n_bands, len(_ENVELOPES), 1))], axis=-1)
-    rows = np.arange(n_bands * len(_ENVELOPES)).reshape(n_bands, len(_ENVELOPES), 1)
-    search = (100.0 * rows - np.log(np.maximum(above, 1e-300))).ravel()
-    return _Tables(_MARGIN * kept, floor / _MARGIN, envelope, above, search)
+    keys = -np.log(np.maximum(above, 1e-300)).reshape(-1, _N_LOG + 1)
+    return _Tables(_MARGIN * kept, floor / _MARGIN, envelope, above, keys, *_guide(keys))
+
+
+def _guide(keys: np.ndarray) -> tuple[np.ndarray, float]:
+    """Guide table of the rows of ``keys`` (see :class:`_Tables`) and its step."""
+    spacing = np.diff(keys[:, :-1], axis=1).min()       # the last node (no mass above) is never a start
+    if not spacing > 0:
+        raise RuntimeError("an envelope cell without mass: the guide table needs increasing keys")
+    step = 0.8 * spacing
+    levels = keys[:, :1] + step * np.arange(int(np.ceil((keys[:, -2] - keys[:, 0]).max() / step)) + 1)
+    guide = np.stack([np.searchsorted(row, level, side="right") - 1 for row, level in zip(keys, levels)])
+    return np.minimum(guide, _N_LOG - 1).astype(np.int16), step
 
 
 def _lookup(array: np.ndarray, band: np.ndarray, second: np.ndarray, last: np.ndarray) -> np.ndarray:
@@ -250,8 +265,13 @@ def _draw_log_x(band: np.ndarray, column: np.ndarray, mass: np.ndarray) -> tuple
     """ln x′ with ∫ from it to ln X_CAP of the envelope equal to ``mass``, and its envelope."""
     t = tables()
     row = band * len(_ENVELOPES) + column
-    index = np.searchsorted(t.search, 100.0 * row - np.log(mass), side="right") - 1   # above ≥ mass
-    cell = np.clip(index - row * (_N_LOG + 1), 0, _N_LOG - 1)
+    key, keys, start = -np.log(mass), t.keys.reshape(-1), row * (_N_LOG + 1)
+    n_guide = t.guide.shape[1]
+    bucket = np.clip((key - keys.take(start)) * (1.0 / t.guide_step), 0, n_guide - 1).astype(np.intp)
+    node = t.guide.reshape(-1).take(row * n_guide + bucket)          # the last node with above ≥ mass
+    node -= keys.take(start + node) > key                              # rounding of the bucket
+    node += keys.take(start + node + 1) <= key
+    cell = np.clip(node, 0, _N_LOG - 1)
     height = t.envelope_flat.take(row * _N_LOG + cell)
     below = t.above_flat.take(row * (_N_LOG + 1) + cell + 1)
     return _LOG_LO + (cell + 1) * _LOG_STEP - (mass - below) / height, height
