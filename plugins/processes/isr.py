@@ -324,8 +324,8 @@ class _State:
     def start(cls, x: np.ndarray, flavour_index: np.ndarray, scale: np.ndarray, keep: int) -> "_State":
         """Born configurations ``x``, ``flavour_index`` ``(n, 2)`` at the first trial scale ρ̃."""
         n = len(x)
-        st = cls(np.zeros((sum(w for _, w in cls.REAL), n)), np.zeros((sum(w for _, w in cls.WHOLE), n), dtype=np.intp),
-                 np.zeros((n, keep, 4)) if keep else None)
+        st = cls(np.zeros((sum(w for _, w in cls.REAL), n)),
+                 np.zeros((sum(w for _, w in cls.WHOLE), n), dtype=np.intp), np.zeros((n, keep, 4)) if keep else None)
         st.index[:] = np.arange(n)
         st.f[:] = flavour_index.T
         st.set_leg(slice(None), x.T.ravel())
@@ -501,8 +501,8 @@ def _trial(st: _State, alive: np.ndarray, rng: np.random.Generator, me: str | No
     u = rng.random((3, m))
     pick = u[0] * st.total
     channel = (pick >= st.cumulative[0]).astype(np.intp)
-    for bound in st.cumulative[1:-1]:
-        channel += pick >= bound
+    for edge in st.cumulative[1:-1]:
+        channel += pick >= edge
     leg1 = channel >= 3
     legs = st.leg_index(leg1, np.arange(m))
     slot = channel - 3 * leg1
@@ -523,7 +523,9 @@ def _trial(st: _State, alive: np.ndarray, rng: np.random.Generator, me: str | No
         z_hard = np.exp(log_x - log_x_new)
         z[hard], omz[hard] = z_hard, 1.0 - z_hard
     kind = slot + 3 * gluon
-    shape = ((_SHAPES[3].take(kind) * z + _SHAPES[2].take(kind)) * z + _SHAPES[1].take(kind)) * z + _SHAPES[0].take(kind)
+    shape = _SHAPES[3].take(kind)
+    for coefficients in _SHAPES[2::-1]:                 # Horner
+        shape = shape * z + coefficients.take(kind)
     weight = shape * (1.0 - RHO_0 / st.scale) / BAND_DAMPING.take(st.band)
     candidate = u[2] < weight
     if me == VECTOR:                 # R_qg of a first emission reaches 2.62: decided in _accept
@@ -557,7 +559,8 @@ def _accept(st: _State, c: np.ndarray, legs: np.ndarray, slot: np.ndarray, f_old
             weight[q] /= _first_qg_boost(band[q], s_hat[q])
     # the density ratio at ρ̃ against the channel's bound: ``kept`` (channel 0) or envelope/floor
     new_column = soft_end * f_old + (slot == 2) * pdf.ALL_QUARKS          # else the gluon (0)
-    new_density, old_density = pdf.GridPosition(np.stack([x_new, x]), np.log(scale)).values(np.stack([new_column, f_old]))
+    position = pdf.GridPosition(np.stack([x_new, x]), np.log(scale))
+    new_density, old_density = position.values(np.stack([new_column, f_old]))
     envelope = height * (1.0 + flat * (x_new - 1.0))
     bound = (_lookup(t.kept, band, f_old, _at(st.node, legs)) * soft_end
              + envelope / np.maximum(_at(st.fl, legs), 1e-300) * ~soft_end)
