@@ -576,7 +576,7 @@ def _recoil(p: tuple[np.ndarray, ...], old_z: np.ndarray, old_e: np.ndarray, new
             mass2: np.ndarray) -> np.ndarray:
     """:func:`.lorentz.map_momenta` for the initial–initial dipole, whose old total
     (0, 0, old_z, old_e) has no p_T: Λp = p − 2(T·p/T²) T + 2(K̃·p/K²) K, T = K + K̃,
-    K = ``new``, K² = K̃² = ``mass2``; ``p`` the components (px, py, pz, E) each ``(k,)`` or
+    K = ``new`` (T and K share p_x, p_y), K² = K̃² = ``mass2``; ``p`` the components (px, py, pz, E) each ``(k,)`` or
     ``(k, j)``, ``new`` those of K ``(k,)``; returns ``(4, k)`` or ``(4, k, j)``."""
     kx, ky, kz, ke = new
     tz, te = kz + old_z, ke + old_e
@@ -595,7 +595,7 @@ def _branch(st: _State, a: np.ndarray, legs: np.ndarray, z: np.ndarray, rho: np.
     """Apply the accepted branchings of the events ``a`` (flat leg index ``legs``): kinematics,
     recoil, new flavours."""
     s_hat = st.s_hat.take(a)
-    leg1 = legs >= st.s_hat.size
+    leg1 = legs >= st.s_hat.size                          # flat index past the first row: beam 2
     x_leg, x_other = _at(st.x, legs), _at(st.x, legs + st.s_hat.size * (1 - 2 * leg1))
     v = rho * z / ((1.0 - z) * s_hat)
     kt = np.sqrt(np.maximum(v * (1.0 - z - v) * s_hat / z, 0.0))
