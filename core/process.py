@@ -209,13 +209,15 @@ def physical_objects(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, mass: np.
 def sample_accepted(n: int, seed: int, draw: Callable[[int, np.random.Generator], np.ndarray], n_columns: int,
                     initial_efficiency: float = 0.4, max_batch: int = 1_000_000) -> np.ndarray:
     """Exactly ``n`` events ``(n, n_columns)`` float64 from ``draw(batch, rng)``, which returns the
-    accepted events of ``batch`` generated ones; batches are sized from the observed acceptance."""
+    accepted events of ``batch`` generated ones; batches (at most ``max_batch``) are sized from the
+    acceptance of the last one, to give the missing m events unless their count falls 3√m short."""
     if n < 0:
         raise ValueError(f"n must be non-negative, got {n}")
     rng = np.random.default_rng(seed)
     chunks, have, efficiency = [], 0, initial_efficiency
     while have < n:
-        batch = int(min(max_batch, max(1000, 1.1 * (n - have) / efficiency)))
+        missing = n - have
+        batch = int(min(max_batch, max(1000, (missing + 3.0 * np.sqrt(missing)) / efficiency)))
         events = draw(batch, rng)
         efficiency = max(0.05, len(events) / batch)
         chunks.append(events)

@@ -60,9 +60,9 @@ N_DILEPTON_FEATURES = 5
 MASS_MAP = AsinhMap(M_Z, GAMMA_Z)   #: the pair mass's coordinate in the ``mass`` features (GeV)
 DELTA_WIDTH = 0.1                  #: rad; δ's coordinate in the ``mass`` features is asinh(δ/DELTA_WIDTH)
 DELTA_MAP = AsinhMap(0.0, DELTA_WIDTH)
-CHUNK = 50_000                 #: events generated together (keeps the shower's arrays in cache)
+#: events generated together (keeps the shower's arrays in cache); the largest batch of DrellYan.sample
+CHUNK = 50_000
 
-_MAX_BATCH = 1_000_000
 _DPHI_CLIP = 1.0 - 1e-7
 
 
@@ -289,7 +289,8 @@ class DrellYan(Process):
 
     def sample(self, n: int, seed: int) -> np.ndarray:
         """Exactly ``n`` accepted events ``(n, 6)`` float64, reproducible for ``seed``."""
-        return sample_accepted(n, seed, lambda batch, rng: self.detector(self.generate_truth(batch, rng), rng), 6, self.initial_efficiency, _MAX_BATCH)
+        return sample_accepted(n, seed, lambda batch, rng: self.detector(self.generate_truth(batch, rng), rng), 6,
+                               self.initial_efficiency, CHUNK)
 
     def to_features(self, events: np.ndarray) -> np.ndarray:
         """``(n, 6)`` → ``(n, 5)``: with ``mass`` features u₁ (the logit of pT₁ in its window), η₁,

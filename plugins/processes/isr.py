@@ -89,6 +89,17 @@ VECTOR, SCALAR = "vector", "scalar"
 BAND_EDGES = np.array([RHO_MIN + RHO_0, 40.0, 200.0, 2e3, 3e4])
 #: largest damping ρ/ρ̃ (true rate over the α_s(ρ̃) dρ̃/ρ̃ overestimate) within each band
 BAND_DAMPING = np.append((BAND_EDGES[1:] - RHO_0) / BAND_EDGES[1:], 1.0)
+#: ρ at each band's lower edge (at least RHO_MIN), and the largest ρ within each band
+BAND_RHO_LOW = np.maximum(BAND_EDGES - RHO_0, RHO_MIN)
+BAND_RHO_TOP = np.append(BAND_EDGES[1:] - RHO_0, SQRT_S**2)
+BAND_LOG_LOG = np.log(np.log(BAND_EDGES / LAMBDA2))   #: ln ln(ρ̃/Λ²) at each band's lower edge
+#: P/overestimate of each channel as a cubic in z, coefficient of z^k in row k; column
+#: slot + 3·(leg is a gluon): q ← q (1 + z²)/2, q ← g z² + (1 − z)², (unused), then the gluon's
+#: 1/(1 − z) end z(1 + (1 − z)²/2), its 1/z end (1 − z)(1 + z²/2), g ← q (1 + (1 − z)²)/2
+_SHAPES = np.array([[0.5, 1.0, 0.0, 0.0, 1.0, 1.0],
+                    [0.0, -2.0, 0.0, 1.5, -1.0, -1.0],
+                    [0.5, 2.0, 0.0, -1.0, 0.5, 0.5],
+                    [0.0, 0.0, 0.0, 0.5, -0.5, 0.0]])
 #: density envelopes drawn from, (column, p) for x′f(x′)/x′^p: gluon ∝ dz/z, gluon flat in z, Σq ∝ dz/z
 _ENVELOPES = ((pdf.GLUON, 0), (pdf.GLUON, 1), (pdf.ALL_QUARKS, 0))
 _N_LOG = 480                 #: cells of the ln x′ grid of the density envelopes
@@ -147,15 +158,20 @@ class _Tables:
     * ``floor`` ``(b, 11, N_x)``: min of x f_a(x) over the x cell and the band;
     * ``envelope`` ``(b, 3, _N_LOG)``: max of x′f_c(x′)/x′^p on each cell of a grid uniform in
       ln x′, for (c, p) in _ENVELOPES; ``above`` ``(b, 3, _N_LOG + 1)``: its integral ∫ d ln x′
-      from each node up to ln X_CAP; ``search`` the same as one increasing array (row by row,
-      −ln of it offset by 100 per row) for inverse sampling.
+      from each node up to ln X_CAP;
+    * for the inverse of ``above`` (:func:`_draw_log_x`), per row r = (b, column): ``keys``
+      ``(r, _N_LOG + 1)`` = −ln ``above``, increasing; ``guide`` ``(r, G)``: the last node whose
+      key is ≤ the row's first key + i·``guide_step``, a step below the keys' smallest spacing,
+      so that a search started there moves by at most one node (Chen & Asau's guide table).
     """
 
     kept: np.ndarray
     floor: np.ndarray
     envelope: np.ndarray
     above: np.ndarray
-    search: np.ndarray
+    keys: np.ndarray
+    guide: np.ndarray
+    guide_step: float
 
     @property
     def envelope_flat(self) -> np.ndarray:
@@ -206,15 +222,25 @@ def tables() -> _Tables:
     envelope *= _MARGIN
     above = np.concatenate([np.cumsum((envelope * _LOG_STEP)[..., ::-1], axis=-1)[..., ::-1],
                             np.zeros((n_bands, len(_ENVELOPES), 1))], axis=-1)
-    rows = np.arange(n_bands * len(_ENVELOPES)).reshape(n_bands, len(_ENVELOPES), 1)
-    search = (100.0 * rows - np.log(np.maximum(above, 1e-300))).ravel()
-    return _Tables(_MARGIN * kept, floor / _MARGIN, envelope, above, search)
+    keys = -np.log(np.maximum(above, 1e-300)).reshape(-1, _N_LOG + 1)
+    return _Tables(_MARGIN * kept, floor / _MARGIN, envelope, above, keys, *_guide(keys))
+
+
+def _guide(keys: np.ndarray) -> tuple[np.ndarray, float]:
+    """Guide table of the rows of ``keys`` (see :class:`_Tables`) and its step."""
+    spacing = np.diff(keys[:, :-1], axis=1).min()       # the last node (no mass above) is never a start
+    if not spacing > 0:
+        raise RuntimeError("an envelope cell without mass: the guide table needs increasing keys")
+    step = 0.8 * spacing
+    levels = keys[:, :1] + step * np.arange(int(np.ceil((keys[:, -2] - keys[:, 0]).max() / step)) + 1)
+    guide = np.stack([np.searchsorted(row, level, side="right") - 1 for row, level in zip(keys, levels)])
+    return np.minimum(guide, _N_LOG - 1).astype(np.int16), step
 
 
 def _lookup(array: np.ndarray, band: np.ndarray, second: np.ndarray, last: np.ndarray) -> np.ndarray:
     """``array[band, second, last]`` for a C-contiguous 3-d table."""
     _, n2, n3 = array.shape
-    return array.reshape(-1)[(band * n2 + second) * n3 + last]
+    return array.reshape(-1).take((band * n2 + second) * n3 + last)
 
 
 class _EnvelopePosition:
@@ -230,18 +256,24 @@ class _EnvelopePosition:
     def mass_above(self, band: np.ndarray, column: np.ndarray | int) -> np.ndarray:
         """∫ d ln x′ envelope ``column`` from the point up to ln X_CAP."""
         t = tables()
-        i = (band * len(_ENVELOPES) + column) * _N_LOG + self.cell
-        return t.above_flat[i + band * len(_ENVELOPES) + column + 1] + t.envelope_flat[i] * self.partial
+        row = band * len(_ENVELOPES) + column
+        i = row * _N_LOG + self.cell
+        return t.above_flat.take(i + row + 1) + t.envelope_flat.take(i) * self.partial
 
 
 def _draw_log_x(band: np.ndarray, column: np.ndarray, mass: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """ln x′ with ∫ from it to ln X_CAP of the envelope equal to ``mass``, and its envelope."""
     t = tables()
     row = band * len(_ENVELOPES) + column
-    index = np.searchsorted(t.search, 100.0 * row - np.log(mass), side="right") - 1   # above ≥ mass
-    cell = np.clip(index - row * (_N_LOG + 1), 0, _N_LOG - 1)
-    height = t.envelope_flat[row * _N_LOG + cell]
-    below = t.above_flat[row * (_N_LOG + 1) + cell + 1]
+    key, keys, start = -np.log(mass), t.keys.reshape(-1), row * (_N_LOG + 1)
+    n_guide = t.guide.shape[1]
+    bucket = np.clip((key - keys.take(start)) * (1.0 / t.guide_step), 0, n_guide - 1).astype(np.intp)
+    node = t.guide.reshape(-1).take(row * n_guide + bucket)          # the last node with above ≥ mass
+    node -= keys.take(start + node) > key                              # rounding of the bucket
+    node += keys.take(start + node + 1) <= key
+    cell = np.clip(node, 0, _N_LOG - 1)
+    height = t.envelope_flat.take(row * _N_LOG + cell)
+    below = t.above_flat.take(row * (_N_LOG + 1) + cell + 1)
     return _LOG_LO + (cell + 1) * _LOG_STEP - (mass - below) / height, height
 
 
@@ -264,79 +296,107 @@ class ShowerResult:
 
 
 class _State:
-    """Evolution state of the events still showering (events on axis 0). Per-leg quantities
-    are separate arrays (suffix 0, 1: beam 1, 2): ``x``, ``f`` (flavour index), ``lx`` = ln x,
-    ``l1x`` = ln(1 − x), ``node`` (x node of the density grid), ``lh`` = ln((1 − x)/(1 − z_hi))
-    in the current band, ``fl`` the band's floor of x f(x). ``scale`` is ρ̃ of the last trial;
-    ``r0`` … ``r5`` the band's overestimated rates per unit α_s dρ̃/ρ̃, three per leg (flavour
-    kept ∝ 1/(1 − z); new gluon from the envelope; new quark from the envelope), ``total``
-    their sum."""
+    """Evolution state of the events still showering: two matrices with the events on their
+    last axis, ``real`` (float64) and ``whole`` (intp), whose rows are exposed as named views, so
+    that dropping finished events is one copy per matrix. Per-leg fields have two rows (0: beam 1,
+    1: beam 2): ``x``, ``lx`` = ln x, ``l1x`` = ln(1 − x), ``lh`` = ln((1 − x)/(1 − z_hi)) in the
+    current band, ``fl`` the band's floor of x f(x), ``f`` (flavour index), ``node`` (x node of the
+    density grid). ``scale`` is ρ̃ of the last trial and ``log_log`` = ln ln(ρ̃/Λ²); ``cumulative``
+    holds the band's overestimated rates per unit α_s dρ̃/ρ̃ of the six channels, three per leg
+    (flavour kept ∝ 1/(1 − z); new gluon from the envelope; new quark from the envelope), summed
+    up to each channel (its last row, ``total``, is their sum); ``boson`` the colour singlet's
+    four-momentum (rows px, py, pz, E); ``partons`` ``(n, keep, 4)`` or None."""
 
-    FIELDS = ("index", "x0", "x1", "f0", "f1", "lx0", "lx1", "l1x0", "l1x1", "node0", "node1",
-              "lh0", "lh1", "fl0", "fl1", "s_hat", "mass2", "scale", "band", "first", "first_rho",
-              "boson", "partons", "n_emissions", "r0", "r1", "r2", "r3", "r4", "r5", "total", "z_hi",
-              "log_z_hi", "qg_boost", "qg_bounds")
+    REAL = (("x", 2), ("lx", 2), ("l1x", 2), ("lh", 2), ("fl", 2), ("s_hat", 1), ("scale", 1),
+            ("log_log", 1), ("log_z_hi", 1), ("first_rho", 1), ("cumulative", 6), ("boson", 4))
+    WHOLE = (("index", 1), ("f", 2), ("node", 2), ("band", 1), ("n_emissions", 1))
 
-    def __init__(self, **arrays):
-        for name in self.FIELDS:
-            setattr(self, name, arrays.get(name))
+    def __init__(self, real: np.ndarray, whole: np.ndarray, partons: np.ndarray | None):
+        self.real, self.whole, self.partons = real, whole, partons
+        for matrix, fields in ((real, self.REAL), (whole, self.WHOLE)):
+            row = 0
+            for name, width in fields:
+                setattr(self, name, matrix[row] if width == 1 else matrix[row:row + width])
+                row += width
+        self.total = self.cumulative[-1]
+
+    @classmethod
+    def start(cls, x: np.ndarray, flavour_index: np.ndarray, scale: np.ndarray, keep: int) -> "_State":
+        """Born configurations ``x``, ``flavour_index`` ``(n, 2)`` at the first trial scale ρ̃."""
+        n = len(x)
+        st = cls(np.zeros((sum(w for _, w in cls.REAL), n)),
+                 np.zeros((sum(w for _, w in cls.WHOLE), n), dtype=np.intp), np.zeros((n, keep, 4)) if keep else None)
+        st.index[:] = np.arange(n)
+        st.f[:] = flavour_index.T
+        st.set_leg(slice(None), x.T.ravel())
+        st.s_hat[:] = x[:, 0] * x[:, 1] * SQRT_S**2
+        st.scale[:] = scale
+        st.log_log[:] = np.log(np.log(scale * (1.0 / LAMBDA2)))
+        st.band[:] = np.searchsorted(BAND_EDGES, scale, side="right") - 1
+        st.boson[2], st.boson[3] = E_BEAM * (x[:, 0] - x[:, 1]), E_BEAM * (x[:, 0] + x[:, 1])
+        return st
 
     def subset(self, keep: np.ndarray) -> "_State":
-        return _State(**{name: None if getattr(self, name) is None else getattr(self, name)[keep]
-                         for name in self.FIELDS})
+        """The events ``keep`` (indices)."""
+        return _State(np.take(self.real, keep, axis=1), np.take(self.whole, keep, axis=1),
+                      None if self.partons is None else self.partons[keep])
 
-    def set_leg(self, rows: np.ndarray, leg: int, x: np.ndarray) -> None:
-        """Momentum fraction of ``leg`` for ``rows`` and its cached logarithms and node."""
+    def leg_index(self, leg1: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Flat index into a per-leg field (two rows) of leg 1 (``leg1``, else leg 0) of ``rows``."""
+        return leg1 * self.real.shape[1] + rows
+
+    def set_leg(self, legs: np.ndarray | slice, x: np.ndarray) -> None:
+        """Momentum fraction at the flat per-leg index ``legs`` and its logarithms and node."""
         log_x, log_1mx = np.log(x), np.log1p(-x)
-        getattr(self, f"x{leg}")[rows] = x
-        getattr(self, f"lx{leg}")[rows] = log_x
-        getattr(self, f"l1x{leg}")[rows] = log_1mx
-        getattr(self, f"node{leg}")[rows] = pdf.x_node_of_logit(log_x - log_1mx)
+        for name, value in (("x", x), ("lx", log_x), ("l1x", log_1mx), ("node", pdf.x_node_of_logit(log_x - log_1mx))):
+            getattr(self, name).reshape(-1)[legs] = value
 
-    def leg_values(self, rows: np.ndarray, leg1: np.ndarray, name: str) -> np.ndarray:
-        """``name`` of the chosen leg (``leg1``: beam 2) for ``rows``."""
-        a, b = getattr(self, f"{name}0")[rows], getattr(self, f"{name}1")[rows]
-        return a + leg1 * (b - a)
+
+def _at(pair: np.ndarray, legs: np.ndarray) -> np.ndarray:
+    """Values of a per-leg field ``(2, m)`` at the flat indices ``legs`` (:meth:`_State.leg_index`)."""
+    return pair.reshape(-1).take(legs)
+
+
+def _first_qg_boost(band: np.ndarray, s_hat: np.ndarray) -> np.ndarray:
+    """Factor on the q ← g overestimate of a vector boson's first emission in ``band``
+    (:func:`qg_enhancement` at the band's largest ρ; ŝ = M² before the first emission)."""
+    return qg_enhancement(BAND_RHO_TOP[band], s_hat)
 
 
 def _update_rates(st: _State, rows: np.ndarray, me: str | None) -> None:
-    """Overestimated rates of the events ``rows`` in their current band; z ranges up to
-    z_hi = z_max at the band's lowest ρ."""
+    """Overestimated rates of the events ``rows`` in their current band (both legs at once, as
+    ``(2, k)`` arrays); z ranges up to z_hi = z_max at the band's lowest ρ."""
     t = tables()
-    band = st.band[rows]
-    z_hi = z_max(np.maximum(BAND_EDGES[band] - RHO_0, RHO_MIN), st.s_hat[rows])
-    log_z_hi = np.log(z_hi)
-    st.z_hi[rows], st.log_z_hi[rows] = z_hi, log_z_hi
-    log_1mz = np.log1p(-z_hi)
-    norm = BAND_DAMPING[band] * (1.0 / (2.0 * np.pi))
+    band, s_hat = st.band.take(rows), st.s_hat.take(rows)
+    z_hi = z_max(BAND_RHO_LOW.take(band), s_hat)
+    log_z_hi, log_1mz = np.log(z_hi), np.log1p(-z_hi)
+    st.log_z_hi[rows] = log_z_hi
+    norm = BAND_DAMPING.take(band) * (1.0 / (2.0 * np.pi))
+    q_to_g = np.full(rows.size, T_R)
     if me == VECTOR:                # first emission: q ← g raised to cover R_qg in this band
-        boost = 1.0 + st.first[rows] * (st.qg_bounds[rows, band] - 1.0)
-        st.qg_boost[rows] = boost
-        q_to_g = T_R * boost
-    else:
-        q_to_g = T_R
-    total = 0.0
-    for leg in (0, 1):
-        f = getattr(st, f"f{leg}")[rows]
-        gluon = f == pdf.GLUON
-        base = (band * pdf.N_FLAVOURS + f) * t.kept.shape[-1] + getattr(st, f"node{leg}")[rows]
-        floor = t.floor.reshape(-1)[base]
-        log_hi = np.maximum(getattr(st, f"l1x{leg}")[rows] - log_1mz, 0.0)
-        position = _EnvelopePosition(getattr(st, f"lx{leg}")[rows] - log_z_hi)   # from x′ = x/z_hi
-        to_gluon = position.mass_above(band, 1 - gluon)
-        per_floor = norm / np.maximum(floor, 1e-300) * (floor > 0)
-        colour = (2.0 * C_F + (2.0 * C_A - 2.0 * C_F) * gluon)
-        quark_to_gluon = q_to_g * getattr(st, f"x{leg}")[rows]
-        kept = colour * log_hi * t.kept.reshape(-1)[base] * norm
-        new_gluon = (quark_to_gluon + gluon * (2.0 * C_A - quark_to_gluon)) * to_gluon * per_floor
-        new_quark = (2.0 * C_F) * gluon * position.mass_above(band, 2) * per_floor
-        getattr(st, f"r{3 * leg}")[rows] = kept
-        getattr(st, f"r{3 * leg + 1}")[rows] = new_gluon
-        getattr(st, f"r{3 * leg + 2}")[rows] = new_quark
-        total = total + kept + new_gluon + new_quark
-        getattr(st, f"lh{leg}")[rows] = log_hi
-        getattr(st, f"fl{leg}")[rows] = floor
-    st.total[rows] = total
+        first = np.flatnonzero(st.n_emissions.take(rows) == 0)
+        q_to_g[first] *= _first_qg_boost(band.take(first), s_hat.take(first))
+    legs = st.leg_index(np.array([[False], [True]]), rows)
+    f = _at(st.f, legs)
+    gluon = f == pdf.GLUON
+    base = (band * pdf.N_FLAVOURS + f) * t.kept.shape[-1] + _at(st.node, legs)
+    floor = t.floor.reshape(-1).take(base)
+    per_floor = norm / np.where(floor > 0, floor, np.inf)
+    log_hi = np.maximum(_at(st.l1x, legs) - log_1mz, 0.0)
+    log_x = _at(st.lx, legs) - log_z_hi                       # from x′ = x/z_hi
+    quark_to_gluon = q_to_g * _at(st.x, legs)
+    kept = (2.0 * C_F + (2.0 * C_A - 2.0 * C_F) * gluon) * log_hi * t.kept.reshape(-1).take(base) * norm
+    new_gluon = ((quark_to_gluon + gluon * (2.0 * C_A - quark_to_gluon)) * per_floor
+                 * _EnvelopePosition(log_x).mass_above(band, 1 - gluon))
+    new_quark = np.zeros(legs.shape)
+    g = np.flatnonzero(gluon)                                  # flat index into the (2, k) arrays
+    new_quark.reshape(-1)[g] = ((2.0 * C_F) * per_floor.reshape(-1).take(g)
+                                * _EnvelopePosition(log_x.reshape(-1).take(g)).mass_above(band.take(g % rows.size), 2))
+    cumulative = np.zeros(rows.size)
+    for i, rate in enumerate((kept[0], new_gluon[0], new_quark[0], kept[1], new_gluon[1], new_quark[1])):
+        cumulative += rate
+        st.cumulative[i][rows] = cumulative
+    st.lh.reshape(-1)[legs], st.fl.reshape(-1)[legs] = log_hi, floor
 
 
 def _matrix_element_weight(me: str, changed: np.ndarray, s_new: np.ndarray,
@@ -365,38 +425,22 @@ def shower(x: np.ndarray, flavour: np.ndarray, rng: np.random.Generator, me: str
     x = np.array(x, dtype=np.float64)
     flavour = np.array(flavour, dtype=np.int64)
     n = len(x)
-    s_hat = x[:, 0] * x[:, 1] * SQRT_S**2
-    zero = np.zeros(n)
-    boson = np.stack([zero, zero, E_BEAM * (x[:, 0] - x[:, 1]), E_BEAM * (x[:, 0] + x[:, 1])], axis=1)
     if rho_start is None:
         rho_start = (np.maximum((1 - x[:, 0]) ** 2 * x[:, 1], (1 - x[:, 1]) ** 2 * x[:, 0]) * SQRT_S**2
-                     if me is not None else s_hat)
+                     if me is not None else x[:, 0] * x[:, 1] * SQRT_S**2)
     scale = np.array(np.broadcast_to(rho_start, (n,)), dtype=np.float64) + RHO_0
-    out = ShowerResult(boson, np.zeros((n, keep, 4)), np.zeros(n, dtype=np.int64), np.zeros(n), x, flavour)
-    floats = ("x0", "x1", "lx0", "lx1", "l1x0", "l1x1", "lh0", "lh1", "fl0", "fl1", "z_hi", "log_z_hi",
-              "r0", "r1", "r2", "r3", "r4", "r5", "total", "qg_boost")
-    st = _State(index=np.arange(n), f0=pdf.flavour_index(flavour[:, 0]), f1=pdf.flavour_index(flavour[:, 1]),
-                node0=np.zeros(n, dtype=np.intp), node1=np.zeros(n, dtype=np.intp),
-                s_hat=s_hat, mass2=s_hat.copy(), scale=scale, band=np.searchsorted(BAND_EDGES, scale, side="right") - 1,
-                first=np.full(n, me is not None), first_rho=np.zeros(n), boson=boson.copy(),
-                partons=np.zeros((n, keep, 4)) if keep else None, n_emissions=np.zeros(n, dtype=np.int64),
-                **{name: np.zeros(n) for name in floats})
-    if me == VECTOR:                # q ← g enhancement of the first emission, per band
-        band_top = np.append(BAND_EDGES[1:] - RHO_0, SQRT_S**2)
-        st.qg_bounds = qg_enhancement(band_top[None, :], s_hat[:, None])
-    everyone = np.arange(n)
-    st.set_leg(everyone, 0, x[:, 0])
-    st.set_leg(everyone, 1, x[:, 1])
+    st = _State.start(x, pdf.flavour_index(flavour), scale, keep)
+    out = ShowerResult(np.zeros((n, 4)), np.zeros((n, keep, 4)), np.zeros(n, dtype=np.int64), np.zeros(n), x, flavour)
     alive = st.band >= 0
-    _update_rates(st, everyone[alive], me)
+    _update_rates(st, np.flatnonzero(alive), me)
     while True:
         dead = ~alive
         if dead.all():
             _store(out, st, slice(None))
             break
         if dead.sum() > _COMPACT * len(dead):
-            _store(out, st, dead)
-            st, alive = st.subset(~dead), alive[~dead]
+            _store(out, st, np.flatnonzero(dead))
+            st, alive = st.subset(np.flatnonzero(alive)), alive[alive]
         _next_scale(st, alive, rng, me)
         alive &= st.band >= 0
         if alive.any():
@@ -413,31 +457,29 @@ def _next_scale(st: _State, alive: np.ndarray, rng: np.random.Generator, me: str
     the evolution has ended). Computed for every row; only ``alive`` ones change band."""
     rows = slice(None)
     while True:
-        total = np.maximum(st.total[rows], 1e-12)
-        log_log = np.log(np.log(st.scale[rows] * (1.0 / LAMBDA2))) + np.log(rng.random(total.size)) * (B0 / total)
+        everyone = isinstance(rows, slice)
+        total = np.maximum(st.total if everyone else st.total.take(rows), 1e-12)
+        log_log = (st.log_log if everyone else st.log_log.take(rows)) + np.log(rng.random(total.size)) * (B0 / total)
         scale = LAMBDA2 * np.exp(np.exp(log_log))
-        band = st.band[rows]
-        edge = BAND_EDGES[band]
-        crossed = scale < edge
-        st.scale[rows] = np.maximum(scale, edge)
-        if isinstance(rows, slice):
-            crossed &= alive
-            rows = np.flatnonzero(crossed)
-        else:
-            rows = rows[crossed]
+        st.log_log[rows], st.scale[rows] = log_log, scale
+        crossed = scale < BAND_EDGES.take(st.band if everyone else st.band.take(rows))
+        rows = np.flatnonzero(crossed & alive) if everyone else rows[crossed]
         if not rows.size:
             return
-        band = st.band[rows] - 1
+        band = st.band.take(rows)
+        st.scale[rows], st.log_log[rows] = BAND_EDGES.take(band), BAND_LOG_LOG.take(band)
+        band -= 1
         st.band[rows] = band
         rows = rows[band >= 0]
         _update_rates(st, rows, me)
 
 
 def _store(out: ShowerResult, st: _State, rows: np.ndarray | slice) -> None:
+    """Copy the events ``rows`` (indices, or all) into ``out``."""
     i = st.index[rows]
-    out.final_state[i] = st.boson[rows]
-    out.x[i, 0], out.x[i, 1] = st.x0[rows], st.x1[rows]
-    out.flavour[i, 0], out.flavour[i, 1] = _CODES[st.f0[rows]], _CODES[st.f1[rows]]
+    out.final_state[i] = st.boson[:, rows].T
+    out.x[i] = st.x[:, rows].T
+    out.flavour[i] = _CODES.take(st.f[:, rows].T)
     out.n_emissions[i], out.first_rho[i] = st.n_emissions[rows], st.first_rho[rows]
     if st.partons is not None:
         out.partons[i] = st.partons[rows]
@@ -451,105 +493,110 @@ def _trial(st: _State, alive: np.ndarray, rng: np.random.Generator, me: str | No
     z + z(1 − z)²/2 (the 1/(1 − z) end of P_gg/2C_A), times the density ratio over ``kept``.
     Channels 1, 2: x′ = x/z drawn from a density envelope E: q ← g flat in z (E = x′g/x′;
     weight z² + (1 − z)²), the 1/z end of g ← g (E = x′g; weight (1 − z)(1 + z²/2)), g ← q
-    (E = Σ x′q; weight (1 + (1 − z)²)/2), times x′f(x′)/(x′^p E(x′)) and ``floor``/x f(x)."""
-    m = len(alive)
+    (E = Σ x′q; weight (1 + (1 − z)²)/2), times x′f(x′)/(x′^p E(x′)) and ``floor``/x f(x).
+    The density ratio over its bound and the matrix-element correction are ≤ 1 (but for the
+    q g → Vq correction, up to 2.62), so they are only evaluated for the candidates that pass
+    the splitting-function weight (all first q ← g, g ← q trials of a vector boson)."""
+    m = alive.size
     u = rng.random((3, m))
     pick = u[0] * st.total
-    c1 = st.r0
-    c2 = c1 + st.r1
-    c3 = c2 + st.r2
-    c4 = c3 + st.r3
-    leg1 = pick >= c3
-    # slot within the leg: leg 1 counts c1, c2 below the pick; leg 2 counts c4, c5
-    slot = np.where(leg1, (pick >= c4) * 1 + (pick >= c4 + st.r4), (pick >= c1) * 1 + (pick >= c2))
-    x = st.x0 + leg1 * (st.x1 - st.x0)
-    f_old = st.f0 + leg1 * (st.f1 - st.f0)
+    channel = (pick >= st.cumulative[0]).astype(np.intp)
+    for edge in st.cumulative[1:-1]:
+        channel += pick >= edge
+    leg1 = channel >= 3
+    legs = st.leg_index(leg1, np.arange(m))
+    slot = channel - 3 * leg1
+    f_old = _at(st.f, legs)
     gluon = f_old == pdf.GLUON
-    band = st.band
-    soft_end = slot == 0
-    flat = (slot == 1) & ~gluon
     # channel 0: 1 − z = (1 − x) exp(−u ln((1 − x)/(1 − z_hi)))
-    log_hi = st.lh0 + leg1 * (st.lh1 - st.lh0)
-    x_new = x / (1.0 - (1.0 - x) * np.exp(-u[1] * log_hi))
+    omz = np.exp(_at(st.l1x, legs) - u[1] * _at(st.lh, legs))
+    z = 1.0 - omz
     height = np.zeros(m)
     # channels 1, 2: ln x′ from the envelope between ln(x/z_hi) and ln X_CAP
-    hard = np.flatnonzero(~soft_end & alive)
+    hard = np.flatnonzero((slot > 0) & alive)
     if hard.size:
-        leg_h = leg1[hard]
-        column = 2 * (slot[hard] == 2) + flat[hard]
-        log_x = st.lx0[hard] + leg_h * (st.lx1[hard] - st.lx0[hard]) - st.log_z_hi[hard]
-        mass = u[1, hard] * _EnvelopePosition(log_x).mass_above(band[hard], column)
-        log_x_new, height[hard] = _draw_log_x(band[hard], column, mass)
-        x_new[hard] = np.exp(log_x_new)
-    z = x / x_new
-    scale = st.scale
-    rho = scale - RHO_0
-    s_hat = st.s_hat
-    omz = 1.0 - z
-    zz, omz2 = z * z, omz * omz
-    q_soft, q_hard = 0.5 * (1.0 + zz), zz + omz2                    # P/overestimate per channel
-    g_soft, g_low, g_quark = z * (1.0 + 0.5 * omz2), omz * (1.0 + 0.5 * zz), 0.5 * (1.0 + omz2)
-    quark_shape = q_hard + soft_end * (q_soft - q_hard)
-    gluon_hard = g_quark + (slot == 1) * (g_low - g_quark)
-    gluon_shape = gluon_hard + soft_end * (g_soft - gluon_hard)
-    weight = (quark_shape + gluon * (gluon_shape - quark_shape)) * ((rho / scale) / BAND_DAMPING[band])
-    changed = slot == 1 + gluon              # q ← g (quark, slot 1) and g ← q (gluon, slot 2)
-    # z ≤ z_max(ρ) ⇔ (1 − z)² ŝ ≥ ρ z
-    ok = alive & (omz > 0.0) & (omz * omz * s_hat >= rho * z) & (x_new < X_CAP) & (scale >= HEAVY_THRESHOLD[f_old])
-    if me is not None:
-        f = np.flatnonzero(st.first & ok)
-        if f.size:
-            correction = _matrix_element_weight(me, changed[f], st.s_hat[f] / z[f], -rho[f] / omz[f], st.mass2[f])
-            if me == VECTOR:                                   # its q ← g overestimate was raised
-                correction /= 1.0 + (changed[f] & ~gluon[f]) * (st.qg_boost[f] - 1.0)
-            weight[f] *= correction
-    c = np.flatnonzero(ok & (u[2] < weight))
-    if not c.size:
-        return
-    # the density ratio at ρ̃ for the candidates, against the channel's bound: accepted when
-    # u < weight · ratio/bound (the same u that made them candidates)
+        slot_h, band = slot.take(hard), st.band.take(hard)
+        column = 2 * (slot_h == 2) + (slot_h == 1) * ~gluon.take(hard)
+        log_x = _at(st.lx, legs.take(hard))
+        mass = u[1].take(hard) * _EnvelopePosition(log_x - st.log_z_hi.take(hard)).mass_above(band, column)
+        log_x_new, height[hard] = _draw_log_x(band, column, mass)
+        z_hard = np.exp(log_x - log_x_new)
+        z[hard], omz[hard] = z_hard, 1.0 - z_hard
+    kind = slot + 3 * gluon
+    shape = _SHAPES[3].take(kind)
+    for coefficients in _SHAPES[2::-1]:                 # Horner
+        shape = shape * z + coefficients.take(kind)
+    weight = shape * (1.0 - RHO_0 / st.scale) / BAND_DAMPING.take(st.band)
+    candidate = u[2] < weight
+    if me == VECTOR:                 # R_qg of a first emission reaches 2.62: decided in _accept
+        candidate |= (st.n_emissions == 0) & (slot == 1 + gluon)
+    c = np.flatnonzero(alive & candidate)
+    if c.size:
+        _accept(st, c, *(v.take(c) for v in (legs, slot, f_old, z, omz, height, u[2], weight)), rng, me, keep)
+
+
+def _accept(st: _State, c: np.ndarray, legs: np.ndarray, slot: np.ndarray, f_old: np.ndarray, z: np.ndarray,
+            omz: np.ndarray, height: np.ndarray, u: np.ndarray, weight: np.ndarray, rng: np.random.Generator,
+            me: str | None, keep: int) -> None:
+    """Accept the candidates ``c`` (flat leg index, channel slot, old flavour, z, 1 − z, envelope
+    height of the hard channels) when ``u`` < ``weight`` · R · (density ratio)/bound, R the first
+    emission's matrix-element correction."""
     t = tables()
-    log_scale = np.log(scale[c])
-    soft_c, f_c = soft_end[c], f_old[c]
-    new_column = soft_c * f_c + (slot[c] == 2) * pdf.ALL_QUARKS          # else the gluon (0)
-    new_density = pdf.GridPosition(x_new[c], log_scale).values(new_column)
-    old_density = pdf.GridPosition(x[c], log_scale).values(f_c)
-    leg_c = leg1[c]
-    node = st.node0[c] + leg_c * (st.node1[c] - st.node0[c])
-    floor = st.fl0[c] + leg_c * (st.fl1[c] - st.fl0[c])
-    envelope = height[c] * (1.0 + flat[c] * (x_new[c] - 1.0))
-    # bound on new/old density: ``kept`` (channel 0) or envelope/floor
-    bound = _lookup(t.kept, band[c], f_c, node) * soft_c + envelope / np.maximum(floor, 1e-300) * ~soft_c
+    gluon, soft_end = f_old == pdf.GLUON, slot == 0
+    changed = slot == 1 + gluon              # q ← g (quark, slot 1) and g ← q (gluon, slot 2)
+    flat = changed & ~gluon                  # q ← g: its envelope is x′g/x′
+    band, scale, s_hat = st.band.take(c), st.scale.take(c), st.s_hat.take(c)
+    rho = scale - RHO_0
+    x = _at(st.x, legs)
+    x_new = x / z
+    # z ≤ z_max(ρ) ⇔ (1 − z)² ŝ ≥ ρ z
+    ok = (omz > 0.0) & (omz * omz * s_hat >= rho * z) & (x_new < X_CAP) & (scale >= HEAVY_THRESHOLD.take(f_old))
+    if me is not None:
+        f = np.flatnonzero((st.n_emissions.take(c) == 0) & ok)
+        weight[f] *= _matrix_element_weight(me, changed[f], s_hat[f] / z[f], -rho[f] / omz[f], s_hat[f])
+        if me == VECTOR:                                   # its q ← g overestimate was raised
+            q = f[flat[f]]
+            weight[q] /= _first_qg_boost(band[q], s_hat[q])
+    # the density ratio at ρ̃ against the channel's bound: ``kept`` (channel 0) or envelope/floor
+    new_column = soft_end * f_old + (slot == 2) * pdf.ALL_QUARKS          # else the gluon (0)
+    position = pdf.GridPosition(np.stack([x_new, x]), np.log(scale))
+    new_density, old_density = position.values(np.stack([new_column, f_old]))
+    envelope = height * (1.0 + flat * (x_new - 1.0))
+    bound = (_lookup(t.kept, band, f_old, _at(st.node, legs)) * soft_end
+             + envelope / np.maximum(_at(st.fl, legs), 1e-300) * ~soft_end)
     ratio = new_density / np.maximum(old_density * bound, 1e-300)
-    a = c[u[2, c] < weight[c] * ratio]
+    a = np.flatnonzero(ok & (u < weight * ratio))
     if a.size:
-        _branch(st, a, leg1[a], z[a], rho[a], changed[a], gluon[a], x_new[a], rng, keep)
-        _update_rates(st, a, me)
+        _branch(st, c.take(a), legs.take(a), z.take(a), rho.take(a), changed.take(a), f_old.take(a), x_new.take(a),
+                rng, keep)
+        _update_rates(st, c.take(a), me)
 
 
-def _recoil(p: np.ndarray, old_z: np.ndarray, old_e: np.ndarray, new: np.ndarray, mass2: np.ndarray) -> np.ndarray:
+def _recoil(p: tuple[np.ndarray, ...], old_z: np.ndarray, old_e: np.ndarray, new: tuple[np.ndarray, ...],
+            mass2: np.ndarray) -> np.ndarray:
     """:func:`.lorentz.map_momenta` for the initial–initial dipole, whose old total
     (0, 0, old_z, old_e) has no p_T: Λp = p − 2(T·p/T²) T + 2(K̃·p/K²) K, T = K + K̃,
-    K = ``new``, K² = K̃² = ``mass2``; ``p`` ``(k, 4)`` or ``(k, j, 4)``."""
-    tx, ty, tz, te = new[:, 0], new[:, 1], new[:, 2] + old_z, new[:, 3] + old_e
-    a = 2.0 / (te * te - tx * tx - ty * ty - tz * tz)
+    K = ``new`` (T and K share p_x, p_y), K² = K̃² = ``mass2``; ``p`` the components (px, py, pz, E) each ``(k,)`` or
+    ``(k, j)``, ``new`` those of K ``(k,)``; returns ``(4, k)`` or ``(4, k, j)``."""
+    kx, ky, kz, ke = new
+    tz, te = kz + old_z, ke + old_e
+    a = 2.0 / (te * te - kx * kx - ky * ky - tz * tz)
     b = 2.0 / mass2
-    if p.ndim == 3:
-        tx, ty, tz, te, old_z, old_e, a, b = (v[:, None] for v in (tx, ty, tz, te, old_z, old_e, a, b))
-        new = new[:, None, :]
-    px, py, pz, pe = p[..., 0], p[..., 1], p[..., 2], p[..., 3]
-    ta = a * (te * pe - tx * px - ty * py - tz * pz)
+    if p[0].ndim == 2:
+        kx, ky, kz, ke, tz, te, old_z, old_e, a, b = (v[:, None] for v in (kx, ky, kz, ke, tz, te, old_z, old_e, a, b))
+    px, py, pz, pe = p
+    ta = a * (te * pe - kx * px - ky * py - tz * pz)
     kb = b * (old_e * pe - old_z * pz)
-    return np.stack([px - ta * tx + kb * new[..., 0], py - ta * ty + kb * new[..., 1],
-                     pz - ta * tz + kb * new[..., 2], pe - ta * te + kb * new[..., 3]], axis=-1)
+    return np.stack([px - ta * kx + kb * kx, py - ta * ky + kb * ky, pz - ta * tz + kb * kz, pe - ta * te + kb * ke])
 
 
-def _branch(st: _State, a: np.ndarray, leg1: np.ndarray, z: np.ndarray, rho: np.ndarray, changed: np.ndarray,
-            gluon: np.ndarray, x_new: np.ndarray, rng: np.random.Generator, keep: int) -> None:
-    """Apply the accepted branchings of the events ``a``: kinematics, recoil, new flavours."""
-    s_hat = st.s_hat[a]
-    x0, x1 = st.x0[a], st.x1[a]
-    x_leg, x_other = x0 + leg1 * (x1 - x0), x1 + leg1 * (x0 - x1)
+def _branch(st: _State, a: np.ndarray, legs: np.ndarray, z: np.ndarray, rho: np.ndarray, changed: np.ndarray,
+            f_old: np.ndarray, x_new: np.ndarray, rng: np.random.Generator, keep: int) -> None:
+    """Apply the accepted branchings of the events ``a`` (flat leg index ``legs``): kinematics,
+    recoil, new flavours."""
+    s_hat = st.s_hat.take(a)
+    leg1 = legs >= st.s_hat.size                          # flat index past the first row: beam 2
+    x_leg, x_other = _at(st.x, legs), _at(st.x, legs + st.s_hat.size * (1 - 2 * leg1))
     v = rho * z / ((1.0 - z) * s_hat)
     kt = np.sqrt(np.maximum(v * (1.0 - z - v) * s_hat / z, 0.0))
     alpha, beta = x_leg * (1.0 - z - v) / z, v * x_other
@@ -558,30 +605,27 @@ def _branch(st: _State, a: np.ndarray, leg1: np.ndarray, z: np.ndarray, rho: np.
     kx, ky = kt * np.cos(phi), kt * np.sin(phi)
     kz, ke = sign * E_BEAM * (alpha - beta), E_BEAM * (alpha + beta)
     old_z, old_e = sign * E_BEAM * (x_leg - x_other), E_BEAM * (x_leg + x_other)
-    new = np.stack([-kx, -ky, sign * E_BEAM * (x_new - x_other) - kz, E_BEAM * (x_new + x_other) - ke], axis=1)
-    st.boson[a] = _recoil(st.boson[a], old_z, old_e, new, s_hat)
-    n_em = st.n_emissions[a]
+    new = (-kx, -ky, sign * E_BEAM * (x_new - x_other) - kz, E_BEAM * (x_new + x_other) - ke)
+    for component, value in zip(st.boson, _recoil(st.boson.take(a, axis=1), old_z, old_e, new, s_hat)):
+        component[a] = value
+    n_em = st.n_emissions.take(a)
     if keep:
-        partons = _recoil(st.partons[a], old_z, old_e, new, s_hat)
+        partons = np.moveaxis(_recoil(np.moveaxis(st.partons[a], -1, 0), old_z, old_e, new, s_hat), 0, -1)
         slot = np.flatnonzero(n_em < keep)
         partons[slot, n_em[slot]] = np.stack([kx, ky, kz, ke], axis=1)[slot]
         st.partons[a] = partons
     st.first_rho[a] += (n_em == 0) * rho
     st.n_emissions[a] = n_em + 1
-    st.first[a] = False
     st.s_hat[a] = s_hat / z
-    f0 = st.f0[a]
-    f_old = f0 + leg1 * (st.f1[a] - f0)
+    gluon = f_old == pdf.GLUON
     f_new = f_old * ~(changed & ~gluon)                   # q ← g: the new parton is the gluon (0)
     g = np.flatnonzero(changed & gluon)
     if g.size:                       # g ← q: the quark flavour by its density at x′
-        position = pdf.GridPosition(x_new[g], np.log(rho[g] + RHO_0))
-        cumulative = np.cumsum(np.stack([position.values(k) for k in range(1, 11)], axis=1), axis=1)
-        f_new[g] = 1 + np.sum(rng.random(g.size)[:, None] * cumulative[:, -1:] > cumulative, axis=1)
-    for leg, on in ((0, ~leg1), (1, leg1)):
-        rows = a[on]
-        getattr(st, f"f{leg}")[rows] = f_new[on]
-        st.set_leg(rows, leg, x_new[on])
+        position = pdf.GridPosition(x_new[g, None], np.log(rho[g, None] + RHO_0))
+        cumulative = np.cumsum(position.values(np.arange(1, 11)), axis=1)
+        f_new[g] = 1 + np.sum(rng.random((g.size, 1)) * cumulative[:, -1:] > cumulative, axis=1)
+    st.f.reshape(-1)[legs] = f_new
+    st.set_leg(legs, x_new)
 
 
 def _primordial_kick(out: ShowerResult, rng: np.random.Generator, width: float, keep: int) -> None:

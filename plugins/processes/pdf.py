@@ -134,6 +134,18 @@ def lookup_table() -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(table, -1, 0))
 
 
+@lru_cache(maxsize=1)
+def _corner_table() -> np.ndarray:
+    """The four corners (x node, Q² node) (i, j), (i, j + 1), (i + 1, j), (i + 1, j + 1) of each
+    cell of :func:`lookup_table`, ``(12 · _N_XI · _N_LQ, 4)`` in its flat order (the last x and Q²
+    nodes are zero-filled, never read), so an interpolation reads one row."""
+    table = lookup_table()
+    corners = np.zeros(table.shape + (4,))
+    corners[:, :-1, :-1] = np.stack([table[:, :-1, :-1], table[:, :-1, 1:], table[:, 1:, :-1], table[:, 1:, 1:]],
+                                    axis=-1)
+    return corners.reshape(-1, 4)
+
+
 def grid_x() -> np.ndarray:
     """x nodes of :func:`lookup_table` ``(_N_XI,)``."""
     return 1.0 / (1.0 + np.exp(-np.linspace(_XI_LO, _XI_HI, _N_XI)))
@@ -161,10 +173,8 @@ class GridPosition:
 
     def values(self, column: np.ndarray | int) -> np.ndarray:
         """x·f of table column(s) ``column`` (flavour index, or :data:`ALL_QUARKS`) at the points."""
-        flat = lookup_table().reshape(-1)
-        i = self.base + np.asarray(column) * (_N_XI * _N_LQ)
-        f00, f01 = flat[i], flat[i + 1]
-        f10, f11 = flat[i + _N_LQ], flat[i + _N_LQ + 1]
+        corners = _corner_table().take(self.base + np.asarray(column) * (_N_XI * _N_LQ), axis=0)
+        f00, f01, f10, f11 = np.moveaxis(corners, -1, 0)
         lo = f00 + self.wq * (f01 - f00)
         hi = f10 + self.wq * (f11 - f10)
         return lo + self.wx * (hi - lo)
