@@ -44,10 +44,11 @@ from bayesgen.validation.reweighting import Reweighter, reweighter_path
 
 PROCESS = "z_mumu"
 SAMPLERS = ("ddpm", "cfm", "inn")
-#: rows a stage adds when asked with --sampler: label → (sampler, its options over the recipe)
-VARIANTS = {"ar": ("ar", {}), "ddpm_learned_sigma": ("ddpm", {"learn_sigma": True})}
+#: rows a stage adds when asked with --sampler: label → (sampler, its training options over the recipe)
+VARIANTS = {"ar": ("ar", {}), "ddpm_learned_sigma": ("ddpm", {"sampler_options": {"learn_sigma": True}}),
+            "inn_logit_eta": ("inn", {"process_options": {"eta_coordinate": "logit"}})}
 #: sampling settings of each sampler in the table (train-time options come from its recipe)
-SAMPLING = {"ddpm": {"sample_steps": 100}, "cfm": {}, "inn": {}, "ar": {},
+SAMPLING = {"ddpm": {"sample_steps": 100}, "cfm": {}, "inn": {}, "ar": {}, "inn_logit_eta": {},
             "ddpm_learned_sigma": {"sample_steps": 100, "solver": "ancestral"}}
 VALIDATION_SEED = 2
 #: the Bayesian runs make only the layer that sets each coupling's spline parameters variational
@@ -89,8 +90,7 @@ def train(out: Path, label: str, **options) -> Path:
     """Train ``label`` (a sampler, or a :data:`VARIANTS` row) with its recipe (and ``options``)
     unless its run is finished."""
     sampler, variant = VARIANTS.get(label, (label, {}))
-    if variant:
-        options["sampler_options"] = {**variant, **options.get("sampler_options", {})}
+    options = {**variant, **options}
     directory = run_dir(out, options.pop("name", label))
     directory.parent.mkdir(parents=True, exist_ok=True)
     start = machine()

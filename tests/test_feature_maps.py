@@ -97,7 +97,8 @@ def test_an_unknown_map_is_refused_and_a_run_records_its_map():
         bayesgen.get_process("z_mumu", features="pt")
     for name in LEPTON_PROCESSES:
         process = build_process(TrainConfig(process=name, process_options={"features": "leptons"}))
-        assert process.portable_options({}) == {"features": "leptons"}
+        recorded = process.portable_options({})
+        assert recorded["features"] == "leptons" and recorded.get("eta_coordinate", "eta") == "eta"
         assert build_process(TrainConfig(process=name)).portable_options({})["features"] == FEATURE_MAPS[0]
 
 
@@ -137,3 +138,25 @@ def test_every_mass_feature_vector_gives_a_pair_in_pt_order_above_threshold(name
     pt1, pt2 = events[reachable, 0], events[reachable, 3]
     assert (pt1 >= pt2 * (1 - 1e-9)).all() and (pt2 >= process.pt_min * (1 - 1e-9)).all()
     assert not process.support(events[~reachable]).any()
+
+
+@pytest.mark.parametrize("name", ["z_mumu", "z_ee", "z_mumu_jets"])
+@pytest.mark.parametrize("features", FEATURE_MAPS)
+def test_the_logit_eta_coordinate_round_trips_and_keeps_every_lepton_inside_the_acceptance(name, features):
+    """``eta_coordinate = "logit"``: the features hold 2 artanh(η/η_max), invert exactly on the
+    truth, and any value at all (here ±30, far in the tails) comes back with |η| < η_max."""
+    process = bayesgen.get_process(name, features=features, eta_coordinate="logit")
+    plain = bayesgen.get_process(name, features=features)
+    events = plain.sample(2000, seed=3)
+    raw = process.to_features(events)
+    np.testing.assert_allclose(raw[:, [1, 3]], 2 * np.arctanh(events[:, [1, 4]] / process.eta_max), rtol=1e-12)
+    np.testing.assert_allclose(np.delete(raw, [1, 3], axis=1), np.delete(plain.to_features(events), [1, 3], axis=1))
+    conditions = [process.conditions(events)] if process.n_conditions else []
+    back = process.from_features(raw, np.random.default_rng(0), *conditions)
+    np.testing.assert_allclose(back[:, [0, 1, 3, 4]], events[:, [0, 1, 3, 4]], rtol=1e-5, atol=1e-9)
+    far = raw.copy()
+    far[:, 1], far[:, 3] = 30.0, -30.0
+    eta = process.from_features(far, np.random.default_rng(0), *conditions)[:, [1, 4]]
+    assert (np.abs(eta) < process.eta_max).all() and process.feature_names[1].startswith("logit_")
+    with pytest.raises(ConfigError, match="unknown feature map eta_coordinate = 'x'; known: eta, logit"):
+        bayesgen.get_process(name, eta_coordinate="x")

@@ -49,7 +49,8 @@ from bayesgen.plugins.processes import isr, qed_fsr
 from bayesgen.plugins.processes.electroweak import GAMMA_Z, M_Z
 from bayesgen.plugins.processes.lorentz import pt_eta_phi
 from bayesgen.plugins.processes.luminosity import SQRT_S, drell_yan_born
-from bayesgen.plugins.processes.pair_mass import (FEATURE_MAPS, AsinhMap, LeadingPtMap, check_feature_map, opening,
+from bayesgen.plugins.processes.pair_mass import (ETA_COORDINATES, FEATURE_MAPS, AsinhMap, EdgeMap, LeadingPtMap,
+                                                   check_feature_map, opening,
                                                   pair_mass, partner_pt, pt_ordered)
 
 __all__ = ["SQRT_S", "M_Z", "GAMMA_Z", "M_LOW", "M_HIGH", "DrellYan", "generate_truth", "sigma_pb",
@@ -148,11 +149,14 @@ def dilepton_quantities(lep: str) -> tuple[str, ...]:
     return tuple(f"{lep}{i}_{v}" for i in (1, 2) for v in ("pt", "eta", "phi"))
 
 
-def dilepton_feature_names(lep: str, features: str = FEATURE_MAPS[0]) -> tuple[str, ...]:
-    """Names of the five dilepton features of the map ``features`` (see :data:`FEATURE_MAPS`)."""
+def dilepton_feature_names(lep: str, features: str = FEATURE_MAPS[0],
+                           eta_coordinate: str = ETA_COORDINATES[0]) -> tuple[str, ...]:
+    """Names of the five dilepton features of the map ``features`` (see :data:`FEATURE_MAPS`)
+    with η as ``eta_coordinate`` gives it."""
+    eta = "logit_" if eta_coordinate == "logit" else ""
     if features == "mass":
-        return (f"log_{lep}1_pt", f"{lep}1_eta", f"asinh_m_{lep}{lep}", f"{lep}2_eta", "asinh_dphi")
-    return (f"log_{lep}1_pt", f"{lep}1_eta", f"log_{lep}2_pt", f"{lep}2_eta", "artanh_dphi")
+        return (f"log_{lep}1_pt", f"{eta}{lep}1_eta", f"asinh_m_{lep}{lep}", f"{eta}{lep}2_eta", "asinh_dphi")
+    return (f"log_{lep}1_pt", f"{eta}{lep}1_eta", f"log_{lep}2_pt", f"{eta}{lep}2_eta", "artanh_dphi")
 
 
 def dilepton_binnings(lep: str, tex: str, pt1: tuple[float, float, int],
@@ -183,7 +187,8 @@ class DrellYan(Process):
     attributes (see :func:`dilepton_quantities` and friends) and :meth:`relative_resolution`.
     Options: ``m_low``, ``m_high`` (generated M_ℓℓ window, GeV), ``dress_cone``, ``features``
     (the network's feature map, one of :data:`FEATURE_MAPS`; a subclass's own features follow
-    the first N_DILEPTON_FEATURES).
+    the first N_DILEPTON_FEATURES), ``eta_coordinate`` (the leptons' η as such, or its logit
+    within ±eta_max, :class:`.pair_mass.EdgeMap`; one of :data:`ETA_COORDINATES`).
     """
 
     lepton: str
@@ -197,9 +202,10 @@ class DrellYan(Process):
     initial_efficiency = 0.4       #: first guess of the acceptance, sizes the first batch
 
     def __init__(self, m_low: float = M_LOW, m_high: float = M_HIGH, dress_cone: float | None = None,
-                 features: str = FEATURE_MAPS[0]):
+                 features: str = FEATURE_MAPS[0], eta_coordinate: str = ETA_COORDINATES[0]):
         self.features = check_feature_map(features)
-        self.feature_names = (*dilepton_feature_names(self.lepton, features),
+        self.eta_coordinate = check_feature_map(eta_coordinate, "eta_coordinate", ETA_COORDINATES)
+        self.feature_names = (*dilepton_feature_names(self.lepton, features, eta_coordinate),
                               *type(self).feature_names[N_DILEPTON_FEATURES:])
         if not 0.0 < m_low < m_high < SQRT_S:
             raise ConfigError(f"need 0 < m_low < m_high < {SQRT_S:g} GeV, got m_low={m_low}, m_high={m_high}")
@@ -212,7 +218,7 @@ class DrellYan(Process):
     def portable_options(self, options: dict) -> dict:
         """The options with the feature map made explicit, so a run keeps its map when the
         default changes."""
-        return {**options, "features": self.features}
+        return {**options, "features": self.features, "eta_coordinate": self.eta_coordinate}
 
     def sigma_pb(self) -> float:
         """LO cross-section of the generated process (before the detector), pb."""
@@ -295,7 +301,8 @@ class DrellYan(Process):
     def to_features(self, events: np.ndarray) -> np.ndarray:
         """``(n, 6)`` → ``(n, 5)``: with ``mass`` features u₁ (the logit of pT₁ in its window), η₁,
         asinh((M_ℓℓ − M_Z)/Γ_Z), η₂, asinh(δ/DELTA_WIDTH), with ``leptons`` log pT₁, η₁, log pT₂, η₂,
-        artanh(δ/π) (|δ/π| clipped to 1 − 1e-7); δ = wrap(φ₂ − φ₁ − π) (≈ 0 back to back)."""
+        artanh(δ/π) (|δ/π| clipped to 1 − 1e-7); δ = wrap(φ₂ − φ₁ − π) (≈ 0 back to back); each η as
+        :attr:`eta_map` gives it."""
         ev = np.asarray(events, dtype=np.float64)
         delta = wrap_phi(ev[:, 5] - ev[:, 2] - np.pi)
         if self.features == "mass":
@@ -306,7 +313,13 @@ class DrellYan(Process):
         else:
             first, second = np.log(ev[:, 0]), np.log(ev[:, 3])
             angle = np.arctanh(np.clip(delta / np.pi, -_DPHI_CLIP, _DPHI_CLIP))
-        return np.stack([first, ev[:, 1], second, ev[:, 4], angle], axis=-1)
+        eta1, eta2 = (self.eta_map.forward(ev[:, 1]), self.eta_map.forward(ev[:, 4])) if self.eta_map else ev[:, [1, 4]].T
+        return np.stack([first, eta1, second, eta2, angle], axis=-1)
+
+    @property
+    def eta_map(self) -> EdgeMap | None:
+        """The map of each lepton's η to its feature (None: η itself)."""
+        return EdgeMap(self.eta_max) if self.eta_coordinate == "logit" else None
 
     def from_features(self, features: np.ndarray, rng: np.random.Generator,
                       conditions: np.ndarray | None = None) -> np.ndarray:
@@ -318,7 +331,9 @@ class DrellYan(Process):
         φ₂ = wrap(φ₁ + π + δ); with ``mass`` features pT₂ follows from M_ℓℓ
         (:func:`~.pair_mass.partner_pt`). A model may put pT₂ above pT₁; :meth:`from_features`
         then swaps the two (:func:`~.pair_mass.pt_ordered`)."""
-        f = np.asarray(features, dtype=np.float64)
+        f = np.array(features, dtype=np.float64)
+        if self.eta_map:
+            f[:, [1, 3]] = self.eta_map.inverse(f[:, [1, 3]])
         phi1 = np.pi - rng.uniform(0.0, 2.0 * np.pi, len(f))
         with np.errstate(over="ignore", invalid="ignore"):
             if self.features == "mass":

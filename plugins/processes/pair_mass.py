@@ -25,18 +25,22 @@ import numpy as np
 
 from bayesgen.core.errors import ConfigError
 
-__all__ = ["FEATURE_MAPS", "check_feature_map", "opening", "pair_mass", "partner_pt", "pt_ordered", "AsinhMap",
-           "LeadingPtMap"]
+__all__ = ["ETA_COORDINATES", "FEATURE_MAPS", "check_feature_map", "opening", "pair_mass", "partner_pt",
+           "pt_ordered", "AsinhMap", "EdgeMap", "LeadingPtMap"]
 
 #: values of the ``features`` option of the lepton processes, the default first: ``mass`` carries
 #: pair masses in place of some transverse momenta, ``leptons`` each lepton's own (log pT, η, φ)
 FEATURE_MAPS = ("mass", "leptons")
+#: values of the ``eta_coordinate`` option: ``eta`` itself, or ``logit`` (:class:`EdgeMap`), which
+#: puts the acceptance edges |η| = η_max at ±∞
+ETA_COORDINATES = ("eta", "logit")
 
 
-def check_feature_map(features: str) -> str:
-    """``features`` if it names a feature map, else :class:`ConfigError` listing them."""
-    if features not in FEATURE_MAPS:
-        raise ConfigError(f"unknown feature map features = {features!r}; known: {', '.join(FEATURE_MAPS)}")
+def check_feature_map(features: str, option: str = "features", known: tuple[str, ...] = FEATURE_MAPS) -> str:
+    """``features`` if it is one of ``known`` (the values of ``option``), else :class:`ConfigError`
+    listing them."""
+    if features not in known:
+        raise ConfigError(f"unknown feature map {option} = {features!r}; known: {', '.join(known)}")
     return features
 
 
@@ -111,3 +115,20 @@ class AsinhMap:
     def inverse(self, u: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
             return self.center + self.width * np.sinh(u)
+
+
+@dataclass(frozen=True)
+class EdgeMap:
+    """A coordinate cut sharply to (−limit, limit) as an unbounded one:
+    ``u = logit((x + limit)/(2 limit)) = 2 artanh(x/limit)``, ``x = limit · tanh(u/2)``. The cut's
+    edges go to ±∞, so a network never has to draw a density that drops to zero at a wall, and
+    every u maps back inside the cut. (|x|/limit is kept within 10⁻¹² of 1 so that a value
+    exactly at an edge stays finite.)"""
+
+    limit: float
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return 2.0 * np.arctanh(np.clip(x / self.limit, -1.0 + 1e-12, 1.0 - 1e-12))
+
+    def inverse(self, u: np.ndarray) -> np.ndarray:
+        return self.limit * np.tanh(0.5 * u)
