@@ -114,7 +114,8 @@ def _emit(leptons: np.ndarray, which: np.ndarray, t: np.ndarray, z: np.ndarray, 
     e_photon = (1.0 - z) * e_pair
     e_lepton = z * e_pair
     p_lepton2 = e_lepton * e_lepton - m2
-    cos = (p * p + e_photon * e_photon - p_lepton2) / (2.0 * p * e_photon)
+    with np.errstate(divide="ignore", invalid="ignore"):   # p = 0 where lam ≤ 0, rejected by ok
+        cos = (p * p + e_photon * e_photon - p_lepton2) / (2.0 * p * e_photon)
     ok = (lam > 0.0) & (p_lepton2 > 0.0) & (np.abs(cos) <= 1.0)
     cos = np.clip(cos, -1.0, 1.0)
     sin = np.sqrt(1.0 - cos * cos)
