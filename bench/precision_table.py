@@ -294,7 +294,8 @@ def table(out: Path, samplers: list[str]) -> str:
               f"on the difference, and the largest of many bins lies a few of those out). Read the deviation over "
               f"its floor instead: at most {ratio:.2f}× ({name})."]
     lines += large_section(out, list(results))
-    lines += bayes_section(out, bayesian_label(out, best))
+    for label in dict.fromkeys((bayesian_label(out, best), VARIANTS.get(best, (best,))[0])):
+        lines += bayes_section(out, label)
     lines += maps_section(out)
     write_plots(out, results, samplers)
     write_band_plot(out, bayesian_label(out, best))
