@@ -263,6 +263,10 @@ class TrainingState:
         if saved is not None:
             sampler.load_state_dict(saved["model"])
             state.ema.model.load_state_dict(saved["ema"])
+            if len(saved["optimizer"]["param_groups"]) != len(state.optimizer.param_groups):
+                raise RunError(f"{config.out}: its optimiser state holds the posterior widths with the weights "
+                               "(saved before they had their own learning rate, width_lr_scale); it cannot resume, "
+                               "start a new run")
             state.optimizer.load_state_dict(saved["optimizer"])
             state.history, state.step, state.seconds_before = saved["history"], saved["step"], saved["train_seconds"]
             state.cpu_seconds_before = saved.get("train_cpu_seconds", 0.0)
@@ -283,20 +287,22 @@ class TrainingState:
 
 def make_optimizer(config: TrainConfig, sampler: torch.nn.Module) -> torch.optim.AdamW:
     """AdamW over the sampler's parameters; a Bayesian network's posterior widths form a second
-    group, stepped at ``width_lr_scale`` × the learning rate and never decayed. Each group's
-    ``lr_scale`` multiplies the schedule of :func:`learning_rate`."""
+    group, never decayed and stepped at ``width_lr_scale`` × the learning rate (see
+    :func:`set_learning_rate`)."""
     widths = width_parameters(sampler) if config.bayesian else []
     chosen = {id(p) for p in widths}
-    groups = [{"params": [p for p in sampler.parameters() if id(p) not in chosen], "lr_scale": 1.0}]
+    groups = [{"params": [p for p in sampler.parameters() if id(p) not in chosen]}]
     if widths:
-        groups.append({"params": widths, "lr_scale": config.width_lr_scale, "weight_decay": 0.0})
+        groups.append({"params": widths, "weight_decay": 0.0})
     return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, config: TrainConfig, step: int) -> None:
-    """Every group's learning rate at ``step``: :func:`learning_rate` × the group's ``lr_scale``."""
-    for group in optimizer.param_groups:
-        group["lr"] = learning_rate(config, step) * group["lr_scale"]
+    """The groups' learning rates at ``step``: :func:`learning_rate` for the weights, times
+    ``width_lr_scale`` for the posterior widths (the groups of :func:`make_optimizer`, in order;
+    the scale is the config's, not stored in the optimiser's state)."""
+    for group, scale in zip(optimizer.param_groups, (1.0, config.width_lr_scale)):
+        group["lr"] = learning_rate(config, step) * scale
 
 
 class LossLog:

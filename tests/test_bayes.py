@@ -1,5 +1,6 @@
 """The Bayesian layer: the swap, the KL, weight draws, ensembles, training and validation bands."""
 import copy
+import dataclasses
 import json
 import math
 
@@ -10,7 +11,8 @@ from torch import nn
 from bayesgen.app.cli import main
 from bayesgen.bayes import (VariationalLinear, bayesianize, ensemble, is_bayesian, kl_divergence,
                             variational_layers, weight_draws)
-from bayesgen.engine.checkpoint import load_checkpoint
+from bayesgen.core.errors import RunError
+from bayesgen.engine.checkpoint import load_checkpoint, save_checkpoint
 from bayesgen.engine.config import TrainConfig
 from bayesgen.engine.model import TrainedModel, build_sampler
 from bayesgen.engine.training import make_optimizer, set_learning_rate, train
@@ -126,6 +128,23 @@ def test_bayesian_training_logs_kl_and_round_trips(tmp_path, tiny_config):
         second = again.sampler.sample(6, steps=3, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(first, second)
     assert not torch.allclose(first[:3], first[3:])
+
+
+def test_a_bayesian_run_resumes_with_its_widths_group_and_refuses_one_saved_without_it(tmp_path, tiny_config):
+    """The widths' learning rate comes from the config, not from the saved optimiser state, so a
+    run resumes; a checkpoint whose optimiser held the widths with the weights (one group, as
+    before ``width_lr_scale``) is refused with a message that says why."""
+    config = tiny_config(tmp_path / "b", sampler="cfm", bayesian=True, steps=10, sampler_options={})
+    run = train(config, progress=False)
+    train(dataclasses.replace(config, steps=20, resume=True), progress=False)
+    state = load_checkpoint(run)
+    assert state["step"] == 20 and len(state["optimizer"]["param_groups"]) == 2
+    weights, widths = state["optimizer"]["param_groups"]
+    weights["params"] += widths["params"]
+    state["optimizer"]["param_groups"] = [weights]
+    save_checkpoint(run, state)
+    with pytest.raises(RunError, match="width_lr_scale"):
+        train(dataclasses.replace(config, steps=30, resume=True), progress=False)
 
 
 def test_draws_need_a_bayesian_run(trained_run, tmp_path, capsys):
