@@ -50,8 +50,7 @@ from bayesgen.plugins.processes.electroweak import GAMMA_Z, M_Z
 from bayesgen.plugins.processes.lorentz import pt_eta_phi
 from bayesgen.plugins.processes.luminosity import SQRT_S, drell_yan_born
 from bayesgen.plugins.processes.pair_mass import (ETA_COORDINATES, FEATURE_MAPS, AsinhMap, EdgeMap, LeadingPtMap,
-                                                   check_feature_map, opening,
-                                                  pair_mass, partner_pt, pt_ordered)
+                                                   check_feature_map, opening, pair_mass, partner_pt, pt_ordered)
 
 __all__ = ["SQRT_S", "M_Z", "GAMMA_Z", "M_LOW", "M_HIGH", "DrellYan", "generate_truth", "sigma_pb",
            "collins_soper_axes", "decay"]
@@ -313,8 +312,8 @@ class DrellYan(Process):
         else:
             first, second = np.log(ev[:, 0]), np.log(ev[:, 3])
             angle = np.arctanh(np.clip(delta / np.pi, -_DPHI_CLIP, _DPHI_CLIP))
-        eta1, eta2 = (self.eta_map.forward(ev[:, 1]), self.eta_map.forward(ev[:, 4])) if self.eta_map else ev[:, [1, 4]].T
-        return np.stack([first, eta1, second, eta2, angle], axis=-1)
+        eta = self.eta_map.forward(ev[:, [1, 4]]) if self.eta_map else ev[:, [1, 4]]
+        return np.stack([first, eta[:, 0], second, eta[:, 1], angle], axis=-1)
 
     @property
     def eta_map(self) -> EdgeMap | None:
