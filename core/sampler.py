@@ -109,6 +109,14 @@ class Sampler(nn.Module, ABC):
         """The training loss, so that wrappers such as DistributedDataParallel can call the sampler."""
         return self.loss(x, cond, generator, weights)
 
+    def likelihood_scale(self) -> float:
+        """:meth:`loss` over the negative log-likelihood per event it stands for (nats). A Bayesian
+        run adds the prior's KL as ``likelihood_scale() · KL / N_train``, so that it minimises the
+        negative ELBO per event times this same factor and the posterior widths are the ELBO's.
+        1 by default: a loss that is the NLL per event, or a regression loss (ddpm, cfm) read as
+        one by convention; a likelihood averaged over the features returns ``1 / n_features``."""
+        return 1.0
+
     @abstractmethod
     def sample(self, n: int, cond: torch.Tensor | None = None, steps: int | None = None,
                solver: str | None = None, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -337,8 +337,9 @@ class LossLog:
 def train_step(config: TrainConfig, data: TrainingData, state: TrainingState, model: torch.nn.Module, step: int,
                batch: torch.Tensor, ranks: distributed.Ranks, device: torch.device,
                autocast: AbstractContextManager) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """One optimiser step on the rows ``batch`` of the training data: the loss (plus KL / N_train
-    for a Bayesian model, the ELBO per training event), clipped gradients, AdamW, the EMA;
+    """One optimiser step on the rows ``batch`` of the training data: the loss (plus the sampler's
+    likelihood scale × KL / N_train for a Bayesian model, the negative ELBO per training event in
+    the loss's units), clipped gradients, AdamW, the EMA;
     return the loss and the KL term."""
     set_learning_rate(state.optimizer, config, step)
     # ranks draw their own noise; one process keeps the streams of a single-process run
@@ -348,7 +349,8 @@ def train_step(config: TrainConfig, data: TrainingData, state: TrainingState, mo
     with autocast:
         loss = model(data.features[batch], None if data.cond is None else data.cond[batch], generator=generator,
                      weights=None if data.weights is None else data.weights[batch])
-    kl = kl_divergence(state.sampler) * (1.0 / len(data.features)) if config.bayesian else None
+    kl = (kl_divergence(state.sampler) * (state.sampler.likelihood_scale() / len(data.features))
+          if config.bayesian else None)
     state.optimizer.zero_grad(set_to_none=True)
     (loss if kl is None else loss + kl).backward()
     torch.nn.utils.clip_grad_norm_(state.sampler.parameters(), 1.0)

@@ -37,6 +37,30 @@ def test_swap_reaches_every_linear_of_every_sampler(sampler):
     assert bayesian.sample(7, steps=2).shape == plain.sample(7, steps=2).shape == x.shape
 
 
+@pytest.mark.parametrize("sampler", ["inn", "ar"])
+def test_the_likelihood_scale_turns_the_loss_into_the_nll_per_event(sampler):
+    """The ELBO weighs the KL against the summed log-likelihood: a loss that averages the NLL over
+    the features must say so, or the prior outweighs the data n_features times over."""
+    model = build_sampler(TrainConfig(sampler=sampler, backbone_options={"width": 16, "depth": 2}), 5).eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        nn.init.normal_(model.network[0].conditioner.output[-1].weight if sampler == "inn"
+                        else next(m for m in model.modules() if type(m) is nn.Linear).weight, std=0.1)
+    x = torch.randn(64, 5)
+    assert model.likelihood_scale() == pytest.approx(1 / 5)
+    torch.testing.assert_close(model.loss(x), -model.likelihood_scale() * model.log_prob(x).mean())
+
+
+def test_a_bayesian_step_adds_the_kl_per_training_event_in_the_loss_units(tmp_path, tiny_config):
+    """With a vanishing learning rate the step leaves the weights where the logged KL term saw them."""
+    run = train(tiny_config(tmp_path / "b", sampler="inn", bayesian=True, steps=1, lr=1e-12, sampler_options={}),
+                progress=False)
+    model = TrainedModel.load(run, "cpu")
+    logged = load_checkpoint(run)["history"]["kl"][0]
+    expected = kl_divergence(model.sampler).item() / (model.config.events * model.sampler.n_features)
+    assert logged == pytest.approx(expected, rel=1e-4)
+
+
 def test_swap_keeps_means_shapes_and_outputs_in_mean_mode():
     torch.manual_seed(0)
     net = ResidualMLP(4, width=8, depth=1)

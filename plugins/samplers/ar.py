@@ -242,6 +242,10 @@ class AutoregressiveTransformer(Sampler):
             log_probs = torch.where(present, log_probs, torch.zeros_like(log_probs))
         return -weighted_mean(log_probs.sum(-1), weights) / self.n_features
 
+    def likelihood_scale(self) -> float:
+        """The loss is the NLL per event averaged over the features."""
+        return 1.0 / self.n_features
+
     @torch.no_grad()
     def sample(self, n, cond=None, steps=None, solver=None, generator=None):
         """``n`` events drawn coordinate by coordinate; ``steps`` and ``solver`` do not apply."""

@@ -109,6 +109,10 @@ class CouplingINN(Sampler):
     def loss(self, x, cond=None, generator=None, weights=None):
         return -weighted_mean(self.log_prob(x, cond), weights) / self.n_features
 
+    def likelihood_scale(self) -> float:
+        """The loss is the NLL per event averaged over the features."""
+        return 1.0 / self.n_features
+
     @torch.no_grad()
     def sample(self, n, cond=None, steps=None, solver=None, generator=None):
         z = torch.randn((n, self.n_features), device=self.device, generator=generator)
