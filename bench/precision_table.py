@@ -15,8 +15,8 @@ Stages cache their results in ``--out``, so the work can be split and resumed:
     python bench/precision_table.py --out precision --stage train --sampler cfm
     python bench/precision_table.py --out precision --stage validate --sampler cfm
     python bench/precision_table.py --out precision --stage large --sampler inn      # 10⁶ events, smaller floors
-    python bench/precision_table.py --out precision --stage bayes --sampler inn
-    python bench/precision_table.py --out precision --stage calibration --sampler inn
+    python bench/precision_table.py --out precision --stage bayes --sampler inn_logit_eta
+    python bench/precision_table.py --out precision --stage calibration --sampler inn_logit_eta
     python bench/precision_table.py --out precision --stage train --sampler ar    # a fourth row
     python bench/precision_table.py --out precision --stage table
 """
@@ -445,8 +445,10 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=20)
     parser.add_argument("--bayes-events", type=int, default=200_000, help="events per ensemble member")
     parser.add_argument("--calibration-events", type=int, default=12_500, help="N, the smallest training set")
-    parser.add_argument("--calibration-steps", type=int, default=1500, help="training steps of each calibration run")
-    parser.add_argument("--calibration-draws", type=int, default=10, help="ensemble members of each calibration run")
+    parser.add_argument("--calibration-steps", type=int, default=3000, help="training steps of each calibration run")
+    parser.add_argument("--calibration-draws", type=int, default=20,
+                        help="ensemble members of each calibration run (ten estimate σ_pred only to about ±24 %%, "
+                             "1/√(2·9), too coarse to order the bands of 4N and 16N events)")
     parser.add_argument("--calibration-member-events", type=int, default=50_000,
                         help="events per ensemble member in the calibration runs")
     args = parser.parse_args()
