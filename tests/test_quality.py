@@ -6,31 +6,36 @@ distributions made 20 % wider.
 Run with ``python -m pytest -m slow tests/test_quality.py -s`` (15 minutes on two shared
 cores; it prints the table below).
 
-Measured (2-core CPU, shared; 50,000 truth and generated events, floors from 3 truth pairs),
-W1 / floor · largest bulk deviation / floor:
+Measured (2-core AMD EPYC, shared, one thread; 50,000 truth and generated events, floors from 3
+truth pairs; the Drell–Yan truth with PDFs, ISR and QED FSR), W1 / floor · largest bulk
+deviation / floor:
 
     observable  ddpm       cfm        inn        untrained    truth     mass +1 %  20 % wider
-    mu1_pt      1.4 · 1.8  1.2 · 1.4  1.1 · 1.9   12.3 · 20.2  1.0 · 0.9  1.0 · 0.9   8.4 · 9.1
-    mu1_eta     1.4 · 3.7  1.3 · 4.3  1.2 · 4.0    6.3 · 7.6   0.9 · 1.5  0.9 · 1.5  11.1 · 3.1
-    mu2_pt      1.4 · 4.1  1.2 · 3.2  1.1 · 3.1   16.1 · 11.7  1.0 · 0.8  1.0 · 0.8   9.9 · 24.6
-    mu2_eta     0.9 · 3.2  0.8 · 3.5  1.0 · 2.6    5.6 · 6.3   0.8 · 0.7  0.8 · 0.7   9.5 · 2.4
-    m_mumu      2.3 · 2.9  4.1 · 8.6  2.8 · 2.8  262.4 · 15.6  1.0 · 1.2  8.4 · 13.2  6.0 · 3.8
-    pt_mumu     1.5 · 1.5  1.0 · 1.4  1.1 · 0.7   45.9 · 55.4  1.1 · 1.2  1.1 · 1.2   5.3 · 3.5
-    y_mumu      1.1 · 0.7  1.0 · 0.6  0.8 · 0.7    9.6 · 6.2   0.7 · 0.8  0.7 · 0.8   8.6 · 11.5
-    dphi_mumu   1.3 · 1.3  1.0 · 1.1  1.4 · 2.5   17.6 · 25.0  1.3 · 1.4  1.3 · 1.4   5.7 · 6.9
-    dr_mumu     1.2 · 1.4  1.2 · 0.8  1.2 · 0.6   31.3 · 25.5  1.0 · 0.5  1.0 · 0.5   8.0 · 14.3
-    classifier AUC − 0.5 in truth-vs-truth spreads: ddpm 10.7, cfm 25.0, inn 8.9, untrained 183
+    mu1_pt      3.2 · 3.2  2.9 · 2.6  2.6 · 1.1   20.2 · 15.3  0.8 · 1.0  0.8 · 1.0   5.6 · 6.6
+    mu1_eta     2.0 · 3.2  2.1 · 4.1  1.7 · 1.2    9.1 · 7.3   1.4 · 1.1  1.4 · 1.1  14.2 · 2.5
+    mu2_pt      1.8 · 3.1  1.4 · 2.8  1.0 · 1.2   22.1 · 8.4   0.8 · 1.1  0.8 · 1.1   7.2 · 27.5
+    mu2_eta     1.9 · 3.4  1.8 · 3.8  1.1 · 1.9    8.0 · 7.6   1.2 · 0.9  1.2 · 0.9  12.7 · 2.5
+    m_mumu      1.8 · 1.5  1.5 · 1.2  1.1 · 1.1    5.0 · 7.3   1.0 · 1.4  3.5 · 9.5   3.8 · 4.3
+    pt_mumu     2.9 · 0.8  2.5 · 0.8  1.8 · 0.6    6.7 · 8.8   0.8 · 0.4  0.8 · 0.4   5.8 · 6.7
+    y_mumu      2.0 · 2.0  2.0 · 1.8  1.5 · 1.1   15.7 · 9.0   1.2 · 0.9  1.2 · 0.9  12.7 · 9.9
+    dphi_mumu   2.5 · 1.3  1.6 · 1.5  0.9 · 1.1    4.4 · 2.7   0.9 · 0.9  0.9 · 0.9   6.7 · 2.4
+    dr_mumu     2.0 · 2.0  1.5 · 2.0  0.8 · 1.1   32.0 · 24.9  1.2 · 0.6  1.2 · 0.6   7.4 · 6.6
+    classifier AUC − 0.5 in truth-vs-truth spreads: ddpm 9.0, cfm 8.2, inn 2.9, untrained 109
+
+At this budget every sampler fails the W1 criterion on the leading muon's p_T (2.6–3.2 × its
+floor, where its bulk deviation is 1.1–3.2 ×: the ISR tail), ddpm and cfm also on p_T(μμ) (2.9,
+2.5), ddpm on Δφ (2.5) and cfm on η₁ (2.1). Those failures are real and the tests report them;
+against the truth before PDFs and ISR the same budget measured 1.1–1.5 on these observables.
 
 (the φ of each muon is re-drawn uniformly and right even untrained: it tests nothing). Thresholds:
 
 * every observable the untrained model gets wrong (W1 > 3 × floor) but the mass: W1 ≤ 2 × floor —
-  the trained models reach at most 1.5, the untrained model and the wider truth at least 5.3;
-* M_μμ: W1 ≤ 4 × floor and bulk deviation ≤ 3.5 × floor — ddpm (2.3 · 2.9) and inn (2.8 · 2.8)
-  hold it, the wider truth (6.0 · 3.8), the shifted truth (8.4 · 13.2) and the untrained model
-  do not. At this budget cfm does not either (4.1 · 8.6: its peak is misshapen), which is
-  recorded as an expected failure;
-* classifier: AUC − 0.5 ≤ 30 of its truth-vs-truth spreads — the trained models sit at 9–25 (at
-  50,000 events the classifier sees what is left), the untrained model at 183.
+  the untrained model and the wider truth reach at least 4.4;
+* M_μμ: W1 ≤ 4 × floor and bulk deviation ≤ 3.5 × floor — all three samplers hold it (1.1–1.8 ·
+  1.1–1.5, with the mass coordinate of the feature map), the wider truth (3.8 · 4.3), the shifted
+  truth (3.5 · 9.5) and the untrained model do not;
+* classifier: AUC − 0.5 ≤ 30 of its truth-vs-truth spreads — the trained models sit at 3–9, the
+  untrained model at 109.
 """
 import json
 
@@ -120,10 +125,7 @@ def test_every_observable_and_the_classifier_within_their_floors(quality, sample
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sampler", [
-    "ddpm", pytest.param("cfm", marks=pytest.mark.xfail(
-        strict=True, reason="at this budget cfm's M_mumu is 4.1 x the W1 floor and 8.6 x the bulk-deviation floor")),
-    "inn"])
+@pytest.mark.parametrize("sampler", SAMPLERS)
 def test_the_mass_peak_within_its_floors(quality, sampler):
     m_mumu = quality[0][sampler]["observables"]["m_mumu"]
     assert M_MUMU.holds(m_mumu), M_MUMU.failures(m_mumu)
