@@ -240,7 +240,7 @@ class AutoregressiveTransformer(Sampler):
         log_probs = self._coordinate_log_probs(x, cond, present)
         if present is not None:
             log_probs = torch.where(present, log_probs, torch.zeros_like(log_probs))
-        return -weighted_mean(log_probs.sum(-1), weights) / self.n_features
+        return -weighted_mean(log_probs.sum(-1), weights) * self.likelihood_scale()
 
     def likelihood_scale(self) -> float:
         """The loss is the NLL per event averaged over the features."""

@@ -107,7 +107,7 @@ class CouplingINN(Sampler):
         return standard_normal_log_prob(z) + logdet
 
     def loss(self, x, cond=None, generator=None, weights=None):
-        return -weighted_mean(self.log_prob(x, cond), weights) / self.n_features
+        return -weighted_mean(self.log_prob(x, cond), weights) * self.likelihood_scale()
 
     def likelihood_scale(self) -> float:
         """The loss is the NLL per event averaged over the features."""
