@@ -1,10 +1,16 @@
 """Variational linear layer: mean-field Gaussian weights and biases.
 
 Posterior ``q(w) = N(μ, σ²)`` per weight with ``σ = exp(log_sigma)`` (log of the standard
-deviation, not of the variance); prior ``p(w) = N(0, prior_std²)``. Three ways to evaluate:
+deviation, not of the variance); prior ``p(w) = N(0, prior_std²)``. With ``center_inputs`` the
+layer computes ``y = (x − m) wᵀ + b``, ``m`` the running mean of its inputs (a buffer, momentum
+CENTER_MOMENTUM, updated in training): on inputs offset from 0 the posterior couples the bias to
+every weight (intercept and slopes), a coupling a mean-field ``q`` cannot hold, so its band at the
+inputs' mean comes out too wide by √(1 + Σ m_i²/Var x_i) for independent inputs (see
+``tests/test_bayes.py``); centred, the bias is the output at the inputs' mean and the coupling is
+gone. Three ways to evaluate (``x̃`` = x − m with centring, else x):
 
-* training — local reparameterisation: ``y = x μᵀ + b_μ + √(x² σ²ᵀ + σ_b²) ⊙ ε``, fresh ``ε``
-  per call and per row (Kingma et al. 2015);
+* training — local reparameterisation: ``y = x̃ μᵀ + b_μ + √(x̃² σ²ᵀ + σ_b²) ⊙ ε``,
+  fresh ``ε`` per call and per row (Kingma et al. 2015);
 * ``mean`` — the posterior means, deterministic;
 * ``draws`` — ``M`` weight samples fixed until redrawn; rows of the input are split into ``M``
   equal consecutive blocks, block ``m`` using sample ``m``, as one batched matmul. ``M = 1`` is
@@ -20,13 +26,14 @@ import torch
 from torch import nn
 
 LOG_SIGMA_RANGE = (-15.0, 2.0)
+CENTER_MOMENTUM = 0.01   #: weight of each training batch's mean input in the running centre m
 
 
 class VariationalLinear(nn.Module):
     """Drop-in replacement of :class:`torch.nn.Linear` with a Gaussian posterior over weights."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, prior_std: float = 1.0,
-                 init_log_sigma: float = -9.0):
+                 init_log_sigma: float = -9.0, center_inputs: bool = False):
         super().__init__()
         self.in_features, self.out_features, self.prior_std = in_features, out_features, prior_std
         self.weight_mean = nn.Parameter(torch.empty(out_features, in_features))
@@ -34,19 +41,36 @@ class VariationalLinear(nn.Module):
         self.bias_mean = nn.Parameter(torch.zeros(out_features)) if bias else None
         self.bias_log_sigma = nn.Parameter(torch.full((out_features,), init_log_sigma)) if bias else None
         nn.init.kaiming_uniform_(self.weight_mean, a=math.sqrt(5))
+        if center_inputs and not bias:
+            raise ValueError("center_inputs needs a bias: centring gives the layer an intercept")
+        self.register_buffer("input_center", torch.zeros(in_features) if center_inputs else None)
         self.mode = "mean"
         self._weights: torch.Tensor | None = None  # (M, out, in) fixed draws
         self._biases: torch.Tensor | None = None   # (M, out)
 
     @classmethod
-    def from_linear(cls, linear: nn.Linear, prior_std: float, init_log_sigma: float) -> "VariationalLinear":
-        """A variational layer whose posterior means are ``linear``'s weights."""
-        layer = cls(linear.in_features, linear.out_features, linear.bias is not None, prior_std, init_log_sigma)
+    def from_linear(cls, linear: nn.Linear, prior_std: float, init_log_sigma: float,
+                    center_inputs: bool = False) -> "VariationalLinear":
+        """A variational layer whose posterior means are ``linear``'s weights (the same function
+        while the centre is 0)."""
+        layer = cls(linear.in_features, linear.out_features, linear.bias is not None, prior_std, init_log_sigma,
+                    center_inputs and linear.bias is not None)
         with torch.no_grad():
             layer.weight_mean.copy_(linear.weight)
             if linear.bias is not None:
                 layer.bias_mean.copy_(linear.bias)
         return layer.to(linear.weight.device)
+
+    def _centered(self, x: torch.Tensor) -> torch.Tensor:
+        """``x − m`` with centring (in training, ``m`` first moves towards the batch's mean
+        input), else ``x``."""
+        if self.input_center is None:
+            return x
+        if self.training:
+            with torch.no_grad():
+                self.input_center.lerp_(x.detach().reshape(-1, self.in_features).mean(0).to(self.input_center.dtype),
+                                        CENTER_MOMENTUM)
+        return x - self.input_center.to(x.dtype)
 
     def _sigma(self, log_sigma: torch.Tensor) -> torch.Tensor:
         return log_sigma.clamp(*LOG_SIGMA_RANGE).exp()
@@ -86,6 +110,7 @@ class VariationalLinear(nn.Module):
         self.mode = "mean"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._centered(x)
         if self.training:
             mean = nn.functional.linear(x, self.weight_mean, self.bias_mean)
             variance = nn.functional.linear(
@@ -107,4 +132,5 @@ class VariationalLinear(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bias={self.bias_mean is not None}, prior_std={self.prior_std}, mode={self.mode}")
+                f"bias={self.bias_mean is not None}, prior_std={self.prior_std}, "
+                f"center_inputs={self.input_center is not None}, mode={self.mode}")

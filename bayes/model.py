@@ -13,10 +13,12 @@ from bayesgen.core.seeding import derive_seed, torch_generator
 
 
 def bayesianize(module: nn.Module, prior_std: float = 1.0, init_log_sigma: float = -9.0,
-                keep: Callable[[str, nn.Linear], bool] | None = None, inplace: bool = True) -> nn.Module:
+                keep: Callable[[str, nn.Linear], bool] | None = None, inplace: bool = True,
+                center_inputs: bool = False) -> nn.Module:
     """Replace every :class:`nn.Linear` in ``module`` (recursively) by a :class:`VariationalLinear`
     whose posterior means start at the layer's weights; ``keep(name, layer)`` → True leaves a layer
-    deterministic. Returns the module (a copy unless ``inplace``)."""
+    deterministic; ``center_inputs`` centres each layer with a bias on its running mean input (see
+    :mod:`bayesgen.bayes.layers`). Returns the module (a copy unless ``inplace``)."""
     module = module if inplace else copy.deepcopy(module)
     linears = [(name, layer) for name, layer in module.named_modules() if type(layer) is nn.Linear]
     for name, layer in linears:
@@ -24,7 +26,7 @@ def bayesianize(module: nn.Module, prior_std: float = 1.0, init_log_sigma: float
             continue
         parent_name, _, child = name.rpartition(".")
         parent = module.get_submodule(parent_name) if parent_name else module
-        setattr(parent, child, VariationalLinear.from_linear(layer, prior_std, init_log_sigma))
+        setattr(parent, child, VariationalLinear.from_linear(layer, prior_std, init_log_sigma, center_inputs))
     return module
 
 

@@ -80,7 +80,7 @@ class TrainingOptions(Options):
     bayesian: bool = option(False, "variational weights: loss + KL/N_train; generate ensembles with --draws")
     seed: int = option(0, "random seed")
     backbone_options: dict = option({}, "the backbone's options")
-    bayes_options: dict = option({}, "prior_std, init_log_sigma, deterministic_layers")
+    bayes_options: dict = option({}, "prior_std, init_log_sigma, deterministic_layers, center_inputs")
     width_lr_scale: float = option(10.0, "learning rate of a Bayesian network's posterior widths (log σ) as a "
                                          "multiple of lr: Adam moves each log σ by about lr per step whatever its "
                                          "gradient, so the widths must travel fast enough to settle where the data "
