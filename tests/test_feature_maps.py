@@ -10,7 +10,7 @@ from bayesgen.core.errors import ConfigError, RunError
 from bayesgen.engine.model import build_process
 from bayesgen.engine.preprocessing import Preprocessor
 from bayesgen.plugins.processes.electroweak import GAMMA_Z, M_Z
-from bayesgen.plugins.processes.pair_mass import FEATURE_MAPS, opening, pair_mass, partner_pt
+from bayesgen.plugins.processes.pair_mass import ETA_COORDINATES, FEATURE_MAPS, opening, pair_mass, partner_pt
 from bayesgen.core.kinematics import four_vectors, wrap_phi
 
 N = 20_000
@@ -98,7 +98,8 @@ def test_an_unknown_map_is_refused_and_a_run_records_its_map():
     for name in LEPTON_PROCESSES:
         process = build_process(TrainConfig(process=name, process_options={"features": "leptons"}))
         recorded = process.portable_options({})
-        assert recorded["features"] == "leptons" and recorded.get("eta_coordinate", "eta") == "eta"
+        assert recorded["features"] == "leptons"
+        assert recorded.get("eta_coordinate", "logit") == ETA_COORDINATES[0] == "logit"   # h_zz_4mu has none
         assert build_process(TrainConfig(process=name)).portable_options({})["features"] == FEATURE_MAPS[0]
 
 
@@ -106,7 +107,7 @@ def test_a_run_does_not_load_under_another_feature_map():
     leptons, masses = (bayesgen.get_process("z_mumu", features=f) for f in ("leptons", "mass"))
     state = Preprocessor.fit(leptons, leptons.sample(500, seed=1)).state_dict()
     assert Preprocessor.from_state_dict(leptons, state).standardizer.mean.tolist() == state["mean"]
-    with pytest.raises(RunError, match="trained on the z_mumu features log_mu1_pt, mu1_eta, log_mu2_pt"):
+    with pytest.raises(RunError, match="trained on the z_mumu features log_mu1_pt, logit_mu1_eta, log_mu2_pt"):
         Preprocessor.from_state_dict(masses, state)
     del state["feature_names"]   # a run from before the maps: nothing to check
     Preprocessor.from_state_dict(masses, state)
@@ -131,8 +132,9 @@ def test_every_mass_feature_vector_gives_a_pair_in_pt_order_above_threshold(name
     wild = raw.mean(axis=0) + 2.0 * raw.std(axis=0) * rng.standard_normal(raw.shape)   # beyond the truth
     events = process.from_features(wild, rng)
     mass = M_Z + GAMMA_Z * np.sinh(wild[:, 2])
+    eta = process.eta_map.inverse(wild[:, [1, 3]]) if process.eta_map else wild[:, [1, 3]]
     # a pair with both leptons above pt_min needs M ≥ pt_min √(2 (cosh Δη − cos Δφ))
-    reachable = mass > process.pt_min * np.sqrt(2 * opening(wild[:, 1], wild[:, 3], 0.1 * np.sinh(wild[:, 4])))
+    reachable = mass > process.pt_min * np.sqrt(2 * opening(eta[:, 0], eta[:, 1], 0.1 * np.sinh(wild[:, 4])))
     assert 0.3 < reachable.mean() < 1
     assert np.isfinite(events[reachable]).all()
     pt1, pt2 = events[reachable, 0], events[reachable, 3]
@@ -143,10 +145,11 @@ def test_every_mass_feature_vector_gives_a_pair_in_pt_order_above_threshold(name
 @pytest.mark.parametrize("name", ["z_mumu", "z_ee", "z_mumu_jets"])
 @pytest.mark.parametrize("features", FEATURE_MAPS)
 def test_the_logit_eta_coordinate_round_trips_and_keeps_every_lepton_inside_the_acceptance(name, features):
-    """``eta_coordinate = "logit"``: the features hold 2 artanh(η/η_max), invert exactly on the
-    truth, and any value at all (here ±30, far in the tails) comes back with |η| < η_max."""
-    process = bayesgen.get_process(name, features=features, eta_coordinate="logit")
-    plain = bayesgen.get_process(name, features=features)
+    """``eta_coordinate = "logit"`` (the default): the features hold 2 artanh(η/η_max), invert
+    exactly on the truth, and any value at all (here ±30, far in the tails) comes back with
+    |η| < η_max."""
+    process = bayesgen.get_process(name, features=features)
+    plain = bayesgen.get_process(name, features=features, eta_coordinate="eta")
     events = plain.sample(2000, seed=3)
     raw = process.to_features(events)
     np.testing.assert_allclose(raw[:, [1, 3]], 2 * np.arctanh(events[:, [1, 4]] / process.eta_max), rtol=1e-12)
@@ -158,5 +161,5 @@ def test_the_logit_eta_coordinate_round_trips_and_keeps_every_lepton_inside_the_
     far[:, 1], far[:, 3] = 30.0, -30.0
     eta = process.from_features(far, np.random.default_rng(0), *conditions)[:, [1, 4]]
     assert (np.abs(eta) < process.eta_max).all() and process.feature_names[1].startswith("logit_")
-    with pytest.raises(ConfigError, match="unknown feature map eta_coordinate = 'x'; known: eta, logit"):
+    with pytest.raises(ConfigError, match="unknown feature map eta_coordinate = 'x'; known: logit, eta"):
         bayesgen.get_process(name, eta_coordinate="x")

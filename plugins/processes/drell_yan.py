@@ -33,7 +33,8 @@ leading pT). Features (5), chosen by the option ``features``:
   (:class:`.pair_mass.LeadingPtMap`), and δ (narrow about 0, tails to ±π) mapped like the mass;
 * ``"leptons"``: log pT₁, η₁, log pT₂, η₂, artanh(δ/π);
 
-δ = wrap(φ₂ − φ₁ − π) (rad); the global φ is re-drawn uniformly on the way back, and a pair the
+each η by default as 2 artanh(η/η_max) (option ``eta_coordinate``, :class:`.pair_mass.EdgeMap`),
+so the acceptance's walls lie at ±∞; δ = wrap(φ₂ − φ₁ − π) (rad); the global φ is re-drawn uniformly on the way back, and a pair the
 network labels against the pT order is relabelled (:func:`.pair_mass.pt_ordered`).
 """
 from __future__ import annotations
@@ -186,8 +187,8 @@ class DrellYan(Process):
     attributes (see :func:`dilepton_quantities` and friends) and :meth:`relative_resolution`.
     Options: ``m_low``, ``m_high`` (generated M_ℓℓ window, GeV), ``dress_cone``, ``features``
     (the network's feature map, one of :data:`FEATURE_MAPS`; a subclass's own features follow
-    the first N_DILEPTON_FEATURES), ``eta_coordinate`` (the leptons' η as such, or its logit
-    within ±eta_max, :class:`.pair_mass.EdgeMap`; one of :data:`ETA_COORDINATES`).
+    the first N_DILEPTON_FEATURES), ``eta_coordinate`` (the leptons' η as the logit within
+    ±eta_max, :class:`.pair_mass.EdgeMap`, by default, or η as such; one of :data:`ETA_COORDINATES`).
     """
 
     lepton: str

@@ -31,9 +31,9 @@ __all__ = ["ETA_COORDINATES", "FEATURE_MAPS", "check_feature_map", "opening", "p
 #: values of the ``features`` option of the lepton processes, the default first: ``mass`` carries
 #: pair masses in place of some transverse momenta, ``leptons`` each lepton's own (log pT, η, φ)
 FEATURE_MAPS = ("mass", "leptons")
-#: values of the ``eta_coordinate`` option: ``eta`` itself, or ``logit`` (:class:`EdgeMap`), which
-#: puts the acceptance edges |η| = η_max at ±∞
-ETA_COORDINATES = ("eta", "logit")
+#: values of the ``eta_coordinate`` option, the default first: ``logit`` (:class:`EdgeMap`), which
+#: puts the acceptance edges |η| = η_max at ±∞, or ``eta`` itself
+ETA_COORDINATES = ("logit", "eta")
 
 
 def check_feature_map(features: str, option: str = "features", known: tuple[str, ...] = FEATURE_MAPS) -> str:
