@@ -55,8 +55,9 @@ VALIDATION_SEED = 2
 #: the Bayesian runs make only the layer that sets each coupling's spline parameters variational
 #: (the mlp backbone's output layer): with every layer variational the prior's KL over ~10⁶ weights
 #: outweighs the likelihood and the widths settle so wide that the members no longer fit the data;
-#: that layer centres its inputs (the SiLU features in front of it sit about 0.2 above 0), so that
-#: its mean-field posterior need not hold the coupling of bias and weights (bayes/layers.py)
+#: that layer centres its inputs (one to four of the SiLU features in front of it sit more than
+#: three spreads from 0), so that its mean-field posterior need not hold the coupling of bias and
+#: weights (bayes/layers.py)
 BAYES_OPTIONS = {"deterministic_layers": ["*.input", "*.blocks.*", "*.time_embedding.*"], "center_inputs": True}
 #: the feature-map comparison: each sampler at a moderate budget (a sixth to a third of its recipe)
 #: with both maps, validated on MAP_EVENTS events
@@ -135,21 +136,26 @@ def validate(out: Path, sampler: str, events: int) -> None:
                                                        reweighter=Reweighter.load(reweighter_path(directory))))
 
 
+def truth_seed(training_seed: int) -> int:
+    """The seed of the truth a Bayesian run of ``training_seed`` is validated on (VALIDATION_SEED
+    for the table's run, seed 0)."""
+    return VALIDATION_SEED + 3 * training_seed
+
+
 def bayes(out: Path, sampler: str, events: int, draws: int, train_events: int | None = None,
           name: str = "bayes", steps: int | None = None, seed: int = 0) -> None:
     """Train ``sampler`` as a Bayesian network (on ``train_events`` for ``steps``, by default the
     recipe's) and validate it with ``draws`` members of ``events`` events each. A training
     ``seed`` other than 0 makes a run of its own, ``{name}_seed{seed}_{sampler}``, validated on a
-    truth sample of its own (seed VALIDATION_SEED + 3·seed)."""
+    truth sample of its own (:func:`truth_seed`)."""
     options = {"bayes_options": BAYES_OPTIONS, **({"events": train_events} if train_events else {})}
     if steps:
         options["steps"] = steps
     label = f"{name}_seed{seed}_{sampler}" if seed else f"{name}_{sampler}"
     directory = train(out, sampler, bayesian=True, name=label, seed=seed, **options)
     model = TrainedModel.load(directory, "cpu")
-    truth_seed = VALIDATION_SEED + 3 * seed
-    truth = Truth.draw(model.process, events, truth_seed)
-    config = ValidateConfig(events=events, draws=draws, seed=truth_seed, threads=1, **SAMPLING[sampler])
+    truth = Truth.draw(model.process, events, truth_seed(seed))
+    config = ValidateConfig(events=events, draws=draws, seed=truth_seed(seed), threads=1, **SAMPLING[sampler])
     save_evaluation(out / label, model, evaluate(model, truth, config))
 
 
@@ -320,7 +326,7 @@ def table(out: Path, samplers: list[str]) -> str:
         lines += bayes_section(out, base_sampler(best))
     lines += maps_section(out)
     write_plots(out, results, samplers)
-    write_band_plot(out, bayesian_label(out, best))
+    write_band_plot(out, shown)
     lines += ["", "Ratio plots (truth, each sampler and its reweighted sample): "
               + ", ".join(f"[{n}](precision_{n}.png)" for n in first["observables"] if not n.endswith("_phi")), "",
               "The fourth backend (ar) and DDPM's learned variance on sharp cuts and narrow peaks: "
@@ -364,7 +370,7 @@ def other_seed_line(result: dict) -> str:
     def listed(coverages: dict[str, float]) -> str:
         return ", ".join(f"{k} {c:.2f}" for k, c in coverages.items()) or "none"
 
-    return (f"Training seed {seed} (validated on the truth sample of seed {VALIDATION_SEED + 3 * seed}; "
+    return (f"Training seed {seed} (validated on the truth sample of seed {truth_seed(seed)}; "
             f"training CPU {result['training_cpu_seconds'] / 60:.1f} min): coverage_1sigma within {low}–{high} on "
             f"{len(inside)} of {len(obs)} observables ({listed(inside)}), outside on {listed(outside)}; σ_pred/mean "
             f"{min(widths):.1%}–{max(widths):.1%} (not φ); M_μμ W1 {obs['m_mumu']['w1_over_floor']:.2f} × floor; "
@@ -378,7 +384,8 @@ def bayes_section(out: Path, best: str) -> list[str]:
         return ["", f"No Bayesian run of {best} yet (stage bayes)."]
     lines = ["", f"## Bayesian {best} ({b['draws']} draws of {b['n_events']:,} events; training "
              f"{b['training_steps']:,} steps, {b['training_seconds'] / 60:.1f} min wall, CPU "
-             f"{b['training_cpu_seconds'] / 60:.1f} min)", "", "| observable | W1 / floor | bulk deviation | σ_pred/mean (median) | sampling part | "
+             f"{b['training_cpu_seconds'] / 60:.1f} min)", "",
+             "| observable | W1 / floor | bulk deviation | σ_pred/mean (median) | sampling part | "
              "coverage_1sigma (bins) | verdict |", "|---|---:|---:|---:|---:|---:|---|"]
     low, high = TARGETS["coverage"]
     for name, m in b["observables"].items():

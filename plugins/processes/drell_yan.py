@@ -34,8 +34,9 @@ leading pT). Features (5), chosen by the option ``features``:
 * ``"leptons"``: log pT₁, η₁, log pT₂, η₂, artanh(δ/π);
 
 each η by default as 2 artanh(η/η_max) (option ``eta_coordinate``, :class:`.pair_mass.EdgeMap`),
-so the acceptance's walls lie at ±∞; δ = wrap(φ₂ − φ₁ − π) (rad); the global φ is re-drawn uniformly on the way back, and a pair the
-network labels against the pT order is relabelled (:func:`.pair_mass.pt_ordered`).
+so the acceptance's walls lie at ±∞; δ = wrap(φ₂ − φ₁ − π) (rad); the global φ is re-drawn
+uniformly on the way back, and a pair the network labels against the pT order is relabelled
+(:func:`.pair_mass.pt_ordered`).
 """
 from __future__ import annotations
 
