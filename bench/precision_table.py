@@ -15,8 +15,8 @@ Stages cache their results in ``--out``, so the work can be split and resumed:
     python bench/precision_table.py --out precision --stage train --sampler cfm
     python bench/precision_table.py --out precision --stage validate --sampler cfm
     python bench/precision_table.py --out precision --stage large --sampler inn      # 10⁶ events, smaller floors
-    python bench/precision_table.py --out precision --stage bayes --sampler inn_logit_eta
-    python bench/precision_table.py --out precision --stage calibration --sampler inn_logit_eta
+    python bench/precision_table.py --out precision --stage bayes --sampler inn_window_eta
+    python bench/precision_table.py --out precision --stage calibration --sampler inn_window_eta
     python bench/precision_table.py --out precision --stage train --sampler ar    # a fourth row
     python bench/precision_table.py --out precision --stage table
 """
@@ -47,10 +47,11 @@ PROCESS = "z_mumu"
 SAMPLERS = ("ddpm", "cfm", "inn")
 #: rows a stage adds when asked with --sampler: label → (sampler, its training options over the recipe)
 VARIANTS = {"ar": ("ar", {}), "ddpm_learned_sigma": ("ddpm", {"sampler_options": {"learn_sigma": True}}),
-            "inn_logit_eta": ("inn", {"process_options": {"eta_coordinate": "logit"}})}
+            "inn_logit_eta": ("inn", {"process_options": {"eta_coordinate": "logit"}}),
+            "inn_window_eta": ("inn", {"process_options": {"eta_coordinate": "window"}})}
 #: sampling settings of each sampler in the table (train-time options come from its recipe)
 SAMPLING = {"ddpm": {"sample_steps": 100}, "cfm": {}, "inn": {}, "ar": {}, "inn_logit_eta": {},
-            "ddpm_learned_sigma": {"sample_steps": 100, "solver": "ancestral"}}
+            "inn_window_eta": {}, "ddpm_learned_sigma": {"sample_steps": 100, "solver": "ancestral"}}
 VALIDATION_SEED = 2
 #: the Bayesian runs make only the layer that sets each coupling's spline parameters variational
 #: (the mlp backbone's output layer): with every layer variational the prior's KL over ~10⁶ weights
@@ -70,9 +71,11 @@ MAP_TRAINING = {
 }
 MAP_EVENTS = 50_000
 #: the feature maps compared (name on disk → process options): the pair mass as a coordinate with
-#: each lepton's η as such or as the logit within the acceptance, and the leptons' own coordinates
+#: each lepton's η as such, as the logit within the acceptance, or the partner's as the logit within
+#: the window that the acceptance and the pT threshold leave it; and the leptons' own coordinates
 FEATURE_MAPS = {"mass": {"features": "mass", "eta_coordinate": "eta"},
                 "mass_logit_eta": {"features": "mass", "eta_coordinate": "logit"},
+                "mass_window_eta": {"features": "mass", "eta_coordinate": "window"},
                 "leptons": {"features": "leptons", "eta_coordinate": "eta"}}
 #: the Bayesian run's steps: a variational step costs about a fifth more than a deterministic one
 #: (the local reparameterisation's second matmul, the KL), so the INN recipe's 12,000 steps take
@@ -417,10 +420,14 @@ def bayes_section(out: Path, best: str) -> list[str]:
     return lines
 
 
+#: the leptons' η coordinates as the table names them
+ETA_LABELS = {"eta": "η", "logit": "logit η", "window": "logit η, η₂ in its window"}
+
+
 def map_label(key: str) -> str:
     """A FEATURE_MAPS entry as the table names it: the map, then the leptons' η coordinate."""
     options = FEATURE_MAPS[key]
-    return f"{options['features']}, {'logit η' if options['eta_coordinate'] == 'logit' else 'η'}"
+    return f"{options['features']}, {ETA_LABELS[options['eta_coordinate']]}"
 
 
 def maps_section(out: Path) -> list[str]:

@@ -10,7 +10,7 @@ from bayesgen.core.errors import ConfigError, RunError
 from bayesgen.engine.model import build_process
 from bayesgen.engine.preprocessing import Preprocessor
 from bayesgen.plugins.processes.electroweak import GAMMA_Z, M_Z
-from bayesgen.plugins.processes.pair_mass import ETA_COORDINATES, FEATURE_MAPS, opening, pair_mass, partner_pt
+from bayesgen.plugins.processes.pair_mass import DEFAULT_ETA_COORDINATE, FEATURE_MAPS, opening, pair_mass, partner_pt
 from bayesgen.core.kinematics import four_vectors, wrap_phi
 
 N = 20_000
@@ -72,9 +72,9 @@ def test_the_mass_map_holds_the_observed_pair_masses(truth):
     replaced = [index for index, _, _ in MASS_COORDINATES[name]]
     for index, (a, b), mass in MASS_COORDINATES[name]:
         np.testing.assert_allclose(mass(raw[:, index]), massless_pair_mass(events, a, b), rtol=1e-6)
-    if name != "h_zz_4mu":   # δ = φ₂ − φ₁ − π as asinh(δ/0.1) instead of artanh(δ/π); pT₁ in its window
+    if name != "h_zz_4mu":   # δ = φ₂ − φ₁ − π as asinh(δ/0.1) instead of artanh(δ/π); pT₁ and η₂ in their windows
         np.testing.assert_allclose(0.1 * np.sinh(raw[:, 4]), np.pi * np.tanh(plain[:, 4]), rtol=1e-6, atol=1e-12)
-        replaced += [0, 4]
+        replaced += [0, 3, 4]
         assert masses.feature_names[index] != leptons.feature_names[index]
     kept = [i for i in range(raw.shape[1]) if i not in replaced]
     np.testing.assert_array_equal(raw[:, kept], plain[:, kept])
@@ -99,8 +99,10 @@ def test_an_unknown_map_is_refused_and_a_run_records_its_map():
         process = build_process(TrainConfig(process=name, process_options={"features": "leptons"}))
         recorded = process.portable_options({})
         assert recorded["features"] == "leptons"
-        assert recorded.get("eta_coordinate", "logit") == ETA_COORDINATES[0] == "logit"   # h_zz_4mu has none
-        assert build_process(TrainConfig(process=name)).portable_options({})["features"] == FEATURE_MAPS[0]
+        assert recorded.get("eta_coordinate", "logit") == DEFAULT_ETA_COORDINATE["leptons"] == "logit"  # h_zz_4mu: none
+        default = build_process(TrainConfig(process=name)).portable_options({})
+        assert default["features"] == FEATURE_MAPS[0] == "mass"
+        assert default.get("eta_coordinate", "window") == DEFAULT_ETA_COORDINATE["mass"] == "window"
 
 
 def test_a_run_does_not_load_under_another_feature_map():
@@ -126,7 +128,7 @@ def test_a_pair_labelled_the_other_way_round_comes_back_in_pt_order():
 
 @pytest.mark.parametrize("name", ["z_mumu", "z_ee"])
 def test_every_mass_feature_vector_gives_a_pair_in_pt_order_above_threshold(name):
-    process = bayesgen.get_process(name, features="mass")
+    process = bayesgen.get_process(name, features="mass", eta_coordinate="logit")
     rng = np.random.default_rng(4)
     raw = process.to_features(process.sample(5000, seed=2))
     wild = raw.mean(axis=0) + 2.0 * raw.std(axis=0) * rng.standard_normal(raw.shape)   # beyond the truth
@@ -145,10 +147,10 @@ def test_every_mass_feature_vector_gives_a_pair_in_pt_order_above_threshold(name
 @pytest.mark.parametrize("name", ["z_mumu", "z_ee", "z_mumu_jets"])
 @pytest.mark.parametrize("features", FEATURE_MAPS)
 def test_the_logit_eta_coordinate_round_trips_and_keeps_every_lepton_inside_the_acceptance(name, features):
-    """``eta_coordinate = "logit"`` (the default): the features hold 2 artanh(η/η_max), invert
-    exactly on the truth, and any value at all (here ±30, far in the tails) comes back with
-    |η| < η_max."""
-    process = bayesgen.get_process(name, features=features)
+    """``eta_coordinate = "logit"`` (the default of the ``leptons`` features): the features hold
+    2 artanh(η/η_max), invert exactly on the truth, and any value at all (here ±30, far in the
+    tails) comes back with |η| < η_max."""
+    process = bayesgen.get_process(name, features=features, eta_coordinate="logit")
     plain = bayesgen.get_process(name, features=features, eta_coordinate="eta")
     events = plain.sample(2000, seed=3)
     raw = process.to_features(events)
@@ -161,5 +163,47 @@ def test_the_logit_eta_coordinate_round_trips_and_keeps_every_lepton_inside_the_
     far[:, 1], far[:, 3] = 30.0, -30.0
     eta = process.from_features(far, np.random.default_rng(0), *conditions)[:, [1, 4]]
     assert (np.abs(eta) < process.eta_max).all() and process.feature_names[1].startswith("logit_")
-    with pytest.raises(ConfigError, match="unknown feature map eta_coordinate = 'x'; known: logit, eta"):
+    with pytest.raises(ConfigError, match="unknown feature map eta_coordinate = 'x'; known: window, logit, eta"):
         bayesgen.get_process(name, eta_coordinate="x")
+
+
+@pytest.mark.parametrize("name", ["z_mumu", "z_ee", "z_mumu_jets"])
+def test_the_window_eta_coordinate_round_trips_and_its_walls_are_the_acceptance_and_the_threshold(name):
+    """``eta_coordinate = "window"`` (the default of the ``mass`` features): η₂ as the logit within [max(−η_max, η₁ − Δη_max),
+    min(η_max, η₁ + Δη_max)], cosh Δη_max = M²/(2 pt_min²) − cos δ. It inverts exactly on the
+    truth; any feature vector whose mass leaves a window comes back with both leptons in the
+    acceptance, in pT order and above the threshold; a wall reached through Δη_max is the
+    threshold itself (both leptons at pt_min)."""
+    process = bayesgen.get_process(name, eta_coordinate="window")
+    logit = bayesgen.get_process(name, eta_coordinate="logit")
+    events = process.sample(2000, seed=3)
+    raw = process.to_features(events)
+    assert process.feature_names[3].startswith("window_") and np.isfinite(raw).all()
+    np.testing.assert_allclose(np.delete(raw, 3, axis=1), np.delete(logit.to_features(events), 3, axis=1))
+    conditions = [process.conditions(events)] if process.n_conditions else []
+    back = process.from_features(raw, np.random.default_rng(0), *conditions)
+    np.testing.assert_allclose(back[:, [0, 1, 3, 4]], events[:, [0, 1, 3, 4]], rtol=1e-5, atol=1e-9)
+
+    rng = np.random.default_rng(4)
+    wild = raw.mean(axis=0) + 3.0 * raw.std(axis=0) * rng.standard_normal(raw.shape)
+    pair = process.from_features(wild, rng, *conditions)[:, :6]
+    mass, delta = M_Z + GAMMA_Z * np.sinh(wild[:, 2]), 0.1 * np.sinh(wild[:, 4])
+    reachable = mass >= process.pt_min * np.sqrt(2 * (1 + np.cos(delta)))   # some opening passes the threshold
+    assert 0.5 < reachable.mean() < 1
+    pt1, eta1, pt2, eta2 = (pair[reachable, i] for i in (0, 1, 3, 4))
+    assert (np.abs(np.stack([eta1, eta2])) < process.eta_max).all()
+    assert (pt1 >= pt2 * (1 - 1e-9)).all() and (pt2 >= process.pt_min * (1 - 1e-9)).all()
+    assert not (pair[~reachable, 3] >= process.pt_min).any()   # the smaller pT below it, or NaN
+
+    # a forward leader near the Z: the reach (≈ 2.9), not |η| < η_max, bounds η₂ on the far side
+    forward = events[(np.abs(events[:, 1]) > 1.5) & (massless_pair_mass(events, 0, 3) < 120)][:20]
+    edge = process.to_features(forward)
+    edge[:, 3] = -30.0 * np.sign(forward[:, 1])
+    walls = process.from_features(edge, rng, *([process.conditions(forward)] if process.n_conditions else []))
+    assert len(forward) == 20
+    np.testing.assert_allclose(walls[:, [0, 3]], process.pt_min, rtol=1e-6)
+
+
+def test_the_window_eta_coordinate_needs_the_mass_features():
+    with pytest.raises(ConfigError, match="eta_coordinate = 'window' .* needs features = 'mass', got 'leptons'"):
+        bayesgen.get_process("z_mumu", features="leptons", eta_coordinate="window")

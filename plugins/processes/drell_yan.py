@@ -33,10 +33,13 @@ leading pT). Features (5), chosen by the option ``features``:
   (:class:`.pair_mass.LeadingPtMap`), and δ (narrow about 0, tails to ±π) mapped like the mass;
 * ``"leptons"``: log pT₁, η₁, log pT₂, η₂, artanh(δ/π);
 
-each η by default as 2 artanh(η/η_max) (option ``eta_coordinate``, :class:`.pair_mass.EdgeMap`),
-so the acceptance's walls lie at ±∞; δ = wrap(φ₂ − φ₁ − π) (rad); the global φ is re-drawn
-uniformly on the way back, and a pair the network labels against the pT order is relabelled
-(:func:`.pair_mass.pt_ordered`).
+each η by default as 2 artanh(η/η_max) (:class:`.pair_mass.EdgeMap`), so the acceptance's walls
+lie at ±∞, and with ``mass`` features η₂ as the logit within the window that the acceptance and
+the pT threshold leave it given η₁, M_ℓℓ and δ (:class:`.pair_mass.PartnerEtaMap`), so that the
+wall |Δη| = Δη_max(M_ℓℓ, δ), where both leptons reach the threshold, lies at ±∞ too (option
+``eta_coordinate``: ``window``, ``logit`` or ``eta``); δ = wrap(φ₂ − φ₁ − π) (rad); the global
+φ is re-drawn uniformly on the way back, and a pair the network labels against the pT order is
+relabelled (:func:`.pair_mass.pt_ordered`).
 """
 from __future__ import annotations
 
@@ -51,8 +54,9 @@ from bayesgen.plugins.processes import isr, qed_fsr
 from bayesgen.plugins.processes.electroweak import GAMMA_Z, M_Z
 from bayesgen.plugins.processes.lorentz import pt_eta_phi
 from bayesgen.plugins.processes.luminosity import SQRT_S, drell_yan_born
-from bayesgen.plugins.processes.pair_mass import (ETA_COORDINATES, FEATURE_MAPS, AsinhMap, EdgeMap, LeadingPtMap,
-                                                   check_feature_map, opening, pair_mass, partner_pt, pt_ordered)
+from bayesgen.plugins.processes.pair_mass import (DEFAULT_ETA_COORDINATE, ETA_COORDINATES, FEATURE_MAPS, AsinhMap,
+                                                   EdgeMap, LeadingPtMap, PartnerEtaMap, check_feature_map, opening,
+                                                   pair_mass, partner_pt, pt_ordered)
 
 __all__ = ["SQRT_S", "M_Z", "GAMMA_Z", "M_LOW", "M_HIGH", "DrellYan", "generate_truth", "sigma_pb",
            "collins_soper_axes", "decay"]
@@ -151,12 +155,14 @@ def dilepton_quantities(lep: str) -> tuple[str, ...]:
 
 
 def dilepton_feature_names(lep: str, features: str = FEATURE_MAPS[0],
-                           eta_coordinate: str = ETA_COORDINATES[0]) -> tuple[str, ...]:
+                           eta_coordinate: str | None = None) -> tuple[str, ...]:
     """Names of the five dilepton features of the map ``features`` (see :data:`FEATURE_MAPS`)
-    with η as ``eta_coordinate`` gives it."""
-    eta = "logit_" if eta_coordinate == "logit" else ""
+    with η as ``eta_coordinate`` (by default the map's, :data:`DEFAULT_ETA_COORDINATE`) gives it."""
+    eta_coordinate = eta_coordinate or DEFAULT_ETA_COORDINATE[features]
+    eta = "" if eta_coordinate == "eta" else "logit_"
     if features == "mass":
-        return (f"log_{lep}1_pt", f"{eta}{lep}1_eta", f"asinh_m_{lep}{lep}", f"{eta}{lep}2_eta", "asinh_dphi")
+        partner = "window_" if eta_coordinate == "window" else eta
+        return (f"log_{lep}1_pt", f"{eta}{lep}1_eta", f"asinh_m_{lep}{lep}", f"{partner}{lep}2_eta", "asinh_dphi")
     return (f"log_{lep}1_pt", f"{eta}{lep}1_eta", f"log_{lep}2_pt", f"{eta}{lep}2_eta", "artanh_dphi")
 
 
@@ -188,8 +194,9 @@ class DrellYan(Process):
     attributes (see :func:`dilepton_quantities` and friends) and :meth:`relative_resolution`.
     Options: ``m_low``, ``m_high`` (generated M_ℓℓ window, GeV), ``dress_cone``, ``features``
     (the network's feature map, one of :data:`FEATURE_MAPS`; a subclass's own features follow
-    the first N_DILEPTON_FEATURES), ``eta_coordinate`` (the leptons' η as the logit within
-    ±eta_max, :class:`.pair_mass.EdgeMap`, by default, or η as such; one of :data:`ETA_COORDINATES`).
+    the first N_DILEPTON_FEATURES), ``eta_coordinate`` (one of :data:`ETA_COORDINATES`; by
+    default the feature map's, :data:`DEFAULT_ETA_COORDINATE`: with ``mass`` η₂ in its window,
+    :class:`.pair_mass.PartnerEtaMap`, with ``leptons`` each η as the logit within ±eta_max).
     """
 
     lepton: str
@@ -203,9 +210,13 @@ class DrellYan(Process):
     initial_efficiency = 0.4       #: first guess of the acceptance, sizes the first batch
 
     def __init__(self, m_low: float = M_LOW, m_high: float = M_HIGH, dress_cone: float | None = None,
-                 features: str = FEATURE_MAPS[0], eta_coordinate: str = ETA_COORDINATES[0]):
+                 features: str = FEATURE_MAPS[0], eta_coordinate: str | None = None):
         self.features = check_feature_map(features)
+        eta_coordinate = eta_coordinate or DEFAULT_ETA_COORDINATE[self.features]
         self.eta_coordinate = check_feature_map(eta_coordinate, "eta_coordinate", ETA_COORDINATES)
+        if eta_coordinate == "window" and features != "mass":
+            raise ConfigError(f"eta_coordinate = 'window' places η₂ by the pair's mass: it needs features = 'mass', "
+                              f"got {features!r}")
         self.feature_names = (*dilepton_feature_names(self.lepton, features, eta_coordinate),
                               *type(self).feature_names[N_DILEPTON_FEATURES:])
         if not 0.0 < m_low < m_high < SQRT_S:
@@ -315,12 +326,20 @@ class DrellYan(Process):
             first, second = np.log(ev[:, 0]), np.log(ev[:, 3])
             angle = np.arctanh(np.clip(delta / np.pi, -_DPHI_CLIP, _DPHI_CLIP))
         eta = self.eta_map.forward(ev[:, [1, 4]]) if self.eta_map else ev[:, [1, 4]]
+        if self.eta_coordinate == "window":
+            eta[:, 1] = self.partner_eta_map.forward(ev[:, 4], ev[:, 1], mass, delta)
         return np.stack([first, eta[:, 0], second, eta[:, 1], angle], axis=-1)
 
     @property
     def eta_map(self) -> EdgeMap | None:
-        """The map of each lepton's η to its feature (None: η itself)."""
-        return EdgeMap(self.eta_max) if self.eta_coordinate == "logit" else None
+        """The map of each lepton's η to its feature (None: η itself); with ``window`` the
+        leader's, the partner's being :attr:`partner_eta_map`."""
+        return None if self.eta_coordinate == "eta" else EdgeMap(self.eta_max)
+
+    @property
+    def partner_eta_map(self) -> PartnerEtaMap:
+        """The partner's η within its window, given the leader's η, M_ℓℓ and δ."""
+        return PartnerEtaMap(self.pt_min, self.eta_max)
 
     def from_features(self, features: np.ndarray, rng: np.random.Generator,
                       conditions: np.ndarray | None = None) -> np.ndarray:
@@ -333,12 +352,16 @@ class DrellYan(Process):
         (:func:`~.pair_mass.partner_pt`). A model may put pT₂ above pT₁; :meth:`from_features`
         then swaps the two (:func:`~.pair_mass.pt_ordered`)."""
         f = np.array(features, dtype=np.float64)
+        window = self.eta_coordinate == "window"
         if self.eta_map:
-            f[:, [1, 3]] = self.eta_map.inverse(f[:, [1, 3]])
+            edge_mapped = [1] if window else [1, 3]
+            f[:, edge_mapped] = self.eta_map.inverse(f[:, edge_mapped])
         phi1 = np.pi - rng.uniform(0.0, 2.0 * np.pi, len(f))
         with np.errstate(over="ignore", invalid="ignore"):
             if self.features == "mass":
                 delta, mass = DELTA_MAP.inverse(f[:, 4]), MASS_MAP.inverse(f[:, 2])
+                if window:
+                    f[:, 3] = self.partner_eta_map.inverse(f[:, 3], f[:, 1], mass, delta)
                 o = opening(f[:, 1], f[:, 3], delta)
                 pt1 = LeadingPtMap(self.pt_min).inverse(f[:, 0], mass, o)
                 pt2 = partner_pt(mass, pt1, o)

@@ -25,15 +25,19 @@ import numpy as np
 
 from bayesgen.core.errors import ConfigError
 
-__all__ = ["ETA_COORDINATES", "FEATURE_MAPS", "check_feature_map", "opening", "pair_mass", "partner_pt",
-           "pt_ordered", "AsinhMap", "EdgeMap", "LeadingPtMap"]
+__all__ = ["DEFAULT_ETA_COORDINATE", "ETA_COORDINATES", "FEATURE_MAPS", "check_feature_map", "opening", "pair_mass",
+           "partner_pt", "pt_ordered", "window_logit", "AsinhMap", "EdgeMap", "LeadingPtMap", "PartnerEtaMap"]
 
 #: values of the ``features`` option of the lepton processes, the default first: ``mass`` carries
 #: pair masses in place of some transverse momenta, ``leptons`` each lepton's own (log pT, η, φ)
 FEATURE_MAPS = ("mass", "leptons")
-#: values of the ``eta_coordinate`` option, the default first: ``logit`` (:class:`EdgeMap`), which
-#: puts the acceptance edges |η| = η_max at ±∞, or ``eta`` itself
-ETA_COORDINATES = ("logit", "eta")
+#: values of the ``eta_coordinate`` option: ``window``, the leader's η as ``logit`` has it and the
+#: partner's within the window that the acceptance and the pT threshold leave it
+#: (:class:`PartnerEtaMap`; ``mass`` features only); ``logit`` (:class:`EdgeMap`), which puts the
+#: acceptance edges |η| = η_max at ±∞; or ``eta`` itself
+ETA_COORDINATES = ("window", "logit", "eta")
+#: the ``eta_coordinate`` of each feature map when none is asked for
+DEFAULT_ETA_COORDINATE = {"mass": "window", "leptons": "logit"}
 
 
 def check_feature_map(features: str, option: str = "features", known: tuple[str, ...] = FEATURE_MAPS) -> str:
@@ -60,6 +64,12 @@ def partner_pt(mass: np.ndarray, pt_a: np.ndarray, opening_ab: np.ndarray) -> np
         return mass * mass / (2.0 * pt_a * opening_ab)
 
 
+def window_logit(t: np.ndarray) -> np.ndarray:
+    """``logit(t)`` of a place t in a window, t kept within 10⁻¹² of 0 and 1 (NaN stays NaN)."""
+    t = np.clip(t, 1e-12, 1.0 - 1e-12)
+    return np.log(t) - np.log1p(-t)
+
+
 @dataclass(frozen=True)
 class LeadingPtMap:
     """The leading lepton's pT as an unbounded coordinate that keeps the pair in its selection.
@@ -82,13 +92,45 @@ class LeadingPtMap:
 
     def forward(self, pt_a: np.ndarray, mass: np.ndarray, opening_ab: np.ndarray) -> np.ndarray:
         log_lo, log_span = self.window(mass, opening_ab)
-        t = np.clip((np.log(pt_a) - log_lo) / log_span, 1e-12, 1.0 - 1e-12)
-        return np.log(t) - np.log1p(-t)
+        return window_logit((np.log(pt_a) - log_lo) / log_span)
 
     def inverse(self, u: np.ndarray, mass: np.ndarray, opening_ab: np.ndarray) -> np.ndarray:
         log_lo, log_span = self.window(mass, opening_ab)
         with np.errstate(over="ignore", invalid="ignore"):
             return np.exp(log_lo + log_span / (1.0 + np.exp(-u)))
+
+
+@dataclass(frozen=True)
+class PartnerEtaMap:
+    """The partner lepton's η as an unbounded coordinate within the window that the acceptance
+    and the pT threshold leave it, given the leader's η, the pair's mass M and δ.
+
+    Both leptons above pt_min means pT_a pT_b = M²/(2o) ≥ pt_min², so the opening
+    o = cosh Δη + cos δ is at most o_max = M²/(2 pt_min²) and |η_b − η_a| ≤ Δη_max =
+    arccosh(o_max − cos δ); with |η_b| < eta_max, η_b lies in [lo, hi] = [max(−eta_max,
+    η_a − Δη_max), min(eta_max, η_a + Δη_max)]. The coordinate u = logit((η_b − lo)/(hi − lo))
+    puts both walls at ±∞, so a network never has to draw the density's fall to zero at
+    |Δη| = Δη_max (where the leader's window of :class:`LeadingPtMap` closes), and every u maps
+    back into the window. A mass too low for any opening (o_max − cos δ < 1) leaves Δη_max = 0:
+    η_b = η_a, and the pair that comes back lies below the threshold."""
+
+    pt_min: float
+    eta_max: float
+
+    def window(self, eta_a: np.ndarray, mass: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(lo, hi)`` ``(n,)`` each: the partner's allowed η."""
+        reach = np.arccosh(np.maximum(mass * mass / (2.0 * self.pt_min ** 2) - np.cos(delta), 1.0))
+        return np.maximum(-self.eta_max, eta_a - reach), np.minimum(self.eta_max, eta_a + reach)
+
+    def forward(self, eta_b: np.ndarray, eta_a: np.ndarray, mass: np.ndarray, delta: np.ndarray) -> np.ndarray:
+        lo, hi = self.window(eta_a, mass, delta)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return window_logit((eta_b - lo) / (hi - lo))
+
+    def inverse(self, u: np.ndarray, eta_a: np.ndarray, mass: np.ndarray, delta: np.ndarray) -> np.ndarray:
+        lo, hi = self.window(eta_a, mass, delta)
+        with np.errstate(over="ignore"):
+            return lo + (hi - lo) / (1.0 + np.exp(-u))
 
 
 def pt_ordered(events: np.ndarray, a: int, b: int) -> np.ndarray:
