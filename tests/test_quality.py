@@ -7,36 +7,37 @@ Run with ``python -m pytest -m slow tests/test_quality.py -s`` (15 minutes on tw
 cores; it prints the table below).
 
 Measured (2-core AMD EPYC, shared, one thread; 50,000 truth and generated events, floors from 3
-truth pairs; the Drell–Yan truth with PDFs, ISR and QED FSR; each η as its logit, the default),
+truth pairs; the Drell–Yan truth with PDFs, ISR and QED FSR; the default features, η₂ in its window),
 W1 / floor · largest bulk deviation / floor:
 
     observable  ddpm       cfm        inn        untrained    truth     mass +1 %  20 % wider
-    mu1_pt      3.1 · 3.2  3.7 · 2.4  2.5 · 1.4   23.6 · 21.3  0.8 · 1.0  0.8 · 1.0   5.6 · 6.6
-    mu1_eta     1.6 · 1.2  1.5 · 0.8  1.5 · 0.9    6.6 · 5.0   1.4 · 1.1  1.4 · 1.1  14.2 · 2.5
-    mu2_pt      1.6 · 2.9  1.4 · 3.1  1.3 · 1.2   27.0 · 12.8  0.8 · 1.1  0.8 · 1.1   7.2 · 27.5
-    mu2_eta     1.5 · 1.2  1.3 · 0.7  1.1 · 0.8    5.9 · 5.3   1.2 · 0.9  1.2 · 0.9  12.7 · 2.5
-    m_mumu      1.7 · 1.3  1.6 · 1.4  1.3 · 1.4    5.0 · 7.3   1.0 · 1.4  3.5 · 9.5   3.8 · 4.3
-    pt_mumu     2.7 · 0.9  2.8 · 0.7  1.8 · 0.6    7.9 · 11.3  0.8 · 0.4  0.8 · 0.4   5.8 · 6.7
-    y_mumu      1.5 · 1.2  1.4 · 1.2  1.4 · 0.8   11.5 · 7.0   1.2 · 0.9  1.2 · 0.9  12.7 · 9.9
-    dphi_mumu   2.3 · 1.3  1.6 · 1.6  0.9 · 0.7    4.4 · 2.7   0.9 · 0.9  0.9 · 0.9   6.7 · 2.4
-    dr_mumu     1.9 · 1.9  1.4 · 2.1  0.9 · 1.6   38.6 · 32.3  1.2 · 0.6  1.2 · 0.6   7.4 · 6.6
-    classifier AUC − 0.5 in truth-vs-truth spreads: ddpm 4.3, cfm 4.8, inn 1.3, untrained 97
+    mu1_pt      2.7 · 2.1  3.6 · 2.1  2.0 · 1.5   15.0 · 29.3  0.8 · 1.0   0.8 · 1.0    5.6 · 6.6
+    mu1_eta     1.5 · 1.3  1.4 · 0.8  1.7 · 1.0     6.7 · 5.4  1.4 · 1.1   1.4 · 1.1   14.2 · 2.5
+    mu2_pt      1.5 · 1.7  1.3 · 3.5  1.0 · 1.5   13.6 · 13.8  0.8 · 1.1   0.8 · 1.1   7.2 · 27.5
+    mu2_eta     1.5 · 1.3  1.3 · 0.7  1.2 · 0.8     2.6 · 5.3  1.2 · 0.9   1.2 · 0.9   12.7 · 2.5
+    m_mumu      1.8 · 1.2  1.5 · 1.6  1.2 · 1.3     5.0 · 7.3  1.0 · 1.4   3.5 · 9.5    3.8 · 4.3
+    pt_mumu     2.7 · 0.6  2.7 · 0.5  1.4 · 0.6     6.4 · 4.5  0.8 · 0.4   0.8 · 0.4    5.8 · 6.7
+    y_mumu      1.6 · 1.3  1.5 · 1.1  1.4 · 0.9     3.2 · 3.2  1.2 · 0.9   1.2 · 0.9   12.7 · 9.9
+    dphi_mumu   2.3 · 1.2  1.6 · 1.5  0.8 · 0.6     4.4 · 2.7  0.9 · 0.9   0.9 · 0.9    6.7 · 2.4
+    dr_mumu     2.0 · 1.1  1.5 · 1.9  1.0 · 0.9   16.0 · 31.9  1.2 · 0.6   1.2 · 0.6    7.4 · 6.6
+    classifier AUC − 0.5 in truth-vs-truth spreads: ddpm 3.2, cfm 5.4, inn 1.2, untrained 80
 
-At this budget every sampler fails the W1 criterion on the leading muon's p_T (2.5–3.7 × its
-floor, where its bulk deviation is 1.4–3.2 ×: the ISR tail), ddpm and cfm also on p_T(μμ) (2.7,
-2.8) and ddpm on Δφ (2.3). Those failures are real and the tests report them; against the truth
-before PDFs and ISR the same budget measured 1.1–1.5 on these observables. With η itself (the
-default before) cfm also failed on η₁ (2.1) and the classifier pulls were 9.0, 8.2 and 2.9.
+At this budget every sampler fails the W1 criterion on the leading muon's p_T (2.0–3.6 × its
+floor, where its bulk deviation is 1.5–2.1 ×: the ISR tail), ddpm and cfm also on p_T(μμ) (2.7
+each) and ddpm on Δφ (2.3). Those failures are real and the tests report them; against the truth
+before PDFs and ISR the same budget measured 1.1–1.5 on these observables. With logit η for both
+muons (the default before) the leading muon's p_T was 3.1, 3.7 and 2.5 and the classifier pulls
+4.3, 4.8 and 1.3; with η itself cfm also failed on η₁ (2.1) and the pulls were 9.0, 8.2 and 2.9.
 
 (the φ of each muon is re-drawn uniformly and right even untrained: it tests nothing). Thresholds:
 
-* every observable the untrained model gets wrong (W1 > 3 × floor) but the mass: W1 ≤ 2 × floor —
-  the untrained model and the wider truth reach at least 4.4;
-* M_μμ: W1 ≤ 4 × floor and bulk deviation ≤ 3.5 × floor — all three samplers hold it (1.3–1.7 ·
-  1.3–1.4, with the mass coordinate of the feature map), the wider truth (3.8 · 4.3), the shifted
+* every observable but the mass and the φ's: W1 ≤ 2 × floor — the untrained model and the wider
+  truth reach at least 2.6 (the untrained model's η₂, which its window keeps in the acceptance);
+* M_μμ: W1 ≤ 4 × floor and bulk deviation ≤ 3.5 × floor — all three samplers hold it (1.2–1.8 ·
+  1.2–1.6, with the mass coordinate of the feature map), the wider truth (3.8 · 4.3), the shifted
   truth (3.5 · 9.5) and the untrained model do not;
-* classifier: AUC − 0.5 ≤ 30 of its truth-vs-truth spreads — the trained models sit at 1–5, the
-  untrained model at 97.
+* classifier: AUC − 0.5 ≤ 30 of its truth-vs-truth spreads — the trained models sit at 1–6, the
+  untrained model at 80.
 """
 import json
 
@@ -97,8 +98,8 @@ def quality(tmp_path_factory):
                                       for label, m in table.items()))
     print("AUC pulls:", {label: round(s["classifier"]["auc_pull"], 1) for label, s in samplers.items()},
           "untrained", round(untrained_auc["auc_pull"], 1))
-    # the observables the untrained model already gets right (the re-drawn φ) test nothing
-    checked = [name for name in floors if name != "m_mumu" and scored["untrained"][name]["w1_over_floor"] > 3]
+    # the re-drawn φ are right even untrained and test nothing; the mass has its own criterion
+    checked = [name for name in floors if name != "m_mumu" and not name.endswith("_phi")]
     return samplers, scored, untrained_auc, checked
 
 
