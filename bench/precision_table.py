@@ -48,10 +48,13 @@ SAMPLERS = ("ddpm", "cfm", "inn")
 #: rows a stage adds when asked with --sampler: label → (sampler, its training options over the recipe)
 VARIANTS = {"ar": ("ar", {}), "ddpm_learned_sigma": ("ddpm", {"sampler_options": {"learn_sigma": True}}),
             "inn_logit_eta": ("inn", {"process_options": {"eta_coordinate": "logit"}}),
-            "inn_window_eta": ("inn", {"process_options": {"eta_coordinate": "window"}})}
+            "inn_window_eta": ("inn", {"process_options": {"eta_coordinate": "window"}}),
+            "ddpm_window_eta": ("ddpm", {"process_options": {"eta_coordinate": "window"}}),
+            "cfm_window_eta": ("cfm", {"process_options": {"eta_coordinate": "window"}})}
 #: sampling settings of each sampler in the table (train-time options come from its recipe)
 SAMPLING = {"ddpm": {"sample_steps": 100}, "cfm": {}, "inn": {}, "ar": {}, "inn_logit_eta": {},
-            "inn_window_eta": {}, "ddpm_learned_sigma": {"sample_steps": 100, "solver": "ancestral"}}
+            "inn_window_eta": {}, "ddpm_window_eta": {"sample_steps": 100}, "cfm_window_eta": {},
+            "ddpm_learned_sigma": {"sample_steps": 100, "solver": "ancestral"}}
 VALIDATION_SEED = 2
 #: the Bayesian runs make only the layer that sets each coupling's spline parameters variational
 #: (the mlp backbone's output layer): with every layer variational the prior's KL over ~10⁶ weights
