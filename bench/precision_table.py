@@ -51,9 +51,9 @@ VARIANTS = {"ar": ("ar", {}), "ddpm_learned_sigma": ("ddpm", {"sampler_options":
             "inn_window_eta": ("inn", {"process_options": {"eta_coordinate": "window"}}),
             "ddpm_window_eta": ("ddpm", {"process_options": {"eta_coordinate": "window"}}),
             "cfm_window_eta": ("cfm", {"process_options": {"eta_coordinate": "window"}})}
-#: sampling settings of each sampler in the table (train-time options come from its recipe)
-SAMPLING = {"ddpm": {"sample_steps": 100}, "cfm": {}, "inn": {}, "ar": {}, "inn_logit_eta": {},
-            "inn_window_eta": {}, "ddpm_window_eta": {"sample_steps": 100}, "cfm_window_eta": {},
+#: sampling settings of each sampler in the table (train-time options come from its recipe); a
+#: variant without its own entry samples like its base sampler (:func:`sampling_of`)
+SAMPLING = {"ddpm": {"sample_steps": 100}, "cfm": {}, "inn": {}, "ar": {},
             "ddpm_learned_sigma": {"sample_steps": 100, "solver": "ancestral"}}
 VALIDATION_SEED = 2
 #: the Bayesian runs make only the layer that sets each coupling's spline parameters variational
@@ -132,7 +132,7 @@ def validate(out: Path, sampler: str, events: int) -> None:
     """Fit the classifier weights of the run, then measure it on ``events`` events with and
     without them."""
     directory = run_dir(out, sampler)
-    sampling = SAMPLING[sampler]
+    sampling = sampling_of(sampler)
     if not (directory / "reweighter.pt").exists():
         reweight(directory, ReweightConfig(threads=1, **sampling))
     model = TrainedModel.load(directory, "cpu")
@@ -161,7 +161,7 @@ def bayes(out: Path, sampler: str, events: int, draws: int, train_events: int | 
     directory = train(out, sampler, bayesian=True, name=label, seed=seed, **options)
     model = TrainedModel.load(directory, "cpu")
     truth = Truth.draw(model.process, events, truth_seed(seed))
-    config = ValidateConfig(events=events, draws=draws, seed=truth_seed(seed), threads=1, **SAMPLING[sampler])
+    config = ValidateConfig(events=events, draws=draws, seed=truth_seed(seed), threads=1, **sampling_of(sampler))
     save_evaluation(out / label, model, evaluate(model, truth, config))
 
 
@@ -171,7 +171,7 @@ def validate_large(out: Path, label: str, events: int) -> None:
     hide it under their statistical scatter."""
     model = TrainedModel.load(run_dir(out, label), "cpu")
     truth = Truth.draw(model.process, events, VALIDATION_SEED)
-    config = ValidateConfig(events=events, seed=VALIDATION_SEED, threads=1, **SAMPLING[label])
+    config = ValidateConfig(events=events, seed=VALIDATION_SEED, threads=1, **sampling_of(label))
     write_json(out / f"large_{label}.json", {**evaluate(model, truth, config).summary, "machine": machine()})
 
 
@@ -201,6 +201,11 @@ def base_sampler(label: str) -> str:
     return VARIANTS.get(label, (label, {}))[0]
 
 
+def sampling_of(label: str) -> dict:
+    """The sampling settings of a row: its own in SAMPLING, else its base sampler's."""
+    return SAMPLING.get(label, SAMPLING[base_sampler(label)])
+
+
 def bayesian_label(out: Path, best: str) -> str:
     """The Bayesian run reported for ``best``: its own, else that of its base sampler."""
     return best if load(out, f"bayes_{best}") else base_sampler(best)
@@ -215,7 +220,7 @@ def compare_maps(out: Path, sampler: str) -> None:
         directory = train(out, sampler, name=name, warmup_steps=100, ema_decay=0.999, batch_size=1024,
                           process_options=process_options, **MAP_TRAINING[sampler])
         model = TrainedModel.load(directory, "cpu")
-        config = ValidateConfig(events=MAP_EVENTS, seed=VALIDATION_SEED, threads=1, **SAMPLING[sampler])
+        config = ValidateConfig(events=MAP_EVENTS, seed=VALIDATION_SEED, threads=1, **sampling_of(sampler))
         write_json(out / f"{name}.json", evaluate(model, Truth.draw(model.process, MAP_EVENTS, VALIDATION_SEED),
                                                   config).summary)
 

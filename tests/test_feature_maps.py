@@ -41,6 +41,11 @@ def truth(request):
     return request.param, process.sample(N, seed=5)
 
 
+def inverted(process, features, events, rng):
+    """``process.from_features(features)``, given the conditions of ``events`` where the process has any."""
+    return process.from_features(features, rng, *([process.conditions(events)] if process.n_conditions else []))
+
+
 def phi_columns(process) -> list[int]:
     return [i for i, q in enumerate(process.quantities) if q.endswith("_phi")]
 
@@ -72,7 +77,7 @@ def test_the_mass_map_holds_the_observed_pair_masses(truth):
     replaced = [index for index, _, _ in MASS_COORDINATES[name]]
     for index, (a, b), mass in MASS_COORDINATES[name]:
         np.testing.assert_allclose(mass(raw[:, index]), massless_pair_mass(events, a, b), rtol=1e-6)
-    if name != "h_zz_4mu":   # δ = φ₂ − φ₁ − π as asinh(δ/0.1) instead of artanh(δ/π); pT₁ and η₂ in their windows
+    if name != "h_zz_4mu":   # δ = φ₂ − φ₁ − π as asinh(δ/0.1), not artanh(δ/π); pT₁, η₂ in windows
         np.testing.assert_allclose(0.1 * np.sinh(raw[:, 4]), np.pi * np.tanh(plain[:, 4]), rtol=1e-6, atol=1e-12)
         replaced += [0, 3, 4]
         assert masses.feature_names[index] != leptons.feature_names[index]
@@ -156,12 +161,11 @@ def test_the_logit_eta_coordinate_round_trips_and_keeps_every_lepton_inside_the_
     raw = process.to_features(events)
     np.testing.assert_allclose(raw[:, [1, 3]], 2 * np.arctanh(events[:, [1, 4]] / process.eta_max), rtol=1e-12)
     np.testing.assert_allclose(np.delete(raw, [1, 3], axis=1), np.delete(plain.to_features(events), [1, 3], axis=1))
-    conditions = [process.conditions(events)] if process.n_conditions else []
-    back = process.from_features(raw, np.random.default_rng(0), *conditions)
+    back = inverted(process, raw, events, np.random.default_rng(0))
     np.testing.assert_allclose(back[:, [0, 1, 3, 4]], events[:, [0, 1, 3, 4]], rtol=1e-5, atol=1e-9)
     far = raw.copy()
     far[:, 1], far[:, 3] = 30.0, -30.0
-    eta = process.from_features(far, np.random.default_rng(0), *conditions)[:, [1, 4]]
+    eta = inverted(process, far, events, np.random.default_rng(0))[:, [1, 4]]
     assert (np.abs(eta) < process.eta_max).all() and process.feature_names[1].startswith("logit_")
     with pytest.raises(ConfigError, match="unknown feature map eta_coordinate = 'x'; known: window, logit, eta"):
         bayesgen.get_process(name, eta_coordinate="x")
@@ -169,24 +173,23 @@ def test_the_logit_eta_coordinate_round_trips_and_keeps_every_lepton_inside_the_
 
 @pytest.mark.parametrize("name", ["z_mumu", "z_ee", "z_mumu_jets"])
 def test_the_window_eta_coordinate_round_trips_and_its_walls_are_the_acceptance_and_the_threshold(name):
-    """``eta_coordinate = "window"`` (the default of the ``mass`` features): η₂ as the logit within [max(−η_max, η₁ − Δη_max),
-    min(η_max, η₁ + Δη_max)], cosh Δη_max = M²/(2 pt_min²) − cos δ. It inverts exactly on the
-    truth; any feature vector whose mass leaves a window comes back with both leptons in the
-    acceptance, in pT order and above the threshold; a wall reached through Δη_max is the
-    threshold itself (both leptons at pt_min)."""
+    """``eta_coordinate = "window"`` (the default of the ``mass`` features): η₂ as the logit
+    within [max(−η_max, η₁ − Δη_max), min(η_max, η₁ + Δη_max)], cosh Δη_max = M²/(2 pt_min²)
+    − cos δ. It inverts exactly on the truth; any feature vector whose mass leaves a window comes
+    back with both leptons in the acceptance, in pT order and above the threshold; a wall reached
+    through Δη_max is the threshold itself (both leptons at pt_min)."""
     process = bayesgen.get_process(name, eta_coordinate="window")
     logit = bayesgen.get_process(name, eta_coordinate="logit")
     events = process.sample(2000, seed=3)
     raw = process.to_features(events)
     assert process.feature_names[3].startswith("window_") and np.isfinite(raw).all()
     np.testing.assert_allclose(np.delete(raw, 3, axis=1), np.delete(logit.to_features(events), 3, axis=1))
-    conditions = [process.conditions(events)] if process.n_conditions else []
-    back = process.from_features(raw, np.random.default_rng(0), *conditions)
+    back = inverted(process, raw, events, np.random.default_rng(0))
     np.testing.assert_allclose(back[:, [0, 1, 3, 4]], events[:, [0, 1, 3, 4]], rtol=1e-5, atol=1e-9)
 
     rng = np.random.default_rng(4)
     wild = raw.mean(axis=0) + 3.0 * raw.std(axis=0) * rng.standard_normal(raw.shape)
-    pair = process.from_features(wild, rng, *conditions)[:, :6]
+    pair = inverted(process, wild, events, rng)[:, :6]
     mass, delta = M_Z + GAMMA_Z * np.sinh(wild[:, 2]), 0.1 * np.sinh(wild[:, 4])
     reachable = mass >= process.pt_min * np.sqrt(2 * (1 + np.cos(delta)))   # some opening passes the threshold
     assert 0.5 < reachable.mean() < 1
@@ -199,7 +202,7 @@ def test_the_window_eta_coordinate_round_trips_and_its_walls_are_the_acceptance_
     forward = events[(np.abs(events[:, 1]) > 1.5) & (massless_pair_mass(events, 0, 3) < 120)][:20]
     edge = process.to_features(forward)
     edge[:, 3] = -30.0 * np.sign(forward[:, 1])
-    walls = process.from_features(edge, rng, *([process.conditions(forward)] if process.n_conditions else []))
+    walls = inverted(process, edge, forward, rng)
     assert len(forward) == 20
     np.testing.assert_allclose(walls[:, [0, 3]], process.pt_min, rtol=1e-6)
 
