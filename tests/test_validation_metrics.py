@@ -9,7 +9,9 @@ import pytest
 from bayesgen.core.process import Binning
 from bayesgen.validation.histogram import BandHistogram, Histogram
 from bayesgen.validation.metrics import (
+    ONE_SIGMA,
     band_metrics,
+    calibrated_coverage_probability,
     chi2_ndf,
     max_rel_dev_bulk,
     observable_metrics,
@@ -158,6 +160,20 @@ def test_members_from_shifted_gaussians_give_their_known_spread_back():
     assert np.sum(v[used]) > 4 * error  # the raw spread misses by more than 4 errors
     peak = np.argmin(true_var)
     assert band.sigma_pred[peak] <= 3 * np.sqrt(2 / (len(means) - 1)) * band.sampling[peak]
+
+
+def test_calibrated_coverage_probability_counts_the_bins_within_the_range():
+    """Simulated calibrated bands (each bin covered with probability erf(1/√2)) land within
+    0.55–0.85 as often as the formula says; 14 bins allow 8 to 11 covered, 1 bin never."""
+    assert ONE_SIGMA == pytest.approx(0.682689, abs=1e-6)
+    covered = np.random.default_rng(3).random((200_000, 14)) < ONE_SIGMA
+    simulated = np.mean(np.abs(covered.mean(axis=1) - 0.70) <= 0.15 + 1e-12)
+    assert calibrated_coverage_probability(14, 0.55, 0.85) == pytest.approx(simulated, abs=0.005)
+    assert calibrated_coverage_probability(14, 0.55, 0.85) == pytest.approx(0.750, abs=0.001)
+    assert calibrated_coverage_probability(1, 0.55, 0.85) == 0.0
+    assert calibrated_coverage_probability(400, 0.55, 0.85) > 0.999
+    with pytest.raises(ValueError, match="at least one bin"):
+        calibrated_coverage_probability(0, 0.55, 0.85)
 
 
 # --- Wasserstein ----------------------------------------------------------------------------

@@ -6,13 +6,19 @@ computed on several disjoint batches and reported as mean ± std.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import ot
 
 from bayesgen.core.errors import DataError
 from bayesgen.validation.histogram import BandHistogram, Histogram
 
-__all__ = ["wasserstein_1d", "max_rel_dev_bulk", "chi2_ndf", "observable_metrics", "band_metrics"]
+__all__ = ["wasserstein_1d", "max_rel_dev_bulk", "chi2_ndf", "observable_metrics", "band_metrics",
+           "ONE_SIGMA", "calibrated_coverage_probability"]
+
+#: the probability that a Gaussian ±1σ interval holds the true value, erf(1/√2)
+ONE_SIGMA = math.erf(1 / math.sqrt(2))
 
 
 def _finite_1d(name: str, values) -> np.ndarray:
@@ -180,3 +186,14 @@ def band_metrics(truth: Histogram, band: BandHistogram, min_fraction: float = 0.
             "sigma_sampling_rel_median": relative_median(band.sampling[bulk]),
             "coverage_1sigma": float(np.mean(np.abs(mean - truth.density[bulk]) <= sigma_total)),
             "coverage_bins": n}
+
+
+def calibrated_coverage_probability(bins: int, low: float, high: float, p: float = ONE_SIGMA) -> float:
+    """The probability that a calibrated band's ``coverage_1sigma`` over ``bins`` independent bins,
+    each covered with probability ``p``, lands within [``low``, ``high``]: how often a coverage
+    range on that many bins is met by a band that deserves it (bins of a smooth mismodelling are
+    correlated, which widens the spread further)."""
+    if bins < 1:
+        raise ValueError(f"a coverage needs at least one bin, got {bins}")
+    return float(sum(math.comb(bins, k) * p**k * (1 - p) ** (bins - k)
+                     for k in range(bins + 1) if low <= k / bins <= high))
