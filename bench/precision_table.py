@@ -51,7 +51,9 @@ VARIANTS = {"ar": ("ar", {}), "ddpm_learned_sigma": ("ddpm", {"sampler_options":
             "inn_logit_eta": ("inn", {"process_options": {"eta_coordinate": "logit"}}),
             "inn_window_eta": ("inn", {"process_options": {"eta_coordinate": "window"}}),
             "ddpm_window_eta": ("ddpm", {"process_options": {"eta_coordinate": "window"}}),
-            "cfm_window_eta": ("cfm", {"process_options": {"eta_coordinate": "window"}})}
+            "cfm_window_eta": ("cfm", {"process_options": {"eta_coordinate": "window"}}),
+            "inn_half_angle_delta": ("inn", {"process_options": {"delta_coordinate": "half_angle"}}),
+            "ddpm_half_angle_delta": ("ddpm", {"process_options": {"delta_coordinate": "half_angle"}})}
 #: sampling settings of each sampler in the table (train-time options come from its recipe); a
 #: variant without its own entry samples like its base sampler (:func:`sampling_of`)
 SAMPLING = {"ddpm": {"sample_steps": 100}, "cfm": {}, "inn": {}, "ar": {},

@@ -210,3 +210,44 @@ def test_the_window_eta_coordinate_round_trips_and_its_walls_are_the_acceptance_
 def test_the_window_eta_coordinate_needs_the_mass_features():
     with pytest.raises(ConfigError, match="eta_coordinate = 'window' .* needs features = 'mass', got 'leptons'"):
         bayesgen.get_process("z_mumu", features="leptons", eta_coordinate="window")
+
+
+@pytest.mark.parametrize("name", ["z_mumu", "z_ee", "z_mumu_jets"])
+def test_the_half_angle_delta_coordinate_round_trips_and_puts_dphi_zero_at_infinity(name):
+    """``delta_coordinate = "half_angle"``: δ as asinh(tan(δ/2)/(w/2)) inverts exactly on the
+    truth and is asinh(δ/w), the default, about the peak; δ = ±π (Δφ = 0), where the truth's
+    density is not zero, lies at ±∞, so that any value is an angle and ever larger ones close
+    the pair in φ, whereas the default ends at ±asinh(π/w) and turns values past it into larger
+    Δφ."""
+    process = bayesgen.get_process(name, delta_coordinate="half_angle")
+    default = bayesgen.get_process(name)
+    events = process.sample(2000, seed=3)
+    raw, plain = process.to_features(events), default.to_features(events)
+    assert (process.feature_names[4], default.feature_names[4]) == ("asinh_tan_half_dphi", "asinh_dphi")
+    np.testing.assert_allclose(raw[:, :4], plain[:, :4])
+    peak = np.abs(plain[:, 4]) < 1.0   # |δ| < 0.12 rad
+    assert peak.mean() > 0.05   # z_mumu_jets: δ wider, the pair recoiling against jets
+    np.testing.assert_allclose(raw[peak, 4], plain[peak, 4], atol=2e-3)
+    rng = np.random.default_rng(0)
+    back = inverted(process, raw, events, rng)
+    np.testing.assert_allclose(back[:, [0, 1, 3, 4]], events[:, [0, 1, 3, 4]], rtol=1e-5, atol=1e-9)
+    dphi = f"dphi_{process.lepton * 2}"
+    np.testing.assert_allclose(process.observables(back)[dphi], process.observables(events)[dphi], atol=1e-9)
+
+    wall = np.arcsinh(np.pi / 0.1)
+    assert np.abs(plain[:, 4]).max() <= wall < np.abs(raw[:, 4]).max()
+    u = np.array([wall + 0.5, 10.0, 40.0, 800.0])
+    dphi_at = np.pi - np.abs(process.delta_map.inverse(np.concatenate([u, -u])))   # Δφ = π − |δ|
+    assert (np.diff(dphi_at[:4]) <= 0).all() and (dphi_at[:4] == dphi_at[4:]).all()
+    assert 0.5 < dphi_at[0] < 1.0 and dphi_at[1] < 1e-2 and dphi_at[3] == pytest.approx(0.0, abs=1e-12)
+    assert np.pi - abs(default.delta_map.inverse(wall + 0.5)) < -1.0   # past π: wraps to Δφ > 1 rad
+
+
+def test_the_delta_coordinate_is_one_of_the_known_and_needs_the_mass_features():
+    with pytest.raises(ConfigError, match="unknown feature map delta_coordinate = 'x'; known: asinh, half_angle"):
+        bayesgen.get_process("z_mumu", delta_coordinate="x")
+    with pytest.raises(ConfigError, match="delta_coordinate sets δ's coordinate in the 'mass' features"):
+        bayesgen.get_process("z_mumu", features="leptons", delta_coordinate="half_angle")
+    recorded = bayesgen.get_process("z_mumu", delta_coordinate="half_angle").portable_options({})
+    assert recorded["delta_coordinate"] == "half_angle"
+    assert bayesgen.get_process("z_mumu").portable_options({})["delta_coordinate"] == "asinh"

@@ -30,7 +30,9 @@ leading pT). Features (5), chosen by the option ``features``:
 * ``"mass"`` (default): u₁, η₁, asinh((M_ℓℓ − M_Z)/Γ_Z), η₂, asinh(δ/DELTA_WIDTH), with the
   pair mass in place of pT₂ (:mod:`.pair_mass`), so the Z peak is one coordinate, u₁ the logit
   of pT₁ within the window that pT order and the pT threshold leave it
-  (:class:`.pair_mass.LeadingPtMap`), and δ (narrow about 0, tails to ±π) mapped like the mass;
+  (:class:`.pair_mass.LeadingPtMap`), and δ (narrow about 0, tails to ±π) mapped like the mass
+  (option ``delta_coordinate``: ``asinh``, or ``half_angle``, asinh(tan(δ/2)/(DELTA_WIDTH/2)),
+  which moves δ = ±π, where the density is not zero, to ±∞);
 * ``"leptons"``: log pT₁, η₁, log pT₂, η₂, artanh(δ/π);
 
 each η by default as 2 artanh(η/η_max) (:class:`.pair_mass.EdgeMap`), so the acceptance's walls
@@ -54,9 +56,10 @@ from bayesgen.plugins.processes import isr, qed_fsr
 from bayesgen.plugins.processes.electroweak import GAMMA_Z, M_Z
 from bayesgen.plugins.processes.lorentz import pt_eta_phi
 from bayesgen.plugins.processes.luminosity import SQRT_S, drell_yan_born
-from bayesgen.plugins.processes.pair_mass import (DEFAULT_ETA_COORDINATE, ETA_COORDINATES, FEATURE_MAPS, AsinhMap,
-                                                   EdgeMap, LeadingPtMap, PartnerEtaMap, check_feature_map, opening,
-                                                   pair_mass, partner_pt, pt_ordered)
+from bayesgen.plugins.processes.pair_mass import (DEFAULT_ETA_COORDINATE, DELTA_COORDINATES, ETA_COORDINATES,
+                                                   FEATURE_MAPS, AsinhMap, EdgeMap, HalfAngleMap, LeadingPtMap,
+                                                   PartnerEtaMap, check_feature_map, opening, pair_mass, partner_pt,
+                                                   pt_ordered)
 
 __all__ = ["SQRT_S", "M_Z", "GAMMA_Z", "M_LOW", "M_HIGH", "DrellYan", "generate_truth", "sigma_pb",
            "collins_soper_axes", "decay"]
@@ -64,8 +67,9 @@ __all__ = ["SQRT_S", "M_Z", "GAMMA_Z", "M_LOW", "M_HIGH", "DrellYan", "generate_
 M_LOW, M_HIGH = 50.0, 1000.0   #: default generated dilepton-mass window (GeV)
 N_DILEPTON_FEATURES = 5
 MASS_MAP = AsinhMap(M_Z, GAMMA_Z)   #: the pair mass's coordinate in the ``mass`` features (GeV)
-DELTA_WIDTH = 0.1                  #: rad; δ's coordinate in the ``mass`` features is asinh(δ/DELTA_WIDTH)
-DELTA_MAP = AsinhMap(0.0, DELTA_WIDTH)
+DELTA_WIDTH = 0.1                  #: rad; the width of δ's peak in its ``mass``-feature coordinate
+#: δ's coordinate in the ``mass`` features, by ``delta_coordinate``
+DELTA_MAPS = {"asinh": AsinhMap(0.0, DELTA_WIDTH), "half_angle": HalfAngleMap(DELTA_WIDTH)}
 #: events generated together (keeps the shower's arrays in cache); the largest batch of DrellYan.sample
 CHUNK = 50_000
 
@@ -154,15 +158,17 @@ def dilepton_quantities(lep: str) -> tuple[str, ...]:
     return tuple(f"{lep}{i}_{v}" for i in (1, 2) for v in ("pt", "eta", "phi"))
 
 
-def dilepton_feature_names(lep: str, features: str = FEATURE_MAPS[0],
-                           eta_coordinate: str | None = None) -> tuple[str, ...]:
+def dilepton_feature_names(lep: str, features: str = FEATURE_MAPS[0], eta_coordinate: str | None = None,
+                           delta_coordinate: str = DELTA_COORDINATES[0]) -> tuple[str, ...]:
     """Names of the five dilepton features of the map ``features`` (see :data:`FEATURE_MAPS`)
-    with η as ``eta_coordinate`` (by default the map's, :data:`DEFAULT_ETA_COORDINATE`) gives it."""
+    with η as ``eta_coordinate`` (by default the map's, :data:`DEFAULT_ETA_COORDINATE`) and,
+    with ``mass`` features, δ as ``delta_coordinate`` give them."""
     eta_coordinate = eta_coordinate or DEFAULT_ETA_COORDINATE[features]
     eta = "" if eta_coordinate == "eta" else "logit_"
     if features == "mass":
         partner = "window_" if eta_coordinate == "window" else eta
-        return (f"log_{lep}1_pt", f"{eta}{lep}1_eta", f"asinh_m_{lep}{lep}", f"{partner}{lep}2_eta", "asinh_dphi")
+        delta = "asinh_dphi" if delta_coordinate == "asinh" else "asinh_tan_half_dphi"
+        return (f"log_{lep}1_pt", f"{eta}{lep}1_eta", f"asinh_m_{lep}{lep}", f"{partner}{lep}2_eta", delta)
     return (f"log_{lep}1_pt", f"{eta}{lep}1_eta", f"log_{lep}2_pt", f"{eta}{lep}2_eta", "artanh_dphi")
 
 
@@ -196,7 +202,8 @@ class DrellYan(Process):
     (the network's feature map, one of :data:`FEATURE_MAPS`; a subclass's own features follow
     the first N_DILEPTON_FEATURES), ``eta_coordinate`` (one of :data:`ETA_COORDINATES`; by
     default the feature map's, :data:`DEFAULT_ETA_COORDINATE`: with ``mass`` η₂ in its window,
-    :class:`.pair_mass.PartnerEtaMap`, with ``leptons`` each η as the logit within ±eta_max).
+    :class:`.pair_mass.PartnerEtaMap`, with ``leptons`` each η as the logit within ±eta_max),
+    ``delta_coordinate`` (``mass`` features only; one of :data:`DELTA_COORDINATES`).
     """
 
     lepton: str
@@ -210,14 +217,20 @@ class DrellYan(Process):
     initial_efficiency = 0.4       #: first guess of the acceptance, sizes the first batch
 
     def __init__(self, m_low: float = M_LOW, m_high: float = M_HIGH, dress_cone: float | None = None,
-                 features: str = FEATURE_MAPS[0], eta_coordinate: str | None = None):
+                 features: str = FEATURE_MAPS[0], eta_coordinate: str | None = None,
+                 delta_coordinate: str | None = None):
         self.features = check_feature_map(features)
         eta_coordinate = eta_coordinate or DEFAULT_ETA_COORDINATE[self.features]
         self.eta_coordinate = check_feature_map(eta_coordinate, "eta_coordinate", ETA_COORDINATES)
         if eta_coordinate == "window" and features != "mass":
             raise ConfigError(f"eta_coordinate = 'window' places η₂ by the pair's mass: it needs features = 'mass', "
                               f"got {features!r}")
-        self.feature_names = (*dilepton_feature_names(self.lepton, features, eta_coordinate),
+        if delta_coordinate is not None and features != "mass":
+            raise ConfigError(f"delta_coordinate sets δ's coordinate in the 'mass' features; with {features!r} "
+                              "δ is artanh(δ/π), unbounded already")
+        self.delta_coordinate = check_feature_map(delta_coordinate or DELTA_COORDINATES[0], "delta_coordinate",
+                                                  DELTA_COORDINATES)
+        self.feature_names = (*dilepton_feature_names(self.lepton, features, eta_coordinate, self.delta_coordinate),
                               *type(self).feature_names[N_DILEPTON_FEATURES:])
         if not 0.0 < m_low < m_high < SQRT_S:
             raise ConfigError(f"need 0 < m_low < m_high < {SQRT_S:g} GeV, got m_low={m_low}, m_high={m_high}")
@@ -230,7 +243,10 @@ class DrellYan(Process):
     def portable_options(self, options: dict) -> dict:
         """The options with the feature map made explicit, so a run keeps its map when the
         default changes."""
-        return {**options, "features": self.features, "eta_coordinate": self.eta_coordinate}
+        mapped = {"features": self.features, "eta_coordinate": self.eta_coordinate}
+        if self.features == "mass":
+            mapped["delta_coordinate"] = self.delta_coordinate
+        return {**options, **mapped}
 
     def sigma_pb(self) -> float:
         """LO cross-section of the generated process (before the detector), pb."""
@@ -312,7 +328,7 @@ class DrellYan(Process):
 
     def to_features(self, events: np.ndarray) -> np.ndarray:
         """``(n, 6)`` → ``(n, 5)``: with ``mass`` features u₁ (the logit of pT₁ in its window), η₁,
-        asinh((M_ℓℓ − M_Z)/Γ_Z), η₂, asinh(δ/DELTA_WIDTH), with ``leptons`` log pT₁, η₁, log pT₂, η₂,
+        asinh((M_ℓℓ − M_Z)/Γ_Z), η₂, δ as :attr:`delta_map` gives it, with ``leptons`` log pT₁, η₁, log pT₂, η₂,
         artanh(δ/π) (|δ/π| clipped to 1 − 1e-7); δ = wrap(φ₂ − φ₁ − π) (≈ 0 back to back); each η as
         :attr:`eta_map` gives it."""
         ev = np.asarray(events, dtype=np.float64)
@@ -321,7 +337,7 @@ class DrellYan(Process):
             o = opening(ev[:, 1], ev[:, 4], delta)
             mass = pair_mass(ev[:, 0], ev[:, 3], o)
             first = LeadingPtMap(self.pt_min).forward(ev[:, 0], mass, o)
-            second, angle = MASS_MAP.forward(mass), DELTA_MAP.forward(delta)
+            second, angle = MASS_MAP.forward(mass), self.delta_map.forward(delta)
         else:
             first, second = np.log(ev[:, 0]), np.log(ev[:, 3])
             angle = np.arctanh(np.clip(delta / np.pi, -_DPHI_CLIP, _DPHI_CLIP))
@@ -335,6 +351,11 @@ class DrellYan(Process):
         """The map of each lepton's η to its feature (None: η itself); with ``window`` the
         leader's, the partner's being :attr:`partner_eta_map`."""
         return None if self.eta_coordinate == "eta" else EdgeMap(self.eta_max)
+
+    @property
+    def delta_map(self) -> AsinhMap | HalfAngleMap:
+        """δ's coordinate in the ``mass`` features."""
+        return DELTA_MAPS[self.delta_coordinate]
 
     @property
     def partner_eta_map(self) -> PartnerEtaMap:
@@ -359,7 +380,7 @@ class DrellYan(Process):
         phi1 = np.pi - rng.uniform(0.0, 2.0 * np.pi, len(f))
         with np.errstate(over="ignore", invalid="ignore"):
             if self.features == "mass":
-                delta, mass = DELTA_MAP.inverse(f[:, 4]), MASS_MAP.inverse(f[:, 2])
+                delta, mass = self.delta_map.inverse(f[:, 4]), MASS_MAP.inverse(f[:, 2])
                 if window:
                     f[:, 3] = self.partner_eta_map.inverse(f[:, 3], f[:, 1], mass, delta)
                 o = opening(f[:, 1], f[:, 3], delta)

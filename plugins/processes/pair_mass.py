@@ -25,8 +25,9 @@ import numpy as np
 
 from bayesgen.core.errors import ConfigError
 
-__all__ = ["DEFAULT_ETA_COORDINATE", "ETA_COORDINATES", "FEATURE_MAPS", "check_feature_map", "opening", "pair_mass",
-           "partner_pt", "pt_ordered", "window_logit", "AsinhMap", "EdgeMap", "LeadingPtMap", "PartnerEtaMap"]
+__all__ = ["DEFAULT_ETA_COORDINATE", "DELTA_COORDINATES", "ETA_COORDINATES", "FEATURE_MAPS", "check_feature_map",
+           "opening", "pair_mass", "partner_pt", "pt_ordered", "window_logit", "AsinhMap", "EdgeMap", "HalfAngleMap",
+           "LeadingPtMap", "PartnerEtaMap"]
 
 #: values of the ``features`` option of the lepton processes, the default first: ``mass`` carries
 #: pair masses in place of some transverse momenta, ``leptons`` each lepton's own (log pT, η, φ)
@@ -38,6 +39,10 @@ FEATURE_MAPS = ("mass", "leptons")
 ETA_COORDINATES = ("window", "logit", "eta")
 #: the ``eta_coordinate`` of each feature map when none is asked for
 DEFAULT_ETA_COORDINATE = {"mass": "window", "leptons": "logit"}
+#: values of the ``delta_coordinate`` option (``mass`` features), the default first: δ as
+#: ``asinh`` (:class:`AsinhMap`, which ends at ±asinh(π/width) where the density of δ is not zero)
+#: or as ``half_angle`` (:class:`HalfAngleMap`, the same about 0, δ = ±π at ±∞)
+DELTA_COORDINATES = ("asinh", "half_angle")
 
 
 def check_feature_map(features: str, option: str = "features", known: tuple[str, ...] = FEATURE_MAPS) -> str:
@@ -157,6 +162,23 @@ class AsinhMap:
     def inverse(self, u: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
             return self.center + self.width * np.sinh(u)
+
+
+@dataclass(frozen=True)
+class HalfAngleMap:
+    """An angle δ in (−π, π], narrow about 0, as an unbounded coordinate:
+    ``u = asinh(tan(δ/2)/(width/2))``, ``δ = 2 atan((width/2) sinh u)``. About 0 it is
+    asinh(δ/width) (:class:`AsinhMap`): linear across the peak, logarithmic in the tails; δ = ±π
+    lies at ±∞, so a density that is not zero there meets no wall, and every u is an angle."""
+
+    width: float
+
+    def forward(self, delta: np.ndarray) -> np.ndarray:
+        return np.arcsinh(np.tan(np.asarray(delta) / 2.0) / (self.width / 2.0))
+
+    def inverse(self, u: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return 2.0 * np.arctan(self.width / 2.0 * np.sinh(u))
 
 
 @dataclass(frozen=True)
