@@ -1,4 +1,5 @@
 """The benchmark scripts still run (tiny sizes on CPU) and print their tables."""
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,29 @@ def test_precision_table(trained_run):
     assert lines[0].startswith("device: ") and "fp32 | bf16" in lines[0]
     assert any(line.startswith("m_mumu") for line in lines)
     assert lines[-1].startswith("events/s") and lines[-2].startswith("classifier AUC")
+
+
+def load_bench(name):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)  # its dataclasses look it up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_precision_table_rows_that_share_a_run_differ_only_in_sampling():
+    table = load_bench("precision_table")
+    for row, shared in table.SHARED_RUNS.items():
+        assert table.VARIANTS[row] == table.VARIANTS[shared]
+        assert table.sampling_of(row) != table.sampling_of(shared)
+    assert set(table.TRAINING_THREADS) <= set(table.VARIANTS)
+
+
+def test_precision_table_reports_the_bayesian_run_of_the_same_features(tmp_path):
+    table = load_bench("precision_table")
+    assert table.bayesian_label(tmp_path, "inn_window_eta_seed1") == "inn"
+    (tmp_path / "bayes_inn_window_eta.json").write_text('{"draws": 20}')
+    assert table.bayesian_label(tmp_path, "inn_window_eta_seed1") == "inn_window_eta"
+    assert table.bayesian_label(tmp_path, "inn_half_angle_delta_seed1") == "inn"
 
 
 def test_sharp_cuts_table(tmp_path):
