@@ -303,7 +303,8 @@ def table(out: Path, samplers: list[str]) -> str:
     lines = [f"# Precision on {PROCESS}: {', '.join(results)} against the statistical floor", "",
              f"Made by `bench/precision_table.py` on {info['cpu']} ({info['cores']} cores, shared: load average "
              f"{min(loads):.1f}–{max(loads):.1f} while validating; training on one thread unless the row's name "
-             "says two). Each sampler is trained with its recipe (the defaults of `bayesgen train`, see `bayesgen plugins`) on "
+             "says two). Each sampler is trained with its recipe (the defaults of `bayesgen train`, see "
+             "`bayesgen plugins`) on "
              f"{first['training_events']:,} events; validated on {first['n_events']:,} generated events "
              f"against {first['n_truth']:,} fresh truth events. Floors: {first['floor']['source']}.", "",
              "## Summary", "",
