@@ -16,6 +16,7 @@ Stages cache their results in ``--out``, so the work can be split and resumed:
     python bench/precision_table.py --out precision --stage validate --sampler cfm
     python bench/precision_table.py --out precision --stage large --sampler inn      # 10⁶ events, smaller floors
     python bench/precision_table.py --out precision --stage bayes --sampler inn_window_eta
+    python bench/precision_table.py --out precision --stage bayes --sampler inn_window_eta_two_threads --prior-std 0.1
     python bench/precision_table.py --out precision --stage calibration --sampler inn_window_eta
     python bench/precision_table.py --out precision --stage train --sampler ar    # a fourth row
     python bench/precision_table.py --out precision --stage table
@@ -36,6 +37,7 @@ import numpy as np
 import bayesgen
 from bayesgen.app.reweight import reweight
 from bayesgen.app.validate import evaluate
+from bayesgen.core.registry import get_sampler
 from bayesgen.engine.config import ReweightConfig, ValidateConfig
 from bayesgen.engine.io import write_json, write_text
 from bayesgen.engine.model import TrainedModel
@@ -97,10 +99,11 @@ FEATURE_MAPS = {"mass": {"features": "mass", "eta_coordinate": "eta"},
                 "mass_logit_eta": {"features": "mass", "eta_coordinate": "logit"},
                 "mass_window_eta": {"features": "mass", "eta_coordinate": "window"},
                 "leptons": {"features": "leptons", "eta_coordinate": "eta"}}
-#: the Bayesian run's steps: a variational step costs about a fifth more than a deterministic one
-#: (the local reparameterisation's second matmul, the KL), so the INN recipe's 12,000 steps take
-#: 23.5 min on one thread, and 10,000 keep the run within the issue's 20 minutes
-BAYES_STEPS = 10_000
+#: a Bayesian run trains for this fraction of its row's steps: a variational step costs about a
+#: fifth more than a deterministic one (the local reparameterisation's second matmul, the KL), so
+#: the INN recipe's 12,000 steps take 23.5 min on one thread, and 10,000 keep the run within the
+#: issue's 20 minutes (the two-thread row's 17,000 become 14,000)
+BAYES_STEP_FRACTION = 10 / 12
 TARGETS = {"w1_best": 2.0, "dev_best": 0.03, "chi2_best": 2.0, "auc_best": 0.52, "w1_every": 4.0,
            "bayes_m_w1": 2.0, "coverage": (0.55, 0.85), "auc_reweighted": 0.51}
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -138,12 +141,13 @@ def train(out: Path, label: str, **options) -> Path:
 
 
 def save_evaluation(path: Path, model: TrainedModel, evaluation: Evaluation) -> None:
-    write_json(path.with_suffix(".json"), {**evaluation.summary, "machine": machine(),
+    """``path``.json (the summary) and ``path``.npz (the observables); ``path`` may hold dots."""
+    write_json(path.parent / f"{path.name}.json", {**evaluation.summary, "machine": machine(),
                                            "training_events": model.config.events, "recipe": model.config.__dict__})
     arrays = {f"observable_{k}": v.astype(np.float32) for k, v in evaluation.observables.items()}
     if evaluation.weights is not None:
         arrays["weights"] = evaluation.weights.astype(np.float32)
-    np.savez_compressed(path.with_suffix(".npz"), draw=evaluation.draw.astype(np.int16), **arrays)
+    np.savez_compressed(path.parent / f"{path.name}.npz", draw=evaluation.draw.astype(np.int16), **arrays)
 
 
 def validate(out: Path, sampler: str, events: int) -> None:
@@ -168,15 +172,18 @@ def truth_seed(training_seed: int) -> int:
 
 
 def bayes(out: Path, sampler: str, events: int, draws: int, train_events: int | None = None,
-          name: str = "bayes", steps: int | None = None, seed: int = 0) -> None:
+          name: str = "bayes", steps: int | None = None, seed: int = 0, prior_std: float | None = None) -> None:
     """Train ``sampler`` as a Bayesian network (on ``train_events`` for ``steps``, by default the
     recipe's) and validate it with ``draws`` members of ``events`` events each. A training
     ``seed`` other than 0 makes a run of its own, ``{name}_seed{seed}_{sampler}``, validated on a
-    truth sample of its own (:func:`truth_seed`)."""
-    options = {"bayes_options": BAYES_OPTIONS, **({"events": train_events} if train_events else {})}
+    truth sample of its own (:func:`truth_seed`); a ``prior_std`` other than BAYES_OPTIONS' one
+    (pyro's N(0, 1) unless set), ``{name}_prior{prior_std}_{sampler}``, validated on the same."""
+    bayes_options = {**BAYES_OPTIONS, **({"prior_std": prior_std} if prior_std else {})}
+    options = {"bayes_options": bayes_options, **({"events": train_events} if train_events else {})}
     if steps:
         options["steps"] = steps
-    label = f"{name}_seed{seed}_{sampler}" if seed else f"{name}_{sampler}"
+    label = "_".join([name, *([f"prior{prior_std:g}"] if prior_std else []), *([f"seed{seed}"] if seed else []),
+                      sampler])
     directory = train(out, sampler, bayesian=True, name=label, seed=seed, **options)
     model = TrainedModel.load(directory, "cpu")
     truth = Truth.draw(model.process, events, truth_seed(seed))
@@ -230,12 +237,22 @@ def process_options_of(label: str) -> dict:
     return VARIANTS.get(label, (label, {}))[1].get("process_options", {})
 
 
-def bayesian_label(out: Path, best: str) -> str:
-    """The Bayesian run reported for ``best``: its own, else that of a row with its sampler and
+def training_steps(label: str) -> int:
+    """The optimiser steps a row trains for: its own, else its sampler's recipe's."""
+    return VARIANTS.get(label, (label, {}))[1].get("steps") or get_sampler(base_sampler(label)).training_defaults["steps"]
+
+
+def bayes_steps(label: str) -> int:
+    """The steps of a row's Bayesian run, BAYES_STEP_FRACTION of its own (to the thousand)."""
+    return int(round(BAYES_STEP_FRACTION * training_steps(label), -3))
+
+
+def bayesian_labels(out: Path, best: str) -> list[str]:
+    """The Bayesian runs reported for ``best``: its own and those of the rows with its sampler and
     process options (another seed or budget), else that of its base sampler."""
     twins = [label for label in (*VARIANTS, *SAMPLERS) if base_sampler(label) == base_sampler(best)
              and process_options_of(label) == process_options_of(best)]
-    return next((label for label in (best, *twins) if load(out, f"bayes_{label}")), base_sampler(best))
+    return [label for label in dict.fromkeys((best, *twins)) if load(out, f"bayes_{label}")] or [base_sampler(best)]
 
 
 def compare_maps(out: Path, sampler: str) -> None:
@@ -277,9 +294,13 @@ class Sample:
         return Histogram.fill(values[present], edges, None if self.weights is None else self.weights[present])
 
 
-def _cell(m: dict) -> str:
-    return (f"{m['w1_over_floor']:.2f} · {m['max_rel_dev_bulk']:.1%} ({m['max_rel_dev_bulk_over_floor']:.1f}×) · "
-            f"{m['chi2_ndf']:.2f}")
+#: the per-observable tables: title → one observable's cell
+PER_OBSERVABLE = {
+    "W1 / its floor": lambda m: f"{m['w1_over_floor']:.2f}",
+    "Largest bulk deviation (its floor's multiple)":
+        lambda m: f"{m['max_rel_dev_bulk']:.1%} ({m['max_rel_dev_bulk_over_floor']:.1f}×)",
+    "χ²/ndf": lambda m: f"{m['chi2_ndf']:.2f}",
+}
 
 
 def _verdict(value: float, limit: float, below: bool = True) -> str:
@@ -324,31 +345,31 @@ def table(out: Path, samplers: list[str]) -> str:
                      + (f"{rw['classifier']['auc']:.4f} ± {rw['classifier']['auc_std']:.4f} | "
                         f"{w['std']:.3f} · {w['fraction_above_3']:.2%} · {w['effective_fraction']:.0%} |" if rw else "– | – |"))
     lines += ["", "## Per observable", "",
-              "W1 / its floor · largest bulk deviation (/ its floor) · χ²/ndf; the bulk is every bin holding ≥ 1 % "
-              "of the truth. Second row of each sampler: with the classifier weights (beside the same floors, "
-              "those of unweighted samples).", "",
-              "| observable | " + " | ".join(f"{label} | {label} reweighted" for label in results) + " |",
-              "|---|" + "---|---|" * len(results)]
-    for name in first["observables"]:
-        cells = []
-        for s in results.values():
-            cells.append(_cell(s["observables"][name]))
-            cells.append(_cell(s["reweighted"]["observables"][name]) if "reweighted" in s else "–")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+              "The bulk is every bin holding ≥ 1 % of the truth. Each cell: without → with the classifier weights "
+              "(both beside the floors of unweighted samples)."]
+    for title, cell in PER_OBSERVABLE.items():
+        lines += ["", f"### {title}", "", "| sampler | " + " | ".join(first["observables"]) + " |",
+                  "|---|" + "---:|" * len(first["observables"])]
+        for label, s in results.items():
+            weighted = s.get("reweighted", {}).get("observables")
+            lines.append(f"| {label} | " + " | ".join(
+                cell(s["observables"][name]) + (f" → {cell(weighted[name])}" if weighted else "")
+                for name in first["observables"])
+                + " |")
 
     checks = {label: target_checks(r) for label, r in results.items()}
     largest_w1 = {label: _worst(r["observables"], "w1_over_floor")[1] for label, r in results.items()}
     best = min(results, key=lambda label: (-sum(verdict == "met" for _, verdict in checks[label].values()),
                                            largest_w1[label]))
     b = results[best]
+    every_w1 = f"every sampler: every W1 ≤ {TARGETS['w1_every']:g} × floor"
     lines += ["", f"## Targets (each row; the best sampler, {best}, meets the most best-sampler targets, ties going "
               "to the smallest largest W1 / floor)", "",
-              "| target | " + " | ".join(results) + " |", "|---|" + "---|" * len(results)]
-    for target in checks[best]:
-        cells = [": ".join(checks[label][target]) if target in checks[label] else "–" for label in results]
-        lines.append(f"| {target} | " + " | ".join(cells) + " |")
-    lines.append(f"| every sampler: every W1 ≤ {TARGETS['w1_every']:g} × floor | " + " | ".join(
-        f"{value:.2f}: {_verdict(value, TARGETS['w1_every'])}" for value in largest_w1.values()) + " |")
+              "| sampler | " + " | ".join([*checks[best], every_w1]) + " |", "|---|" + "---|" * (len(checks[best]) + 1)]
+    for label in results:
+        cells = [": ".join(checks[label][target]) if target in checks[label] else "–" for target in checks[best]]
+        cells.append(f"{largest_w1[label]:.2f}: {_verdict(largest_w1[label], TARGETS['w1_every'])}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     measured = {n: m for n, m in b["observables"].items() if "skipped" not in m}
     floors = [m["max_rel_dev_bulk_floor"] for m in measured.values()]
     name, ratio = _worst(measured, "max_rel_dev_bulk_over_floor")
@@ -359,13 +380,12 @@ def table(out: Path, samplers: list[str]) -> str:
               f"on the difference, and the largest of many bins lies a few of those out). Read the deviation over "
               f"its floor instead: at most {ratio:.2f}× ({name})."]
     lines += large_section(out, list(results))
-    shown = bayesian_label(out, best)
-    lines += bayes_section(out, shown)
-    if base_sampler(best) != shown and load(out, f"bayes_{base_sampler(best)}"):
-        lines += bayes_section(out, base_sampler(best))
+    shown = bayesian_labels(out, best)
+    for label in shown:
+        lines += bayes_section(out, label)
     lines += maps_section(out)
     write_plots(out, results)
-    write_band_plot(out, shown)
+    write_band_plot(out, shown[0])
     lines += ["", f"Ratio plots (truth, {', '.join(label for label in PLOTTED if label in results) or 'each sampler'} "
               "and their reweighted samples): "
               + ", ".join(f"[{n}](precision_{n}.png)" for n in first["observables"] if not n.endswith("_phi")), "",
@@ -398,23 +418,28 @@ def target_checks(result: dict) -> dict[str, tuple[str, str]]:
     return checks
 
 
-def other_seed_line(result: dict) -> str:
-    """One sentence on a Bayesian run of another training seed: its coverage against the range."""
+def other_run_line(result: dict) -> str:
+    """One sentence on a Bayesian run of another training seed or prior width: its coverage
+    against the range and its ensemble mean's largest errors."""
     low, high = TARGETS["coverage"]
     obs = {k: v for k, v in result["observables"].items() if "skipped" not in v}
     inside = {k: v["coverage_1sigma"] for k, v in obs.items() if low <= v["coverage_1sigma"] <= high}
     outside = {k: v["coverage_1sigma"] for k, v in obs.items() if k not in inside}
     widths = [v["sigma_pred_rel_median"] for k, v in obs.items() if not k.endswith("_phi")]
-    seed = result["recipe"]["seed"]
+    recipe = result["recipe"]
+    prior = recipe["bayes_options"].get("prior_std")
+    w1_name, w1 = _worst(obs, "w1_over_floor")
 
     def listed(coverages: dict[str, float]) -> str:
         return ", ".join(f"{k} {c:.2f}" for k, c in coverages.items()) or "none"
 
-    return (f"Training seed {seed} (validated on the truth sample of seed {truth_seed(seed)}; "
-            f"training CPU {result['training_cpu_seconds'] / 60:.1f} min): coverage_1sigma within {low}–{high} on "
-            f"{len(inside)} of {len(obs)} observables ({listed(inside)}), outside on {listed(outside)}; σ_pred/mean "
-            f"{min(widths):.1%}–{max(widths):.1%} (not φ); M_μμ W1 {obs['m_mumu']['w1_over_floor']:.2f} × floor; "
-            f"classifier AUC {result['classifier']['auc']:.4f}; coverage pooled {pooled_coverage(result['observables'])}.")
+    run = (f"Training seed {recipe['seed']} (validated on the truth sample of seed {truth_seed(recipe['seed'])}"
+           if recipe["seed"] else f"Prior N(0, {prior:g}²) (`prior_std` {prior:g}; validated on the same truth")
+    return (f"{run}; training {result['training_steps']:,} steps, CPU {result['training_cpu_seconds'] / 60:.1f} min): "
+            f"coverage_1sigma within {low}–{high} on {len(inside)} of {len(obs)} observables ({listed(inside)}), "
+            f"outside on {listed(outside)}; σ_pred/mean {min(widths):.1%}–{max(widths):.1%} (not φ); largest W1/floor "
+            f"{w1:.2f} ({w1_name}); M_μμ W1 {obs['m_mumu']['w1_over_floor']:.2f} × floor; classifier AUC "
+            f"{result['classifier']['auc']:.4f}; coverage pooled {pooled_coverage(result['observables'])}.")
 
 
 def pooled_coverage(observables: dict) -> str:
@@ -461,8 +486,8 @@ def bayes_section(out: Path, best: str) -> list[str]:
     lines.append(f"\nM_μμ: W1 = {m['w1_over_floor']:.2f} × floor (target ≤ {TARGETS['bayes_m_w1']:g}: "
                  f"{_verdict(m['w1_over_floor'], TARGETS['bayes_m_w1'])}); classifier AUC {b['classifier']['auc']:.4f}.")
     lines.append("\n" + coverage_line(b["observables"]))
-    for path in sorted(out.glob(f"bayes_seed*_{best}.json")):
-        lines.append("\n" + other_seed_line(json.loads(path.read_text())))
+    for path in sorted([*out.glob(f"bayes_seed*_{best}.json"), *out.glob(f"bayes_prior*_{best}.json")]):
+        lines.append("\n" + other_run_line(json.loads(path.read_text())))
     sizes = sorted((result["training_events"], result) for result in
                    (json.loads(p.read_text()) for p in out.glob(f"calibration_n*_{best}.json")))
     if sizes:
@@ -572,8 +597,10 @@ def main() -> None:
     parser.add_argument("--bayes-events", type=int, default=200_000, help="events per ensemble member")
     parser.add_argument("--seed", type=int, default=0,
                         help="training seed of the bayes stage (not 0: a run of its own, beside the table's)")
-    parser.add_argument("--bayes-steps", type=int, default=BAYES_STEPS,
-                        help="training steps of the Bayesian run (fewer than the recipe's: see BAYES_STEPS)")
+    parser.add_argument("--prior-std", type=float,
+                        help="the bayes stage's prior width on the variational weights (set: a run of its own)")
+    parser.add_argument("--bayes-steps", type=int,
+                        help="training steps of the Bayesian run (default: fewer than its row's, BAYES_STEP_FRACTION)")
     parser.add_argument("--calibration-events", type=int, default=12_500, help="N, the smallest training set")
     parser.add_argument("--calibration-steps", type=int, default=3000, help="training steps of each calibration run")
     parser.add_argument("--calibration-draws", type=int, default=20,
@@ -603,7 +630,8 @@ def main() -> None:
             validate_large(out, sampler, args.large_events)
     best = args.sampler or "inn"
     if args.stage in ("all", "bayes"):
-        bayes(out, best, args.bayes_events, args.draws, steps=args.bayes_steps, seed=args.seed)
+        bayes(out, best, args.bayes_events, args.draws, steps=args.bayes_steps or bayes_steps(best), seed=args.seed,
+              prior_std=args.prior_std)
     if args.stage in ("all", "calibration"):
         for factor in (1, 4, 16):
             bayes(out, best, args.calibration_member_events, args.calibration_draws, args.calibration_events * factor,

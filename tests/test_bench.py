@@ -63,12 +63,33 @@ def test_precision_table_rows_train_with_known_options_and_shared_runs_differ_on
     assert all(set(variant) <= options for _, variant in table.VARIANTS.values())
 
 
-def test_precision_table_reports_the_bayesian_run_of_the_same_features(tmp_path):
+def test_precision_table_reports_the_bayesian_runs_of_the_same_features(tmp_path):
     table = load_bench("precision_table")
-    assert table.bayesian_label(tmp_path, "inn_window_eta_seed1") == "inn"
+    assert table.bayesian_labels(tmp_path, "inn_window_eta_seed1") == ["inn"]
     (tmp_path / "bayes_inn_window_eta.json").write_text('{"draws": 20}')
-    assert table.bayesian_label(tmp_path, "inn_window_eta_seed1") == "inn_window_eta"
-    assert table.bayesian_label(tmp_path, "inn_half_angle_delta_seed1") == "inn"
+    assert table.bayesian_labels(tmp_path, "inn_window_eta_seed1") == ["inn_window_eta"]
+    (tmp_path / "bayes_inn_window_eta_two_threads.json").write_text('{"draws": 20}')
+    assert table.bayesian_labels(tmp_path, "inn_window_eta_two_threads") == ["inn_window_eta_two_threads",
+                                                                              "inn_window_eta"]
+    assert table.bayesian_labels(tmp_path, "inn_half_angle_delta_seed1") == ["inn"]
+
+
+def test_precision_table_bayesian_runs_train_five_sixths_of_their_rows_steps():
+    table = load_bench("precision_table")
+    assert table.bayes_steps("inn_window_eta") == 10_000
+    assert table.bayes_steps("inn_window_eta_two_threads") == 14_000
+
+
+def test_precision_table_names_a_bayesian_run_by_its_seed_or_prior():
+    table = load_bench("precision_table")
+    observable = {"coverage_1sigma": 0.9, "coverage_bins": 14, "sigma_pred_rel_median": 0.015, "w1_over_floor": 1.2}
+    result = {"observables": {"m_mumu": observable, "pt_mumu": {**observable, "coverage_1sigma": 0.6}},
+              "recipe": {"seed": 0, "bayes_options": {"prior_std": 0.1}}, "training_steps": 14_000,
+              "training_cpu_seconds": 2280.0, "classifier": {"auc": 0.51}}
+    line = table.other_run_line(result)
+    assert line.startswith("Prior N(0, 0.1²)") and "within 0.55–0.85 on 1 of 2 observables (pt_mumu 0.60)" in line
+    result["recipe"] = {"seed": 1, "bayes_options": {}}
+    assert table.other_run_line(result).startswith("Training seed 1 (validated on the truth sample of seed 5")
 
 
 def test_sharp_cuts_table(tmp_path):
