@@ -64,7 +64,9 @@ VARIANTS = {"ar": ("ar", {}), "ddpm_learned_sigma": ("ddpm", {"sampler_options":
             "inn_half_angle_delta_seed1": ("inn", {"process_options": {"delta_coordinate": "half_angle"}, "seed": 1}),
             "ddpm_window_eta_250_steps": ("ddpm", WINDOW_ETA),
             "inn_window_eta_two_threads": ("inn", {**WINDOW_ETA, "steps": 17_000, "threads": 2}),
-            "inn_window_eta_two_threads_seed1": ("inn", {**WINDOW_ETA, "steps": 17_000, "threads": 2, "seed": 1})}
+            "inn_window_eta_two_threads_seed1": ("inn", {**WINDOW_ETA, "steps": 17_000, "threads": 2, "seed": 1}),
+            "inn_half_angle_delta_two_threads": ("inn", {"process_options": {"delta_coordinate": "half_angle"},
+                                                         "steps": 17_000, "threads": 2})}
 #: rows that measure another row's trained run (row → that row) with sampling settings of their own
 SHARED_RUNS = {"ddpm_window_eta_250_steps": "ddpm_window_eta"}
 #: sampling settings of each sampler in the table (train-time options come from its recipe); a
