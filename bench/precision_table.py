@@ -178,8 +178,8 @@ def bayes(out: Path, sampler: str, events: int, draws: int, train_events: int | 
     """Train ``sampler`` as a Bayesian network (on ``train_events`` for ``steps``, by default the
     recipe's) and validate it with ``draws`` members of ``events`` events each. A training
     ``seed`` other than 0 makes a run of its own, ``{name}_seed{seed}_{sampler}``, validated on a
-    truth sample of its own (:func:`truth_seed`); a ``prior_std`` other than BAYES_OPTIONS' one
-    (pyro's N(0, 1) unless set), ``{name}_prior{prior_std}_{sampler}``, validated on the same."""
+    truth sample of its own (:func:`truth_seed`); a ``prior_std`` (the layers' N(0, 1) unless
+    set) makes ``{name}_prior{prior_std}_{sampler}``, validated on the table's truth."""
     bayes_options = {**BAYES_OPTIONS, **({"prior_std": prior_std} if prior_std else {})}
     options = {"bayes_options": bayes_options, **({"events": train_events} if train_events else {})}
     if steps:
@@ -435,8 +435,11 @@ def other_run_line(result: dict) -> str:
     def listed(coverages: dict[str, float]) -> str:
         return ", ".join(f"{k} {c:.2f}" for k, c in coverages.items()) or "none"
 
-    run = (f"Training seed {recipe['seed']} (validated on the truth sample of seed {truth_seed(recipe['seed'])}"
-           if recipe["seed"] else f"Prior N(0, {prior:g}²) (`prior_std` {prior:g}; validated on the same truth")
+    what = ", ".join([*([f"prior N(0, {prior:g}²) on the variational weights"] if prior else []),
+                      *([f"training seed {recipe['seed']}"] if recipe["seed"] else [])])
+    truth = (f"validated on the truth sample of seed {truth_seed(recipe['seed'])}" if recipe["seed"]
+             else "validated on the same truth")
+    run = f"{what[:1].upper()}{what[1:]} ({truth}"
     return (f"{run}; training {result['training_steps']:,} steps, CPU {result['training_cpu_seconds'] / 60:.1f} min): "
             f"coverage_1sigma within {low}–{high} on {len(inside)} of {len(obs)} observables ({listed(inside)}), "
             f"outside on {listed(outside)}; σ_pred/mean {min(widths):.1%}–{max(widths):.1%} (not φ); largest W1/floor "

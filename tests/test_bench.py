@@ -90,6 +90,8 @@ def test_precision_table_names_a_bayesian_run_by_its_seed_or_prior():
     assert line.startswith("Prior N(0, 0.1²)") and "within 0.55–0.85 on 1 of 2 observables (pt_mumu 0.60)" in line
     result["recipe"] = {"seed": 1, "bayes_options": {}}
     assert table.other_run_line(result).startswith("Training seed 1 (validated on the truth sample of seed 5")
+    result["recipe"] = {"seed": 1, "bayes_options": {"prior_std": 0.1}}
+    assert table.other_run_line(result).startswith("Prior N(0, 0.1²) on the variational weights, training seed 1 (")
 
 
 def test_sharp_cuts_table(tmp_path):
