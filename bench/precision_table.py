@@ -50,6 +50,8 @@ PROCESS = "z_mumu"
 SAMPLERS = ("ddpm", "cfm", "inn")
 #: the partner's η in its window, today's default (written out, so that a row keeps it when the default moves)
 WINDOW_ETA = {"process_options": {"eta_coordinate": "window"}}
+#: δ = Δφ − π as the half angle (HalfAngleMap), which moves the wall at δ = ±π to ±∞
+HALF_ANGLE_DELTA = {"process_options": {"delta_coordinate": "half_angle"}}
 #: rows a stage adds when asked with --sampler: label → (sampler, its training options over the
 #: recipe); the two-thread rows use both cores of the 2-core machine, the issue's 20 minutes being
 #: wall time, and two threads take about 1.4 times the steps in them (the others train on one)
@@ -58,15 +60,14 @@ VARIANTS = {"ar": ("ar", {}), "ddpm_learned_sigma": ("ddpm", {"sampler_options":
             "inn_window_eta": ("inn", WINDOW_ETA),
             "ddpm_window_eta": ("ddpm", WINDOW_ETA),
             "cfm_window_eta": ("cfm", WINDOW_ETA),
-            "inn_half_angle_delta": ("inn", {"process_options": {"delta_coordinate": "half_angle"}}),
-            "ddpm_half_angle_delta": ("ddpm", {"process_options": {"delta_coordinate": "half_angle"}}),
+            "inn_half_angle_delta": ("inn", HALF_ANGLE_DELTA),
+            "ddpm_half_angle_delta": ("ddpm", HALF_ANGLE_DELTA),
             "inn_window_eta_seed1": ("inn", {**WINDOW_ETA, "seed": 1}),
-            "inn_half_angle_delta_seed1": ("inn", {"process_options": {"delta_coordinate": "half_angle"}, "seed": 1}),
+            "inn_half_angle_delta_seed1": ("inn", {**HALF_ANGLE_DELTA, "seed": 1}),
             "ddpm_window_eta_250_steps": ("ddpm", WINDOW_ETA),
             "inn_window_eta_two_threads": ("inn", {**WINDOW_ETA, "steps": 17_000, "threads": 2}),
             "inn_window_eta_two_threads_seed1": ("inn", {**WINDOW_ETA, "steps": 17_000, "threads": 2, "seed": 1}),
-            "inn_half_angle_delta_two_threads": ("inn", {"process_options": {"delta_coordinate": "half_angle"},
-                                                         "steps": 17_000, "threads": 2})}
+            "inn_half_angle_delta_two_threads": ("inn", {**HALF_ANGLE_DELTA, "steps": 17_000, "threads": 2})}
 #: rows that measure another row's trained run (row → that row) with sampling settings of their own
 SHARED_RUNS = {"ddpm_window_eta_250_steps": "ddpm_window_eta"}
 #: sampling settings of each sampler in the table (train-time options come from its recipe); a
@@ -131,12 +132,11 @@ def train(out: Path, label: str, **options) -> Path:
     """Train ``label`` (a sampler, or a :data:`VARIANTS` row) with its recipe (and ``options``)
     unless its run is finished (a :data:`SHARED_RUNS` row: the run it shares)."""
     label = SHARED_RUNS.get(label, label)
-    sampler, variant = VARIANTS.get(label, (label, {}))
-    options = {"threads": 1, **variant, **options}
+    options = {"threads": 1, **row_options(label), **options}
     directory = run_dir(out, options.pop("name", label))
     directory.parent.mkdir(parents=True, exist_ok=True)
     start = machine()
-    bayesgen.train(process=PROCESS, sampler=sampler, out=str(directory), progress=False,
+    bayesgen.train(process=PROCESS, sampler=base_sampler(label), out=str(directory), progress=False,
                    resume=(directory / "checkpoint.pt").exists(), **options)
     write_json(directory / "machine.json", {"start": start, "end": machine()})
     return directory
@@ -229,6 +229,11 @@ def base_sampler(label: str) -> str:
     return VARIANTS.get(label, (label, {}))[0]
 
 
+def row_options(label: str) -> dict:
+    """The training options a row sets over its sampler's recipe (none for a sampler itself)."""
+    return VARIANTS.get(label, (label, {}))[1]
+
+
 def sampling_of(label: str) -> dict:
     """The sampling settings of a row: its own in SAMPLING, else its base sampler's."""
     return SAMPLING.get(label, SAMPLING[base_sampler(label)])
@@ -236,12 +241,12 @@ def sampling_of(label: str) -> dict:
 
 def process_options_of(label: str) -> dict:
     """The process options a row trains with over the recipe."""
-    return VARIANTS.get(label, (label, {}))[1].get("process_options", {})
+    return row_options(label).get("process_options", {})
 
 
 def training_steps(label: str) -> int:
     """The optimiser steps a row trains for: its own, else its sampler's recipe's."""
-    return VARIANTS.get(label, (label, {}))[1].get("steps") or get_sampler(base_sampler(label)).training_defaults["steps"]
+    return row_options(label).get("steps") or get_sampler(base_sampler(label)).training_defaults["steps"]
 
 
 def bayes_steps(label: str) -> int:
@@ -319,7 +324,7 @@ def _worst(observables: dict, key: str) -> tuple[str, float]:
 
 def table(out: Path, samplers: list[str]) -> str:
     """``docs/precision.md``'s text from the cached results; also writes the overlay plots."""
-    results = {s: load(out, s) for s in samplers if load(out, s)}
+    results = {s: result for s in samplers if (result := load(out, s))}
     if not results:
         raise SystemExit(f"no validated sampler in {out}; run the validate stage first")
     first = next(iter(results.values()))
