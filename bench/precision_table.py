@@ -29,7 +29,7 @@ import os
 import platform
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,7 @@ import bayesgen
 from bayesgen.app.reweight import reweight
 from bayesgen.app.validate import evaluate
 from bayesgen.core.registry import get_sampler
-from bayesgen.engine.config import ReweightConfig, ValidateConfig
+from bayesgen.engine.config import ReweightConfig, TrainConfig, ValidateConfig
 from bayesgen.engine.io import write_json, write_text
 from bayesgen.engine.model import TrainedModel
 from bayesgen.validation.histogram import Histogram
@@ -245,8 +245,10 @@ def process_options_of(label: str) -> dict:
 
 
 def training_steps(label: str) -> int:
-    """The optimiser steps a row trains for: its own, else its sampler's recipe's."""
-    return row_options(label).get("steps") or get_sampler(base_sampler(label)).training_defaults["steps"]
+    """The optimiser steps a row trains for: its own, else its sampler's recipe's, else those of
+    `bayesgen train` (a sampler whose recipe leaves the steps alone, such as ar)."""
+    default = next(f.default for f in fields(TrainConfig) if f.name == "steps")
+    return row_options(label).get("steps") or get_sampler(base_sampler(label)).training_defaults.get("steps", default)
 
 
 def bayes_steps(label: str) -> int:

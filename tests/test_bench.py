@@ -78,6 +78,7 @@ def test_precision_table_bayesian_runs_train_five_sixths_of_their_rows_steps():
     table = load_bench("precision_table")
     assert table.bayes_steps("inn_window_eta") == 10_000
     assert table.bayes_steps("inn_window_eta_two_threads") == 14_000
+    assert table.training_steps("ar") == next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "steps")
 
 
 def test_precision_table_names_a_bayesian_run_by_its_seed_or_prior():
