@@ -4,7 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bayesgen.engine.config import CompareConfig, GenerateConfig, ReweightConfig, TrainConfig, ValidateConfig, build
+from bayesgen.engine.config import (CompareConfig, GenerateConfig, LaplaceConfig, ReweightConfig, TrainConfig,
+                                   ValidateConfig, build)
 from bayesgen.engine.device import set_threads
 from bayesgen.engine.generation import GenerationStats
 from bayesgen.engine.generation import generate as _generate
@@ -40,6 +41,14 @@ def reweight(run: str | Path, **options: Any) -> Path:
     from bayesgen.app.reweight import reweight as _reweight
 
     return _reweight(run, configure(ReweightConfig, options))[1]
+
+
+def laplace(run: str | Path, **options: Any) -> Path:
+    """Make a Bayesian run from the trained deterministic ``run`` by the Laplace posterior of its
+    output layers (options as :class:`LaplaceConfig`); return the new run directory."""
+    from bayesgen.engine.laplace import laplace as _laplace
+
+    return _laplace(run, configure(LaplaceConfig, options))[0]
 
 
 def compare(progress: bool = True, **options: Any) -> dict[str, Any]:

@@ -14,8 +14,8 @@ import warnings
 from typing import Sequence
 
 from bayesgen.core.errors import BayesgenError
-from bayesgen.engine.config import (CompareConfig, DemoConfig, GenerateConfig, ReweightConfig, TrainConfig,
-                                   ValidateConfig, is_flag, read_toml)
+from bayesgen.engine.config import (CompareConfig, DemoConfig, GenerateConfig, LaplaceConfig, ReweightConfig,
+                                   TrainConfig, ValidateConfig, is_flag, read_toml)
 
 PROCESS_DEFAULTS_NOTE = ("Each sampler brings its recipe (steps, batch size, learning rate, warm-up, EMA, "
                          "backbone and sampler options) and a process may set its own defaults over it (both "
@@ -74,6 +74,11 @@ def parser() -> argparse.ArgumentParser:
     reweight.add_argument("run", help="run directory written by `bayesgen train`")
     _add_flags(reweight, ReweightConfig)
 
+    laplace = commands.add_parser("laplace", help="a Bayesian run from a trained deterministic one: the Laplace "
+                                                   "posterior of its output layers about the trained weights")
+    laplace.add_argument("run", help="run directory written by `bayesgen train` (without --bayesian)")
+    _add_flags(laplace, LaplaceConfig)
+
     compare = commands.add_parser("compare", help="several samplers on one process, side by side",
                                   epilog=PROCESS_DEFAULTS_NOTE)
     _add_flags(compare, CompareConfig)
@@ -131,6 +136,13 @@ def dispatch(args: argparse.Namespace) -> int:
         reweighter, path = reweight(args.run, _config(args, ReweightConfig, "reweight"))
         print(reweighter.describe())
         print(f"wrote the classifier weights to {path}")
+    elif args.command == "laplace":
+        from bayesgen.engine.laplace import laplace
+
+        out, record = laplace(args.run, _config(args, LaplaceConfig, "laplace"))
+        print(f"wrote the Laplace posterior of {len(record['layers'])} layers (prior width {record['prior_std']:.3g}, "
+              f"{record['prior_from']}; {record['events']:,} training events) to {out}; draw its ensemble with "
+              f"`bayesgen validate {out} --draws 20`")
     elif args.command == "compare":
         from bayesgen.app.compare import compare
         from bayesgen.validation.summary import floor_table

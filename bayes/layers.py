@@ -134,3 +134,37 @@ class VariationalLinear(nn.Module):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias_mean is not None}, prior_std={self.prior_std}, "
                 f"center_inputs={self.input_center is not None}, mode={self.mode}")
+
+
+class KroneckerLinear(VariationalLinear):
+    """A linear layer whose weights and bias ``W̃ = [W | b]`` (``out × (in + 1)``) have the
+    matrix-normal posterior of a Kronecker-factored Laplace fit (:mod:`bayesgen.bayes.laplace`):
+
+        W̃ = M̃ + Q_out (Z ⊙ S) Q_inᵀ,   Z ~ N(0, 1) per entry,
+
+    ``Q_in``, ``Q_out`` the eigenvectors of the two Kronecker factors and ``S`` the posterior
+    standard deviation along each pair of them. It draws ensembles like its parent (``mean`` and
+    ``draws`` modes; inputs centred alike); ``weight_log_sigma``/``bias_log_sigma`` hold the
+    marginal widths. It is made from a trained network, not trained: training mode is an error."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, prior_std: float = 1.0,
+                 init_log_sigma: float = -9.0, center_inputs: bool = False):
+        if not bias:
+            raise ValueError("a KroneckerLinear layer needs a bias (its posterior covers [W | b])")
+        super().__init__(in_features, out_features, bias, prior_std, init_log_sigma, center_inputs)
+        self.register_buffer("basis_in", torch.eye(in_features + 1))
+        self.register_buffer("basis_out", torch.eye(out_features))
+        self.register_buffer("scale", torch.zeros(out_features, in_features + 1))
+
+    def draw(self, draws: int, generators: list[torch.Generator]) -> None:
+        mean = torch.cat([self.weight_mean, self.bias_mean[:, None]], dim=1)
+        samples = torch.stack([
+            mean + self.basis_out @ (torch.randn(mean.shape, device=mean.device, generator=generator) * self.scale)
+            @ self.basis_in.T for generator in generators[:draws]]).detach()
+        self._weights, self._biases = samples[..., :-1].contiguous(), samples[..., -1].contiguous()
+        self.mode = "draws"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            raise RuntimeError("a KroneckerLinear layer holds a Laplace posterior and is not trained")
+        return super().forward(x)

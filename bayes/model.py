@@ -8,17 +8,25 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from bayesgen.bayes.layers import VariationalLinear
+from bayesgen.bayes.layers import KroneckerLinear, VariationalLinear
 from bayesgen.core.seeding import derive_seed, torch_generator
+
+
+#: the posterior families of :func:`bayesianize`: the layer class each uses
+POSTERIORS = {"mean_field": VariationalLinear, "kronecker": KroneckerLinear}
 
 
 def bayesianize(module: nn.Module, prior_std: float = 1.0, init_log_sigma: float = -9.0,
                 keep: Callable[[str, nn.Linear], bool] | None = None, inplace: bool = True,
-                center_inputs: bool = False) -> nn.Module:
+                center_inputs: bool = False, posterior: str = "mean_field") -> nn.Module:
     """Replace every :class:`nn.Linear` in ``module`` (recursively) by a :class:`VariationalLinear`
     whose posterior means start at the layer's weights; ``keep(name, layer)`` → True leaves a layer
     deterministic; ``center_inputs`` centres each layer with a bias on its running mean input (see
-    :mod:`bayesgen.bayes.layers`). Returns the module (a copy unless ``inplace``)."""
+    :mod:`bayesgen.bayes.layers`); ``posterior = "kronecker"`` makes :class:`KroneckerLinear`
+    layers instead, to hold a Laplace fit (:mod:`bayesgen.bayes.laplace`). Returns the module
+    (a copy unless ``inplace``)."""
+    if posterior not in POSTERIORS:
+        raise ValueError(f"unknown posterior {posterior!r}; known: {', '.join(POSTERIORS)}")
     module = module if inplace else copy.deepcopy(module)
     linears = [(name, layer) for name, layer in module.named_modules() if type(layer) is nn.Linear]
     for name, layer in linears:
@@ -26,7 +34,7 @@ def bayesianize(module: nn.Module, prior_std: float = 1.0, init_log_sigma: float
             continue
         parent_name, _, child = name.rpartition(".")
         parent = module.get_submodule(parent_name) if parent_name else module
-        setattr(parent, child, VariationalLinear.from_linear(layer, prior_std, init_log_sigma, center_inputs))
+        setattr(parent, child, POSTERIORS[posterior].from_linear(layer, prior_std, init_log_sigma, center_inputs))
     return module
 
 

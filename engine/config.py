@@ -80,7 +80,8 @@ class TrainingOptions(Options):
     bayesian: bool = option(False, "variational weights: loss + KL/N_train; generate ensembles with --draws")
     seed: int = option(0, "random seed")
     backbone_options: dict = option({}, "the backbone's options")
-    bayes_options: dict = option({}, "prior_std, init_log_sigma, deterministic_layers, center_inputs")
+    bayes_options: dict = option({}, "prior_std, init_log_sigma, deterministic_layers, center_inputs (posterior: "
+                                          "kronecker is made by bayesgen laplace)")
     width_lr_scale: float = option(10.0, "learning rate of a Bayesian network's posterior widths (log σ) as a "
                                          "multiple of lr: Adam moves each log σ by about lr per step whatever its "
                                          "gradient, so the widths must travel fast enough to settle where the data "
@@ -201,6 +202,30 @@ class ReweightConfig(DeviceOptions):
         check_speed_options(self.precision, "none")
 
 
+LAPLACE_POSTERIORS = ("kronecker", "diagonal")
+
+
+@dataclass
+class LaplaceConfig(DeviceOptions):
+    """How to make a Bayesian run from a trained deterministic one by the Laplace posterior of
+    its output layers (see :mod:`bayesgen.bayes.laplace`)."""
+
+    out: str | None = option(None, "the Bayesian run directory to write (default: RUN_laplace)")
+    prior_std: float | None = option(None, "width of the weights' prior N(0, prior_std²) (default: the width of "
+                                           "largest Laplace evidence)", positive=True)
+    deterministic_layers: str = option("*.input,*.blocks.*,*.time_embedding.*",
+                                       "comma-separated name patterns of the layers left deterministic (default: "
+                                       "all but the backbones' output layers)")
+    posterior: str = option("kronecker", "kronecker (K-FAC: each layer's weights correlated, matrix normal) or "
+                                         "diagonal (mean field, as bayesgen train --bayesian)")
+    batch_size: int = option(4096, "training events per gradient pass", positive=True)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.posterior not in LAPLACE_POSTERIORS:
+            raise ConfigError(f"unknown --posterior {self.posterior!r}; known: {', '.join(LAPLACE_POSTERIORS)}")
+
+
 @dataclass
 class CompareConfig(DeviceOptions, SamplingOptions, MeasureOptions, TrainingOptions):
     """How to compare several samplers on one process on identical footing: the same data,
@@ -265,7 +290,7 @@ def values_of(config: Any, *groups: type) -> dict[str, Any]:
 
 C = TypeVar("C")
 SECTIONS = {"train": TrainConfig, "generate": GenerateConfig, "validate": ValidateConfig, "compare": CompareConfig,
-            "reweight": ReweightConfig, "demo": DemoConfig}
+            "reweight": ReweightConfig, "laplace": LaplaceConfig, "demo": DemoConfig}
 
 
 def option_names(config_class: type) -> set[str]:

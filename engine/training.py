@@ -128,6 +128,9 @@ def _load_resume_state(config: TrainConfig) -> tuple[TrainConfig, dict]:
     """The saved run's config, with ``steps`` (to extend a run), ``device`` and ``out`` from
     ``config``; any other option set away from its default must match the saved run."""
     state = load_checkpoint(config.out)
+    if "laplace" in state:
+        raise RunError(f"{config.out} holds a Laplace posterior made by `bayesgen laplace`, not a training run; "
+                       f"train its source run {state['laplace']['source']} instead")
     saved = TrainConfig(**state["config"])
     defaults = build(TrainConfig, {"process": config.process, "sampler": config.sampler, "backbone": config.backbone})
     conflicts = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in RESUMABLE_CHANGES
@@ -181,6 +184,9 @@ def run_settings(config: TrainConfig) -> tuple[TrainConfig, dict | None]:
     elif checkpoint_path(config.out).exists():
         raise RunError(f"{config.out} already holds a trained run; pass --resume to continue it "
                        "or choose another --out")
+    if config.bayes_options.get("posterior", "mean_field") != "mean_field":
+        raise ConfigError(f"bayes_options posterior {config.bayes_options['posterior']!r} is made from a trained run "
+                          "by `bayesgen laplace`, not trained; train with the mean_field posterior")
     get_backbone(config.backbone), get_sampler(config.sampler)
     return config, state
 
