@@ -5,7 +5,10 @@ Each sampler is trained with its recipe (the defaults of `bayesgen train`), vali
 weights of `bayesgen reweight`; the best sampler is trained once more as a Bayesian network and
 validated with ``--draws`` members, and its band is measured against the training-set size: N,
 4N and 16N events, each a Bayesian run of ``--calibration-steps`` steps (the same budget for
-all three, so that only N changes). Writes ``docs/precision.md`` (the table, the
+all three, so that only N changes). The stage ``laplace`` gives the best row's trained run the
+Laplace posterior of its output layers (`bayesgen laplace`, Kronecker-factored and diagonal) and
+validates it like the Bayesian run; ``laplace-calibration`` does so for the recipe trained on N,
+4N and 16N events. Writes ``docs/precision.md`` (the table, the
 targets met or missed by how much, the machine), ``docs/precision_<observable>.png`` and the
 Bayesian run's band, ``docs/bayes_m_mumu.png``.
 
@@ -18,6 +21,8 @@ Stages cache their results in ``--out``, so the work can be split and resumed:
     python bench/precision_table.py --out precision --stage bayes --sampler inn_window_eta
     python bench/precision_table.py --out precision --stage bayes --sampler inn_window_eta_two_threads --prior-std 0.1
     python bench/precision_table.py --out precision --stage calibration --sampler inn_window_eta
+    python bench/precision_table.py --out precision --stage laplace --sampler inn_window_eta_two_threads
+    python bench/precision_table.py --out precision --stage laplace-calibration --sampler inn_window_eta_two_threads
     python bench/precision_table.py --out precision --stage train --sampler ar    # a fourth row
     python bench/precision_table.py --out precision --stage table
 """
@@ -38,7 +43,8 @@ import bayesgen
 from bayesgen.app.reweight import reweight
 from bayesgen.app.validate import evaluate
 from bayesgen.core.registry import get_sampler
-from bayesgen.engine.config import ReweightConfig, TrainConfig, ValidateConfig
+from bayesgen.engine.checkpoint import load_checkpoint
+from bayesgen.engine.config import LAPLACE_POSTERIORS, ReweightConfig, TrainConfig, ValidateConfig
 from bayesgen.engine.io import write_json, write_text
 from bayesgen.engine.model import TrainedModel
 from bayesgen.validation.histogram import Histogram
@@ -67,7 +73,9 @@ VARIANTS = {"ar": ("ar", {}), "ddpm_learned_sigma": ("ddpm", {"sampler_options":
             "ddpm_window_eta_250_steps": ("ddpm", WINDOW_ETA),
             "inn_window_eta_two_threads": ("inn", {**WINDOW_ETA, "steps": 17_000, "threads": 2}),
             "inn_window_eta_two_threads_seed1": ("inn", {**WINDOW_ETA, "steps": 17_000, "threads": 2, "seed": 1}),
-            "inn_half_angle_delta_two_threads": ("inn", {**HALF_ANGLE_DELTA, "steps": 17_000, "threads": 2})}
+            "inn_half_angle_delta_two_threads": ("inn", {**HALF_ANGLE_DELTA, "steps": 17_000, "threads": 2}),
+            "inn_window_eta_two_threads_1M_events": ("inn", {**WINDOW_ETA, "steps": 17_000, "threads": 2,
+                                                             "events": 1_000_000})}
 #: rows that measure another row's trained run (row → that row) with sampling settings of their own
 SHARED_RUNS = {"ddpm_window_eta_250_steps": "ddpm_window_eta"}
 #: sampling settings of each sampler in the table (train-time options come from its recipe); a
@@ -142,10 +150,12 @@ def train(out: Path, label: str, **options) -> Path:
     return directory
 
 
-def save_evaluation(path: Path, model: TrainedModel, evaluation: Evaluation) -> None:
-    """``path``.json (the summary) and ``path``.npz (the observables); ``path`` may hold dots."""
+def save_evaluation(path: Path, model: TrainedModel, evaluation: Evaluation, **extra) -> None:
+    """``path``.json (the summary and ``extra``) and ``path``.npz (the observables); ``path`` may
+    hold dots."""
     write_json(path.parent / f"{path.name}.json", {**evaluation.summary, "machine": machine(),
-                                           "training_events": model.config.events, "recipe": model.config.__dict__})
+                                           "training_events": model.config.events, "recipe": model.config.__dict__,
+                                           **extra})
     arrays = {f"observable_{k}": v.astype(np.float32) for k, v in evaluation.observables.items()}
     if evaluation.weights is not None:
         arrays["weights"] = evaluation.weights.astype(np.float32)
@@ -191,6 +201,38 @@ def bayes(out: Path, sampler: str, events: int, draws: int, train_events: int | 
     truth = Truth.draw(model.process, events, truth_seed(seed))
     config = ValidateConfig(events=events, draws=draws, seed=truth_seed(seed), threads=1, **sampling_of(sampler))
     save_evaluation(out / label, model, evaluate(model, truth, config))
+
+
+def laplace_label(row: str, posterior: str = "kronecker", name: str = "laplace", prior_std: float | None = None) -> str:
+    """The run and result name of a Laplace posterior of ``row`` (``name`` e.g. a calibration's)."""
+    return "_".join([name, *([posterior] if posterior != "kronecker" else []),
+                     *([f"prior{prior_std:g}"] if prior_std else []), row])
+
+
+def laplace(out: Path, row: str, events: int, draws: int, posterior: str = "kronecker",
+            source: str | None = None, name: str = "laplace", prior_std: float | None = None) -> None:
+    """Make the Laplace posterior of the output layers of ``row``'s trained run (or of the run
+    ``source``; `bayesgen laplace`, the prior's width by the evidence unless ``prior_std``) and
+    validate ``draws`` members of ``events`` events each on the bayes stage's truth."""
+    label = laplace_label(row, posterior, name, prior_std)
+    directory = run_dir(out, label)
+    if not (directory / "checkpoint.pt").exists():
+        bayesgen.laplace(run_dir(out, source or SHARED_RUNS.get(row, row)), out=str(directory), posterior=posterior,
+                         prior_std=prior_std, threads=1)
+    model = TrainedModel.load(directory, "cpu")
+    truth = Truth.draw(model.process, events, truth_seed(0))
+    config = ValidateConfig(events=events, draws=draws, seed=truth_seed(0), threads=1, **sampling_of(row))
+    save_evaluation(out / label, model, evaluate(model, truth, config),
+                    laplace=load_checkpoint(directory)["laplace"])
+
+
+def laplace_calibration(out: Path, row: str, events: int, draws: int, smallest: int, steps: int) -> None:
+    """σ_pred against the training-set size for the Laplace posterior: ``row``'s recipe trained
+    for ``steps`` on N, 4N and 16N events (N = ``smallest``), each given its Laplace posterior."""
+    for size in (smallest * factor for factor in (1, 4, 16)):
+        source = f"calibration_deterministic_n{size}_{row}"
+        train(out, row, name=source, events=size, steps=steps, threads=1)
+        laplace(out, row, events, draws, source=source, name=f"calibration_laplace_n{size}")
 
 
 def validate_large(out: Path, label: str, events: int) -> None:
@@ -392,6 +434,9 @@ def table(out: Path, samplers: list[str]) -> str:
     shown = bayesian_labels(out, best)
     for label in shown:
         lines += bayes_section(out, label)
+    for label in dict.fromkeys((best, *shown)):
+        if load(out, laplace_label(label)):
+            lines += bayes_section(out, label, prefix="laplace")
     lines += maps_section(out)
     write_plots(out, results)
     write_band_plot(out, shown[0])
@@ -442,8 +487,12 @@ def other_run_line(result: dict) -> str:
     def listed(coverages: dict[str, float]) -> str:
         return ", ".join(f"{k} {c:.2f}" for k, c in coverages.items()) or "none"
 
-    what = ", ".join([*([f"prior N(0, {prior:g}²) on the variational weights"] if prior else []),
+    what = ", ".join([*([f"prior N(0, {prior:g}²) on the variational weights"] if prior and "laplace" not in result
+                        else []),
                       *([f"training seed {recipe['seed']}"] if recipe["seed"] else [])])
+    if "laplace" in result:
+        chosen = "by the evidence" if result["laplace"]["prior_from"] == "evidence" else "given"
+        what = f"the {result['laplace']['posterior']} Laplace posterior (prior N(0, {prior:.3g}²) {chosen})"
     truth = (f"validated on the truth sample of seed {truth_seed(recipe['seed'])}" if recipe["seed"]
              else "validated on the same truth")
     run = f"{what[:1].upper()}{what[1:]} ({truth}"
@@ -475,14 +524,26 @@ def coverage_line(observables: dict) -> str:
             "the column above gives each observable's chance).")
 
 
-def bayes_section(out: Path, best: str) -> list[str]:
-    """The Bayesian run's lines: M_μμ, coverage and σ_pred per observable, σ_pred against N."""
-    b = load(out, f"bayes_{best}")
+def band_title(result: dict, best: str) -> str:
+    """The heading of a band's section: what made the posterior, with its cost."""
+    members = f"{result['draws']} draws of {result['n_events']:,} events"
+    if "laplace" in result:
+        fit = result["laplace"]
+        chosen = "by the evidence" if fit["prior_from"] == "evidence" else "given"
+        return (f"## Laplace posterior of {best} ({members}; {fit['posterior']} posterior of the output layers about "
+                f"the trained weights, prior N(0, {fit['prior_std']:.3g}²) {chosen}, fitted in "
+                f"{fit['seconds']:.0f} s on the {result['training_steps']:,}-step run)")
+    return (f"## Bayesian {best} ({members}; training {result['training_steps']:,} steps, "
+            f"{result['training_seconds'] / 60:.1f} min wall, CPU {result['training_cpu_seconds'] / 60:.1f} min)")
+
+
+def bayes_section(out: Path, best: str, prefix: str = "bayes") -> list[str]:
+    """The lines of ``best``'s band (the Bayesian run, or with ``prefix`` "laplace" its Laplace
+    posterior): M_μμ, coverage and σ_pred per observable, σ_pred against N."""
+    b = load(out, f"{prefix}_{best}")
     if b is None:
-        return ["", f"No Bayesian run of {best} yet (stage bayes)."]
-    lines = ["", f"## Bayesian {best} ({b['draws']} draws of {b['n_events']:,} events; training "
-             f"{b['training_steps']:,} steps, {b['training_seconds'] / 60:.1f} min wall, CPU "
-             f"{b['training_cpu_seconds'] / 60:.1f} min)", "",
+        return ["", f"No {prefix} run of {best} yet (stage {prefix})."]
+    lines = ["", band_title(b, best), "",
              "| observable | W1 / floor | bulk deviation | σ_pred/mean (median) | sampling part | "
              "coverage_1sigma (bins) | a calibrated band in range | verdict |", "|---|---:|---:|---:|---:|---:|---:|---|"]
     low, high = TARGETS["coverage"]
@@ -498,14 +559,19 @@ def bayes_section(out: Path, best: str) -> list[str]:
     lines.append(f"\nM_μμ: W1 = {m['w1_over_floor']:.2f} × floor (target ≤ {TARGETS['bayes_m_w1']:g}: "
                  f"{_verdict(m['w1_over_floor'], TARGETS['bayes_m_w1'])}); classifier AUC {b['classifier']['auc']:.4f}.")
     lines.append("\n" + coverage_line(b["observables"]))
-    for path in sorted([*out.glob(f"bayes_seed*_{best}.json"), *out.glob(f"bayes_prior*_{best}.json")]):
+    others = ([f"{laplace_label(best, p)}.json" for p in LAPLACE_POSTERIORS if p != "kronecker"]
+              + [f"laplace_prior*_{best}.json"] if prefix == "laplace"
+              else [f"bayes_seed*_{best}.json", f"bayes_prior*_{best}.json"])
+    for path in sorted(path for pattern in others for path in out.glob(pattern)):
         lines.append("\n" + other_run_line(json.loads(path.read_text())))
+    calibration = "calibration_laplace" if prefix == "laplace" else "calibration"
     sizes = sorted((result["training_events"], result) for result in
-                   (json.loads(p.read_text()) for p in out.glob(f"calibration_n*_{best}.json")))
+                   (json.loads(p.read_text()) for p in out.glob(f"{calibration}_n*_{best}.json")))
     if sizes:
         names = [n for n in ("m_mumu", "mu1_pt", "mu2_pt", "mu1_eta", "pt_mumu", "dr_mumu") if n in b["observables"]]
         steps = sizes[0][1]["training_steps"]
-        lines += ["", f"σ_pred/mean (median over bulk bins) and coverage against the training-set size (Bayesian {best}, "
+        made = "Laplace posteriors of" if prefix == "laplace" else "Bayesian"
+        lines += ["", f"σ_pred/mean (median over bulk bins) and coverage against the training-set size ({made} {best}, "
                   f"{steps:,} steps each, {sizes[0][1]['draws']} draws of {sizes[0][1]['n_events']:,} events):", "",
                   "| training events | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]
         for n, result in sizes:
@@ -598,8 +664,8 @@ def write_band_plot(out: Path, best: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="precision")
-    parser.add_argument("--stage", choices=("all", "maps", "train", "validate", "large", "bayes", "calibration", "table"),
-                        default="all")
+    parser.add_argument("--stage", choices=("all", "maps", "train", "validate", "large", "bayes", "calibration",
+                                            "laplace", "laplace-calibration", "table"), default="all")
     parser.add_argument("--sampler", help="the sampler of a stage (all of SAMPLERS for train, validate and large if "
                                           "unset; the VARIANTS add their rows)")
     parser.add_argument("--events", type=int, default=200_000, help="generated and truth events per validation")
@@ -610,7 +676,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0,
                         help="training seed of the bayes stage (not 0: a run of its own, beside the table's)")
     parser.add_argument("--prior-std", type=float,
-                        help="the bayes stage's prior width on the variational weights (set: a run of its own)")
+                        help="the bayes and laplace stages' prior width on the variational weights (set: a run of "
+                             "its own; laplace: Kronecker only, else the width of largest evidence)")
     parser.add_argument("--bayes-steps", type=int,
                         help="training steps of the Bayesian run (default: fewer than its row's, BAYES_STEP_FRACTION)")
     parser.add_argument("--calibration-events", type=int, default=12_500, help="N, the smallest training set")
@@ -648,6 +715,12 @@ def main() -> None:
         for factor in (1, 4, 16):
             bayes(out, best, args.calibration_member_events, args.calibration_draws, args.calibration_events * factor,
                   name=f"calibration_n{args.calibration_events * factor}", steps=args.calibration_steps)
+    if args.stage in ("all", "laplace"):
+        for posterior in LAPLACE_POSTERIORS if args.prior_std is None else ("kronecker",):
+            laplace(out, best, args.bayes_events, args.draws, posterior, prior_std=args.prior_std)
+    if args.stage in ("all", "laplace-calibration"):
+        laplace_calibration(out, best, args.calibration_member_events, args.calibration_draws, args.calibration_events,
+                            args.calibration_steps)
     if args.stage in ("all", "table"):
         write_text(DOCS / "precision.md", table(out, [*SAMPLERS, *(v for v in VARIANTS if load(out, v))]))
     print(f"stage {args.stage} done in {time.perf_counter() - start:.0f} s")
