@@ -22,6 +22,7 @@ Stages cache their results in ``--out``, so the work can be split and resumed:
     python bench/precision_table.py --out precision --stage bayes --sampler inn_window_eta_two_threads --prior-std 0.1
     python bench/precision_table.py --out precision --stage calibration --sampler inn_window_eta
     python bench/precision_table.py --out precision --stage laplace --sampler inn_window_eta_two_threads
+    python bench/precision_table.py --out precision --stage laplace --sampler inn_window_eta_two_threads --draw-seed 1
     python bench/precision_table.py --out precision --stage laplace-calibration --sampler inn_window_eta_two_threads
     python bench/precision_table.py --out precision --stage train --sampler ar    # a fourth row
     python bench/precision_table.py --out precision --stage table
@@ -203,27 +204,32 @@ def bayes(out: Path, sampler: str, events: int, draws: int, train_events: int | 
     save_evaluation(out / label, model, evaluate(model, truth, config))
 
 
-def laplace_label(row: str, posterior: str = "kronecker", name: str = "laplace", prior_std: float | None = None) -> str:
-    """The run and result name of a Laplace posterior of ``row`` (``name`` e.g. a calibration's)."""
+def laplace_label(row: str, posterior: str = "kronecker", name: str = "laplace", prior_std: float | None = None,
+                  draw_seed: int = 0) -> str:
+    """The result name of a Laplace posterior of ``row`` (``name`` e.g. a calibration's); its run's
+    name is the same without ``draw_seed``."""
     return "_".join([name, *([posterior] if posterior != "kronecker" else []),
-                     *([f"prior{prior_std:g}"] if prior_std else []), row])
+                     *([f"prior{prior_std:g}"] if prior_std else []), *([f"draws{draw_seed}"] if draw_seed else []),
+                     row])
 
 
 def laplace(out: Path, row: str, events: int, draws: int, posterior: str = "kronecker",
-            source: str | None = None, name: str = "laplace", prior_std: float | None = None) -> None:
+            source: str | None = None, name: str = "laplace", prior_std: float | None = None,
+            draw_seed: int = 0) -> None:
     """Make the Laplace posterior of the output layers of ``row``'s trained run (or of the run
     ``source``; `bayesgen laplace`, the prior's width by the evidence unless ``prior_std``) and
-    validate ``draws`` members of ``events`` events each on the bayes stage's truth."""
-    label = laplace_label(row, posterior, name, prior_std)
-    directory = run_dir(out, label)
+    validate ``draws`` members of ``events`` events each on the bayes stage's truth; a
+    ``draw_seed`` other than 0 draws other members (and their events) of the same posterior."""
+    directory = run_dir(out, laplace_label(row, posterior, name, prior_std))
     if not (directory / "checkpoint.pt").exists():
         bayesgen.laplace(run_dir(out, source or SHARED_RUNS.get(row, row)), out=str(directory), posterior=posterior,
                          prior_std=prior_std, threads=1)
     model = TrainedModel.load(directory, "cpu")
     truth = Truth.draw(model.process, events, truth_seed(0))
-    config = ValidateConfig(events=events, draws=draws, seed=truth_seed(0), threads=1, **sampling_of(row))
-    save_evaluation(out / label, model, evaluate(model, truth, config),
-                    laplace=load_checkpoint(directory)["laplace"])
+    config = ValidateConfig(events=events, draws=draws, seed=truth_seed(0) + draw_seed, threads=1,
+                            **sampling_of(row))
+    save_evaluation(out / laplace_label(row, posterior, name, prior_std, draw_seed), model,
+                    evaluate(model, truth, config), laplace=load_checkpoint(directory)["laplace"], draw_seed=draw_seed)
 
 
 def laplace_calibration(out: Path, row: str, events: int, draws: int, smallest: int, steps: int) -> None:
@@ -493,6 +499,8 @@ def other_run_line(result: dict) -> str:
     if "laplace" in result:
         chosen = "by the evidence" if result["laplace"]["prior_from"] == "evidence" else "given"
         what = f"the {result['laplace']['posterior']} Laplace posterior (prior N(0, {prior:.3g}²) {chosen})"
+        if result.get("draw_seed"):
+            what = f"{what}, another {result['draws']} members (draw seed {result['draw_seed']})"
     truth = (f"validated on the truth sample of seed {truth_seed(recipe['seed'])}" if recipe["seed"]
              else "validated on the same truth")
     run = f"{what[:1].upper()}{what[1:]} ({truth}"
@@ -560,7 +568,7 @@ def bayes_section(out: Path, best: str, prefix: str = "bayes") -> list[str]:
                  f"{_verdict(m['w1_over_floor'], TARGETS['bayes_m_w1'])}); classifier AUC {b['classifier']['auc']:.4f}.")
     lines.append("\n" + coverage_line(b["observables"]))
     others = ([f"{laplace_label(best, p)}.json" for p in LAPLACE_POSTERIORS if p != "kronecker"]
-              + [f"laplace_prior*_{best}.json"] if prefix == "laplace"
+              + [f"laplace_prior*_{best}.json", f"laplace_draws*_{best}.json"] if prefix == "laplace"
               else [f"bayes_seed*_{best}.json", f"bayes_prior*_{best}.json"])
     for path in sorted(path for pattern in others for path in out.glob(pattern)):
         lines.append("\n" + other_run_line(json.loads(path.read_text())))
@@ -678,6 +686,9 @@ def main() -> None:
     parser.add_argument("--prior-std", type=float,
                         help="the bayes and laplace stages' prior width on the variational weights (set: a run of "
                              "its own; laplace: Kronecker only, else the width of largest evidence)")
+    parser.add_argument("--draw-seed", type=int, default=0,
+                        help="the laplace stage's seed of the members and their events, added to the validation "
+                             "seed (not 0: other members of the same posterior, Kronecker only, a line of its own)")
     parser.add_argument("--bayes-steps", type=int,
                         help="training steps of the Bayesian run (default: fewer than its row's, BAYES_STEP_FRACTION)")
     parser.add_argument("--calibration-events", type=int, default=12_500, help="N, the smallest training set")
@@ -716,8 +727,9 @@ def main() -> None:
             bayes(out, best, args.calibration_member_events, args.calibration_draws, args.calibration_events * factor,
                   name=f"calibration_n{args.calibration_events * factor}", steps=args.calibration_steps)
     if args.stage in ("all", "laplace"):
-        for posterior in LAPLACE_POSTERIORS if args.prior_std is None else ("kronecker",):
-            laplace(out, best, args.bayes_events, args.draws, posterior, prior_std=args.prior_std)
+        for posterior in LAPLACE_POSTERIORS if args.prior_std is None and not args.draw_seed else ("kronecker",):
+            laplace(out, best, args.bayes_events, args.draws, posterior, prior_std=args.prior_std,
+                    draw_seed=args.draw_seed)
     if args.stage in ("all", "laplace-calibration"):
         laplace_calibration(out, best, args.calibration_member_events, args.calibration_draws, args.calibration_events,
                             args.calibration_steps)

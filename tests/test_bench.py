@@ -101,12 +101,16 @@ def test_precision_table_names_a_laplace_posterior_by_its_family_and_prior():
     assert table.laplace_label("inn_window_eta", "diagonal") == "laplace_diagonal_inn_window_eta"
     assert table.laplace_label("inn", prior_std=0.1) == "laplace_prior0.1_inn"
     assert table.laplace_label("inn", name="calibration_laplace_n12500") == "calibration_laplace_n12500_inn"
+    assert table.laplace_label("inn", draw_seed=1) == "laplace_draws1_inn"
     observable = {"coverage_1sigma": 0.7, "coverage_bins": 14, "sigma_pred_rel_median": 0.01, "w1_over_floor": 1.1}
     result = {"observables": {"m_mumu": observable}, "recipe": {"seed": 0, "bayes_options": {"prior_std": 0.25}},
               "training_steps": 17_000, "training_cpu_seconds": 2250.0, "classifier": {"auc": 0.504},
               "laplace": {"posterior": "diagonal", "prior_from": "evidence", "prior_std": 0.25, "seconds": 40.0},
               "draws": 20, "n_events": 200_000}
     assert table.other_run_line(result).startswith("The diagonal Laplace posterior (prior N(0, 0.25²) by the evidence)")
+    result["draw_seed"] = 1
+    assert table.other_run_line(result).startswith("The diagonal Laplace posterior (prior N(0, 0.25²) by the evidence), "
+                                                   "another 20 members (draw seed 1) (")
     assert "prior N(0, 0.25²) by the evidence, fitted in 40 s on the 17,000-step run" in table.band_title(result, "inn")
 
 
