@@ -214,8 +214,8 @@ class LaplaceConfig(DeviceOptions):
     prior_std: float | None = option(None, "width of the weights' prior N(0, prior_std²) (default: the width of "
                                            "largest Laplace evidence)", positive=True)
     deterministic_layers: str = option("*.input,*.blocks.*,*.time_embedding.*",
-                                       "comma-separated name patterns of the layers left deterministic (default: "
-                                       "all but the backbones' output layers)")
+                                       "comma-separated name patterns of the layers left deterministic (these "
+                                       "leave the backbones' output layers to the posterior)")
     posterior: str = option("kronecker", "kronecker (K-FAC: each layer's weights correlated, matrix normal) or "
                                          "diagonal (mean field, as bayesgen train --bayesian)")
     batch_size: int = option(4096, "training events per gradient pass", positive=True)

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from bayesgen.bayes import VariationalLinear
+from bayesgen.bayes import VariationalLinear, variational_layers
 from bayesgen.bayes.laplace import best_prior_std, center_inputs, empirical_fisher, kronecker_factors
-from bayesgen.core.errors import RunError
+from bayesgen.core.errors import ConfigError, RunError
 from bayesgen.core.seeding import derive_seed, torch_generator
 from bayesgen.engine.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from bayesgen.engine.config import LaplaceConfig, TrainConfig
@@ -92,6 +92,9 @@ def _fit(run_dir: str | Path, state: dict, source: TrainConfig,
     device = resolve_device(config.device)
     data = prepare_data(run, state.get("process_options"), device)
     sampler = build_model(run, data.process, data.raw_conditions)
+    if not variational_layers(sampler):
+        raise ConfigError(f"--deterministic-layers {config.deterministic_layers!r} leaves no layer of the "
+                          f"{source.sampler} sampler's networks to the posterior")
     _means_from(sampler, {k: v.to(device) for k, v in state["ema"].items()}, run_dir)
     sampler.eval()
     batches = _batches(data, config.batch_size)

@@ -166,6 +166,8 @@ def test_laplace_refuses_what_it_cannot_make(trained_run, laplace_run, tmp_path,
     out, _ = laplace_run
     with pytest.raises(RunError, match="already holds a run"):
         laplace(trained_run, LaplaceConfig(out=str(out), threads=1))
+    with pytest.raises(ConfigError, match="leaves no layer"):
+        laplace(trained_run, LaplaceConfig(out=str(tmp_path / "none"), deterministic_layers="*", threads=1))
     with pytest.raises(RunError, match="Bayesian run already"):
         laplace(out, LaplaceConfig(out=str(tmp_path / "again"), threads=1))
     assert main(["train", "--out", str(out), "--resume", "--threads", "1"]) == 2
