@@ -76,7 +76,9 @@ VARIANTS = {"ar": ("ar", {}), "ddpm_learned_sigma": ("ddpm", {"sampler_options":
             "inn_window_eta_two_threads_seed1": ("inn", {**WINDOW_ETA, "steps": 17_000, "threads": 2, "seed": 1}),
             "inn_half_angle_delta_two_threads": ("inn", {**HALF_ANGLE_DELTA, "steps": 17_000, "threads": 2}),
             "inn_window_eta_two_threads_1M_events": ("inn", {**WINDOW_ETA, "steps": 17_000, "threads": 2,
-                                                             "events": 1_000_000})}
+                                                             "events": 1_000_000}),
+            "inn_half_angle_delta_two_threads_1M_events": ("inn", {**HALF_ANGLE_DELTA, "steps": 17_000, "threads": 2,
+                                                                   "events": 1_000_000})}
 #: rows that measure another row's trained run (row → that row) with sampling settings of their own
 SHARED_RUNS = {"ddpm_window_eta_250_steps": "ddpm_window_eta"}
 #: sampling settings of each sampler in the table (train-time options come from its recipe); a
