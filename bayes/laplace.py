@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -217,8 +218,10 @@ class KroneckerFactors:
     gradients: list[torch.Tensor]
     events: int
 
+    @cached_property
     def _eigen(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """``(λ_A, Q_A, λ_G, Q_G)`` per layer, the eigenvalues clipped at 0."""
+        """``(λ_A, Q_A, λ_G, Q_G)`` per layer, the eigenvalues clipped at 0 (computed once: the
+        evidence is evaluated on every width of the prior grid)."""
         pairs = []
         for a, g in zip(self.inputs, self.gradients):
             (la, qa), (lg, qg) = torch.linalg.eigh(a), torch.linalg.eigh(g)
@@ -228,7 +231,7 @@ class KroneckerFactors:
     def log_evidence(self, module: nn.Module, prior_std: float) -> float:
         """As :meth:`Curvature.log_evidence`, with ``F``'s eigenvalues ``λ_G,i λ_A,j``."""
         total = 0.0
-        for layer, (la, _, lg, _) in zip(_layers(module), self._eigen()):
+        for layer, (la, _, lg, _) in zip(_layers(module), self._eigen):
             total -= float(_augmented(layer).double().square().sum() / (2 * prior_std**2)
                            + 0.5 * torch.log1p(prior_std**2 * lg.double()[:, None] * la.double()[None, :]).sum())
         return total
@@ -238,7 +241,7 @@ class KroneckerFactors:
         ``N(0, prior_std²)`` and the matrix-normal posterior about its current means; its
         ``log_sigma`` become the marginal widths."""
         with torch.no_grad():
-            for layer, (la, qa, lg, qg) in zip(_layers(module), self._eigen()):
+            for layer, (la, qa, lg, qg) in zip(_layers(module), self._eigen):
                 if not isinstance(layer, KroneckerLinear):
                     raise ValueError("a Kronecker-factored posterior needs KroneckerLinear layers "
                                      "(bayesianize(..., posterior='kronecker'))")

@@ -495,14 +495,14 @@ def other_run_line(result: dict) -> str:
     def listed(coverages: dict[str, float]) -> str:
         return ", ".join(f"{k} {c:.2f}" for k, c in coverages.items()) or "none"
 
-    what = ", ".join([*([f"prior N(0, {prior:g}²) on the variational weights"] if prior and "laplace" not in result
-                        else []),
-                      *([f"training seed {recipe['seed']}"] if recipe["seed"] else [])])
     if "laplace" in result:
         chosen = "by the evidence" if result["laplace"]["prior_from"] == "evidence" else "given"
         what = f"the {result['laplace']['posterior']} Laplace posterior (prior N(0, {prior:.3g}²) {chosen})"
         if result.get("draw_seed"):
             what = f"{what}, another {result['draws']} members (draw seed {result['draw_seed']})"
+    else:
+        what = ", ".join([*([f"prior N(0, {prior:g}²) on the variational weights"] if prior else []),
+                          *([f"training seed {recipe['seed']}"] if recipe["seed"] else [])])
     truth = (f"validated on the truth sample of seed {truth_seed(recipe['seed'])}" if recipe["seed"]
              else "validated on the same truth")
     run = f"{what[:1].upper()}{what[1:]} ({truth}"

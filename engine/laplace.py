@@ -107,8 +107,8 @@ def _fit(run_dir: str | Path, state: dict, source: TrainConfig,
 
     def nll(index: int, rows: slice):
         generator = torch_generator(derive_seed(source.seed, "laplace", index), device)
-        return lambda: sampler.loss(data.features[rows], cond(rows), generator=generator) * len(
-            data.features[rows]) / scale
+        events = data.features[rows]
+        return lambda: sampler.loss(events, cond(rows), generator=generator) * len(events) / scale
 
     fit = kronecker_factors if config.posterior == "kronecker" else empirical_fisher
     curvature = fit(sampler, [(nll(i, rows), None if data.weights is None else data.weights[rows])
@@ -118,7 +118,7 @@ def _fit(run_dir: str | Path, state: dict, source: TrainConfig,
     record = {"source": str(run_dir), "posterior": config.posterior, "prior_std": prior_std,
               "prior_from": "given" if config.prior_std else "evidence",
               "log_evidence": curvature.log_evidence(sampler, prior_std), "events": curvature.events,
-              "layers": [name for name, module in sampler.named_modules() if hasattr(module, "weight_log_sigma")],
+              "layers": [name for name, module in sampler.named_modules() if isinstance(module, VariationalLinear)],
               "seconds": time.perf_counter() - started}
     run = dataclasses.replace(run, bayes_options={**bayes_options, "prior_std": prior_std})
     return run, {k: v.detach().cpu() for k, v in sampler.state_dict().items()}, record
