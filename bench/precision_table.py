@@ -26,6 +26,10 @@ Stages cache their results in ``--out``, so the work can be split and resumed:
     python bench/precision_table.py --out precision --stage laplace-calibration --sampler inn_window_eta_two_threads
     python bench/precision_table.py --out precision --stage train --sampler ar    # a fourth row
     python bench/precision_table.py --out precision --stage table
+    python bench/precision_table.py --out study --stage table --doc precision_mixing --rows inn,inn_window_eta
+
+The table stage archives the results it was made from in ``docs/<doc>_results.json`` and restores
+them into ``--out`` before it reads, so a row added later joins the earlier ones in the table.
 """
 from __future__ import annotations
 
@@ -59,6 +63,8 @@ SAMPLERS = ("ddpm", "cfm", "inn")
 WINDOW_ETA = {"process_options": {"eta_coordinate": "window"}}
 #: δ = Δφ − π as the half angle (HalfAngleMap), which moves the wall at δ = ±π to ±∞
 HALF_ANGLE_DELTA = {"process_options": {"delta_coordinate": "half_angle"}}
+#: each coupling block's mixing a permutation of the features instead of a rotation (inn's ``mixing``)
+PERMUTATIONS = {"sampler_options": {"mixing": "permutation"}}
 #: rows a stage adds when asked with --sampler: label → (sampler, its training options over the
 #: recipe); the two-thread rows use both cores of the 2-core machine, the issue's 20 minutes being
 #: wall time, and two threads take about 1.4 times the steps in them (the others train on one)
@@ -78,7 +84,11 @@ VARIANTS = {"ar": ("ar", {}), "ddpm_learned_sigma": ("ddpm", {"sampler_options":
             "inn_window_eta_two_threads_1M_events": ("inn", {**WINDOW_ETA, "steps": 17_000, "threads": 2,
                                                              "events": 1_000_000}),
             "inn_half_angle_delta_two_threads_1M_events": ("inn", {**HALF_ANGLE_DELTA, "steps": 17_000, "threads": 2,
-                                                                   "events": 1_000_000})}
+                                                                   "events": 1_000_000}),
+            "inn_window_eta_two_threads_permutations": ("inn", {**WINDOW_ETA, **PERMUTATIONS, "steps": 17_000,
+                                                                "threads": 2}),
+            "inn_window_eta_two_threads_1M_events_permutations": ("inn", {**WINDOW_ETA, **PERMUTATIONS, "steps": 17_000,
+                                                                          "threads": 2, "events": 1_000_000})}
 #: rows that measure another row's trained run (row → that row) with sampling settings of their own
 SHARED_RUNS = {"ddpm_window_eta_250_steps": "ddpm_window_eta"}
 #: sampling settings of each sampler in the table (train-time options come from its recipe); a
@@ -333,6 +343,27 @@ def load(out: Path, name: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def archive_path(doc: str) -> Path:
+    """``docs/<doc>_results.json``: every cached result ``doc`` was written from, committed beside
+    it, so that a later table can add a row without re-running the others."""
+    return DOCS / f"{doc}_results.json"
+
+
+def restore(out: Path, doc: str) -> None:
+    """Write the archived results of ``doc`` that ``out`` lacks into ``out`` (a row measured again
+    keeps its new result)."""
+    path = archive_path(doc)
+    if path.exists():
+        for name, result in json.loads(path.read_text()).items():
+            if not (out / f"{name}.json").exists():
+                write_json(out / f"{name}.json", result)
+
+
+def archive(out: Path, doc: str) -> None:
+    """Every result cached in ``out`` into :func:`archive_path` (the events stay in ``out``)."""
+    write_json(archive_path(doc), {path.stem: json.loads(path.read_text()) for path in sorted(out.glob("*.json"))})
+
+
 @dataclass
 class Sample:
     """Generated observables from a saved evaluation, weighted or not, for the overlay plots."""
@@ -342,10 +373,10 @@ class Sample:
 
     @classmethod
     def read(cls, path: Path, weighted: bool = False) -> "Sample":
-        with np.load(path) as archive:
-            observables = {k[len("observable_"):]: archive[k].astype(np.float64) for k in archive.files
+        with np.load(path) as saved:
+            observables = {k[len("observable_"):]: saved[k].astype(np.float64) for k in saved.files
                            if k.startswith("observable_")}
-            return cls(observables, archive["weights"].astype(np.float64) if weighted else None)
+            return cls(observables, saved["weights"].astype(np.float64) if weighted else None)
 
     def histogram(self, name: str, edges: np.ndarray) -> Histogram:
         values = self.observables[name]
@@ -374,8 +405,9 @@ def _worst(observables: dict, key: str) -> tuple[str, float]:
     return name, observables[name][key]
 
 
-def table(out: Path, samplers: list[str]) -> str:
-    """``docs/precision.md``'s text from the cached results; also writes the overlay plots."""
+def table(out: Path, samplers: list[str], doc: str = "precision") -> str:
+    """``docs/<doc>.md``'s text from the cached results; also writes the overlay plots (from the
+    rows whose events ``out`` holds)."""
     results = {s: result for s in samplers if (result := load(out, s))}
     if not results:
         raise SystemExit(f"no validated sampler in {out}; run the validate stage first")
@@ -438,7 +470,7 @@ def table(out: Path, samplers: list[str]) -> str:
               f"has a relative Poisson error of {np.sqrt(1 / (0.01 * b['n_truth']) + 1 / (0.01 * b['n_events'])):.1%} "
               f"on the difference, and the largest of many bins lies a few of those out). Read the deviation over "
               f"its floor instead: at most {ratio:.2f}× ({name})."]
-    lines += large_section(out, list(results))
+    lines += large_section(out, samplers)   # a row measured by the large stage alone has its line too
     shown = bayesian_labels(out, best)
     for label in shown:
         lines += bayes_section(out, label)
@@ -446,11 +478,11 @@ def table(out: Path, samplers: list[str]) -> str:
         if load(out, laplace_label(label)):
             lines += bayes_section(out, label, prefix="laplace")
     lines += maps_section(out)
-    write_plots(out, results)
-    write_band_plot(out, shown[0])
+    write_plots(out, results, doc)
+    write_band_plot(out, shown[0], doc)
     lines += ["", f"Ratio plots (truth, {', '.join(label for label in PLOTTED if label in results) or 'each sampler'} "
               "and their reweighted samples): "
-              + ", ".join(f"[{n}](precision_{n}.png)" for n in first["observables"] if not n.endswith("_phi")), "",
+              + ", ".join(f"[{n}]({doc}_{n}.png)" for n in first["observables"] if not n.endswith("_phi")), "",
               "The fourth backend (ar) and DDPM's learned variance on sharp cuts and narrow peaks: "
               "[sharp_cuts.md](sharp_cuts.md) (`bench/sharp_cuts.py`).", ""]
     return "\n".join(lines) + "\n"
@@ -633,9 +665,13 @@ def maps_section(out: Path) -> list[str]:
             + (f" Not measured here: {', '.join(missing)} (stage maps)." if missing else "")]
 
 
-def write_plots(out: Path, results: dict) -> None:
-    """The ratio plots of the PLOTTED rows (all rows if none of them is validated), each with its
-    reweighted sample."""
+def write_plots(out: Path, results: dict, doc: str = "precision") -> None:
+    """``docs/<doc>_<observable>.png``: the ratio plots of the PLOTTED rows (all rows if none of
+    them is validated), each with its reweighted sample; none if ``out`` holds none of their
+    events (the plots already written stay)."""
+    results = {label: r for label, r in results.items() if (out / f"{label}.npz").exists()}
+    if not results:
+        return
     process = bayesgen.get_process(PROCESS)
     first = next(iter(results.values()))
     truth = Truth.draw(process, first["n_events"], VALIDATION_SEED)
@@ -649,26 +685,28 @@ def write_plots(out: Path, results: dict) -> None:
     plot_overlays(process, truth, curves, plots, first["n_events"])
     for name in first["observables"]:
         if not name.endswith("_phi") and (plots / f"{name}.png").exists():
-            (DOCS / f"precision_{name}.png").write_bytes((plots / f"{name}.png").read_bytes())
+            (DOCS / f"{doc}_{name}.png").write_bytes((plots / f"{name}.png").read_bytes())
 
 
-def write_band_plot(out: Path, best: str) -> None:
-    """``docs/bayes_m_mumu.png``: the Bayesian run's M_μμ, its members' mean ± σ_pred, against
-    the truth it was validated on."""
+def write_band_plot(out: Path, best: str, doc: str = "precision") -> None:
+    """``docs/bayes_m_mumu.png`` (``docs/<doc>_bayes_m_mumu.png`` for another doc): the Bayesian
+    run's M_μμ, its members' mean ± σ_pred, against the truth it was validated on; none if
+    ``out`` holds no events of that run."""
     result = load(out, f"bayes_{best}")
-    if result is None:
+    path = out / f"bayes_{best}.npz"
+    if result is None or not path.exists():
         return
     process = bayesgen.get_process(PROCESS)
-    path = out / f"bayes_{best}.npz"
-    with np.load(path) as archive:
-        draw = archive["draw"].astype(np.int64)
+    with np.load(path) as saved:
+        draw = saved["draw"].astype(np.int64)
     band = Evaluation(Sample.read(path).observables, draw, result, np.empty((0, len(process.quantities))))
     truth = Truth.draw(process, result["n_truth"], VALIDATION_SEED)
     plots = out / "plots_bayes"
     plots.mkdir(exist_ok=True)
     plot_overlays(process, truth, {f"{best}, Bayesian ({result['draws']} draws)": band}, plots,
                   result["floor"]["n_generated"])
-    (DOCS / "bayes_m_mumu.png").write_bytes((plots / "m_mumu.png").read_bytes())
+    name = "bayes_m_mumu.png" if doc == "precision" else f"{doc}_bayes_m_mumu.png"
+    (DOCS / name).write_bytes((plots / "m_mumu.png").read_bytes())
 
 
 def main() -> None:
@@ -678,6 +716,10 @@ def main() -> None:
                                             "laplace", "laplace-calibration", "table"), default="all")
     parser.add_argument("--sampler", help="the sampler of a stage (all of SAMPLERS for train, validate and large if "
                                           "unset; the VARIANTS add their rows)")
+    parser.add_argument("--doc", default="precision",
+                        help="the table stage writes docs/DOC.md, its plots and docs/DOC_results.json (the results "
+                             "it was made from, which it restores into --out first)")
+    parser.add_argument("--rows", help="the table stage's rows, comma-separated (default: every validated one)")
     parser.add_argument("--events", type=int, default=200_000, help="generated and truth events per validation")
     parser.add_argument("--large-events", type=int, default=1_000_000,
                         help="generated and truth events of the large stage (no weights)")
@@ -736,7 +778,11 @@ def main() -> None:
         laplace_calibration(out, best, args.calibration_member_events, args.calibration_draws, args.calibration_events,
                             args.calibration_steps)
     if args.stage in ("all", "table"):
-        write_text(DOCS / "precision.md", table(out, [*SAMPLERS, *(v for v in VARIANTS if load(out, v))]))
+        restore(out, args.doc)
+        rows = [*SAMPLERS, *VARIANTS] if args.rows is None else args.rows.split(",")
+        write_text(DOCS / f"{args.doc}.md",
+                   table(out, [row for row in rows if load(out, row) or load(out, f"large_{row}")], args.doc))
+        archive(out, args.doc)
     print(f"stage {args.stage} done in {time.perf_counter() - start:.0f} s")
 
 

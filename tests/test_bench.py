@@ -63,6 +63,24 @@ def test_precision_table_rows_train_with_known_options_and_shared_runs_differ_on
     assert all(set(variant) <= options for _, variant in table.VARIANTS.values())
 
 
+def test_precision_table_archives_its_results_and_restores_only_those_missing(tmp_path, monkeypatch):
+    table = load_bench("precision_table")
+    monkeypatch.setattr(table, "DOCS", tmp_path / "docs")
+    table.DOCS.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "inn.json").write_text('{"auc": 0.51}')
+    (out / "large_inn.json").write_text('{"auc": 0.52}')
+    table.archive(out, "study")
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "inn.json").write_text('{"auc": 0.49}')          # measured again: kept
+    table.restore(fresh, "study")
+    assert table.load(fresh, "inn") == {"auc": 0.49} and table.load(fresh, "large_inn") == {"auc": 0.52}
+    table.restore(tmp_path / "out", "absent")                 # no archive: nothing to do
+    assert sorted(p.name for p in out.iterdir()) == ["inn.json", "large_inn.json"]
+
+
 def test_precision_table_reports_the_bayesian_runs_of_the_same_features(tmp_path):
     table = load_bench("precision_table")
     assert table.bayesian_labels(tmp_path, "inn_window_eta_seed1") == ["inn"]

@@ -100,25 +100,27 @@ def test_unknown_cfm_solver_is_named():
         ConditionalFlowMatching(tiny_backbone, n_features=3).evaluations_per_event(solver="heun")
 
 
-def perturbed_inn(n_features=5, blocks=3):
+def perturbed_inn(n_features=5, blocks=3, mixing="rotation"):
     torch.manual_seed(0)
-    inn = CouplingINN(tiny_backbone, n_features, blocks=blocks, bins=6)
+    inn = CouplingINN(tiny_backbone, n_features, blocks=blocks, bins=6, mixing=mixing)
     with torch.no_grad():
         for p in inn.parameters():
             p.add_(0.3 * torch.randn_like(p))  # away from the identity initialisation
     return inn
 
 
-def test_inn_inverse_of_forward_is_identity():
-    inn = perturbed_inn()
+@pytest.mark.parametrize("mixing", ["rotation", "permutation"])
+def test_inn_inverse_of_forward_is_identity(mixing):
+    inn = perturbed_inn(mixing=mixing)
     x = torch.randn(500, 5, generator=torch.Generator().manual_seed(3)) * 2
     z, _ = inn.to_latent(x)
     assert not torch.allclose(z, x, atol=1e-2)
     torch.testing.assert_close(inn.from_latent(z), x, atol=1e-4, rtol=1e-4)
 
 
-def test_inn_log_prob_matches_the_jacobian_determinant():
-    inn = perturbed_inn(n_features=4, blocks=2).double()
+@pytest.mark.parametrize("mixing", ["rotation", "permutation"])
+def test_inn_log_prob_matches_the_jacobian_determinant(mixing):
+    inn = perturbed_inn(n_features=4, blocks=2, mixing=mixing).double()
     x = torch.randn(6, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     for row in x:
         jacobian = torch.autograd.functional.jacobian(lambda v: inn.to_latent(v[None])[0][0], row)
@@ -137,6 +139,28 @@ def test_inn_sample_shape_and_one_pass():
     assert math.isfinite(loss.item())
     with pytest.raises(ConfigError, match="at least two features"):
         CouplingINN(tiny_backbone, 1)
+
+
+def test_inn_permutation_mixing_keeps_each_feature_a_coordinate():
+    """Each block's mixing is a permutation: the coupling sees the features themselves, and over
+    the recipe's six blocks of a five-feature process every feature is transformed by some block."""
+    mixings = CouplingINN(tiny_backbone, 5, blocks=6, mixing="permutation").rotations
+    assert set(mixings.unique().tolist()) == {0.0, 1.0}
+    assert (mixings.sum(1) == 1).all() and (mixings.sum(2) == 1).all()
+    transformed = mixings[:, 2:, :].sum((0, 1))          # the coupling maps the mixed x[2:]
+    assert (transformed > 0).all()
+    with pytest.raises(ConfigError, match="unknown inn mixing 'shuffle'; known: rotation, permutation"):
+        CouplingINN(tiny_backbone, 5, mixing="shuffle")
+
+
+def test_inn_checkpoint_keeps_the_mixing_it_was_trained_with():
+    """The mixings are saved with the weights: a run trained with rotations loads them back
+    whatever the recipe's mixing is now."""
+    trained = perturbed_inn(mixing="rotation")
+    loaded = CouplingINN(tiny_backbone, 5, blocks=3, bins=6, mixing="permutation")
+    loaded.load_state_dict(trained.state_dict())
+    x = torch.randn(50, 5, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(loaded.log_prob(x), trained.log_prob(x))
 
 
 def test_samplers_without_likelihood_say_so():

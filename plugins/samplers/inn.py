@@ -1,7 +1,8 @@
 """Invertible coupling network trained by maximum likelihood.
 
 ``x = g(z)``, ``z ~ N(0, I)``:  ``log p(x) = log N(f(x); 0, I) + log |det ∂f/∂x|`` with ``f = g⁻¹``.
-``f`` alternates fixed random rotations with coupling blocks: the block splits the features into
+``f`` alternates fixed random mixings (``mixing``: Haar-random rotations, or permutations of the
+features) with coupling blocks: the block splits the features into
 ``(x_a, x_b)`` and maps ``x_b`` through a monotonic rational-quadratic spline (zuko) whose
 parameters a backbone computes from ``x_a`` (and the condition), ``x_a`` passing unchanged.
 """
@@ -56,27 +57,41 @@ def random_rotation(n: int, generator: torch.Generator) -> torch.Tensor:
     return (q * torch.sign(torch.diagonal(r))).float()
 
 
+def random_permutation(n: int, generator: torch.Generator) -> torch.Tensor:
+    """A uniformly random ``(n, n)`` permutation matrix."""
+    return torch.eye(n)[torch.randperm(n, generator=generator)]
+
+
+#: values of the ``mixing`` option: the orthogonal map in front of each coupling block. A rotation
+#: mixes every feature into every coupling; a permutation keeps each feature a coordinate of its
+#: own, so that the splines can draw a sharp structure along one feature (a Jacobian peak, an edge)
+MIXINGS = {"rotation": random_rotation, "permutation": random_permutation}
+
+
 class CouplingINN(Sampler):
-    """Invertible network: spline coupling blocks and random rotations, trained by likelihood.
+    """Invertible network: spline coupling blocks and random mixings, trained by likelihood.
 
     ``network`` is the list of coupling blocks (each registered once, its conditioner inside it);
     sampling calls the blocks' conditioners, which are what ``--compile`` compiles."""
 
-    #: the recipe measured for ≤ 20 min on one CPU thread (docs/precision.md)
+    #: the recipe measured for ≤ 20 min on one CPU thread (docs/precision.md); permutations in
+    #: front of the couplings, measured against rotations in docs/precision_mixing.md
     training_defaults = {"steps": 12_000, "batch_size": 1024, "lr": 1e-3, "warmup_steps": 500, "ema_decay": 0.9995,
                          "backbone_options": {"mlp": {"width": 128, "depth": 3}},
-                         "sampler_options": {"blocks": 6, "bins": 16}}
+                         "sampler_options": {"blocks": 6, "bins": 16, "mixing": "permutation"}}
 
     def __init__(self, make_network: Callable[..., nn.Module], n_features: int, blocks: int = 6,
-                 bins: int = 10, bound: float = 5.0):
+                 bins: int = 10, bound: float = 5.0, mixing: str = "rotation"):
         if n_features < 2:
             raise ConfigError("the inn sampler needs at least two features to couple")
+        if mixing not in MIXINGS:
+            raise ConfigError(f"unknown inn mixing {mixing!r}; known: {', '.join(MIXINGS)}")
         n_a = n_features // 2
         super().__init__(nn.ModuleList(
             SplineCoupling(make_network(n_a, (n_features - n_a) * (3 * bins - 1)), n_features, bins, bound)
             for _ in range(blocks)), n_features)
         generator = torch.Generator().manual_seed(n_features)
-        self.register_buffer("rotations", torch.stack([random_rotation(n_features, generator)
+        self.register_buffer("rotations", torch.stack([MIXINGS[mixing](n_features, generator)
                                                        for _ in range(blocks)]))
 
     @property
