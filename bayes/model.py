@@ -38,8 +38,13 @@ def bayesianize(module: nn.Module, prior_std: float = 1.0, init_log_sigma: float
     return module
 
 
+def named_variational_layers(module: nn.Module) -> dict[str, VariationalLinear]:
+    """Each variational layer of ``module`` by its name in it."""
+    return {name: layer for name, layer in module.named_modules() if isinstance(layer, VariationalLinear)}
+
+
 def variational_layers(module: nn.Module) -> list[VariationalLinear]:
-    return [layer for layer in module.modules() if isinstance(layer, VariationalLinear)]
+    return list(named_variational_layers(module).values())
 
 
 def is_bayesian(module: nn.Module) -> bool:

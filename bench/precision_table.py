@@ -528,8 +528,7 @@ def other_run_line(result: dict) -> str:
         return ", ".join(f"{k} {c:.2f}" for k, c in coverages.items()) or "none"
 
     if "laplace" in result:
-        chosen = "by the evidence" if result["laplace"]["prior_from"] == "evidence" else "given"
-        what = f"the {result['laplace']['posterior']} Laplace posterior (prior N(0, {prior:.3g}²) {chosen})"
+        what = f"the {result['laplace']['posterior']} Laplace posterior ({laplace_prior(result['laplace'])})"
         if result.get("draw_seed"):
             what = f"{what}, another {result['draws']} members (draw seed {result['draw_seed']})"
     else:
@@ -566,14 +565,19 @@ def coverage_line(observables: dict) -> str:
             "the column above gives each observable's chance).")
 
 
+def laplace_prior(fit: dict) -> str:
+    """A Laplace fit's prior as the table words it, e.g. "prior N(0, 0.251²) by the evidence"."""
+    chosen = "by the evidence" if fit["prior_from"] == "evidence" else "given"
+    return f"prior N(0, {fit['prior_std']:.3g}²) {chosen}"
+
+
 def band_title(result: dict, best: str) -> str:
     """The heading of a band's section: what made the posterior, with its cost."""
     members = f"{result['draws']} draws of {result['n_events']:,} events"
     if "laplace" in result:
         fit = result["laplace"]
-        chosen = "by the evidence" if fit["prior_from"] == "evidence" else "given"
         return (f"## Laplace posterior of {best} ({members}; {fit['posterior']} posterior of the output layers about "
-                f"the trained weights, prior N(0, {fit['prior_std']:.3g}²) {chosen}, fitted in "
+                f"the trained weights, {laplace_prior(fit)}, fitted in "
                 f"{fit['seconds']:.0f} s on the {result['training_steps']:,}-step run)")
     return (f"## Bayesian {best} ({members}; training {result['training_steps']:,} steps, "
             f"{result['training_seconds'] / 60:.1f} min wall, CPU {result['training_cpu_seconds'] / 60:.1f} min)")

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from bayesgen.bayes import VariationalLinear, variational_layers
+from bayesgen.bayes import named_variational_layers
 from bayesgen.bayes.laplace import best_prior_std, center_inputs, empirical_fisher, kronecker_factors
 from bayesgen.core.errors import ConfigError, RunError
 from bayesgen.core.seeding import derive_seed, torch_generator
@@ -43,7 +43,7 @@ def _means_from(sampler: torch.nn.Module, trained: dict[str, torch.Tensor], run_
     """Load a deterministic network's weights into its Bayesian twin: ``weight``/``bias`` of
     each variational layer become its posterior means; the posterior's own entries (widths,
     centres, Kronecker bases) keep their values; any other entry missing is a :class:`RunError`."""
-    posterior_layers = {name for name, module in sampler.named_modules() if isinstance(module, VariationalLinear)}
+    posterior_layers = named_variational_layers(sampler)
     state = sampler.state_dict()
     for name in state:
         layer, _, entry = name.rpartition(".")
@@ -92,7 +92,7 @@ def _fit(run_dir: str | Path, state: dict, source: TrainConfig,
     device = resolve_device(config.device)
     data = prepare_data(run, state.get("process_options"), device)
     sampler = build_model(run, data.process, data.raw_conditions)
-    if not variational_layers(sampler):
+    if not named_variational_layers(sampler):
         raise ConfigError(f"--deterministic-layers {config.deterministic_layers!r} leaves no layer of the "
                           f"{source.sampler} sampler's networks to the posterior")
     _means_from(sampler, {k: v.to(device) for k, v in state["ema"].items()}, run_dir)
@@ -118,7 +118,7 @@ def _fit(run_dir: str | Path, state: dict, source: TrainConfig,
     record = {"source": str(run_dir), "posterior": config.posterior, "prior_std": prior_std,
               "prior_from": "given" if config.prior_std else "evidence",
               "log_evidence": curvature.log_evidence(sampler, prior_std), "events": curvature.events,
-              "layers": [name for name, module in sampler.named_modules() if isinstance(module, VariationalLinear)],
+              "layers": list(named_variational_layers(sampler)),
               "seconds": time.perf_counter() - started}
     run = dataclasses.replace(run, bayes_options={**bayes_options, "prior_std": prior_std})
     return run, {k: v.detach().cpu() for k, v in sampler.state_dict().items()}, record
