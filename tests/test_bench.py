@@ -81,6 +81,17 @@ def test_precision_table_archives_its_results_and_restores_only_those_missing(tm
     assert sorted(p.name for p in out.iterdir()) == ["inn.json", "large_inn.json"]
 
 
+def test_precision_table_keeps_each_large_size_of_a_row_apart(tmp_path):
+    table = load_bench("precision_table")
+    assert table.large_name("inn", table.LARGE_EVENTS) == "large_inn"
+    assert table.large_name("inn", 4_000_000) == "large_n4000000_inn"
+    for name, events in (("large_inn", 10**6), ("large_n4000000_inn", 4 * 10**6), ("large_n4000000_x_inn", 1)):
+        (tmp_path / f"{name}.json").write_text(f'{{"n_events": {events}}}')
+    assert [r["n_events"] for r in table.large_results(tmp_path, "inn")] == [10**6, 4 * 10**6]
+    assert [r["n_events"] for r in table.large_results(tmp_path, "x_inn")] == [1]
+    assert table.large_results(tmp_path, "cfm") == []
+
+
 def test_precision_table_reports_the_bayesian_runs_of_the_same_features(tmp_path):
     table = load_bench("precision_table")
     assert table.bayesian_labels(tmp_path, "inn_window_eta_seed1") == ["inn"]
