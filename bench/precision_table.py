@@ -92,7 +92,9 @@ VARIANTS = {"ar": ("ar", {}), "ddpm_learned_sigma": ("ddpm", {"sampler_options":
             "inn_window_eta_two_threads_1M_events_permutations": ("inn", {**WINDOW_ETA, **PERMUTATIONS, "steps": 17_000,
                                                                           "threads": 2, "events": 1_000_000}),
             "inn_window_eta_two_threads_1M_events_permutations_12000_steps": (
-                "inn", {**WINDOW_ETA, **PERMUTATIONS, "steps": 12_000, "threads": 2, "events": 1_000_000})}
+                "inn", {**WINDOW_ETA, **PERMUTATIONS, "steps": 12_000, "threads": 2, "events": 1_000_000}),
+            "inn_window_eta_two_threads_1M_events_permutations_12000_steps_seed1": (
+                "inn", {**WINDOW_ETA, **PERMUTATIONS, "steps": 12_000, "threads": 2, "events": 1_000_000, "seed": 1})}
 #: rows that measure another row's trained run (row → that row) with sampling settings of their own
 SHARED_RUNS = {"ddpm_window_eta_250_steps": "ddpm_window_eta"}
 #: sampling settings of each sampler in the table (train-time options come from its recipe); a
