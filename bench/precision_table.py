@@ -280,7 +280,7 @@ def validate_large(out: Path, label: str, events: int) -> None:
 
 def large_results(out: Path, label: str) -> list[dict]:
     """``label``'s ``large`` results in ``out``, on every size measured, smallest first."""
-    names = [f"large_{label}"] + [path.stem for path in out.glob("large_n*.json")
+    names = [large_name(label, LARGE_EVENTS)] + [path.stem for path in out.glob("large_n*.json")
                                   if re.fullmatch(rf"large_n\d+_{re.escape(label)}", path.stem)]
     return sorted((r for name in names if (r := load(out, name))), key=lambda r: r["n_events"])
 
@@ -806,7 +806,7 @@ def main() -> None:
         restore(out, args.doc)
         rows = [*SAMPLERS, *VARIANTS] if args.rows is None else args.rows.split(",")
         write_text(DOCS / f"{args.doc}.md",
-                   table(out, [row for row in rows if load(out, row) or load(out, f"large_{row}")], args.doc))
+                   table(out, [row for row in rows if load(out, row) or large_results(out, row)], args.doc))
         archive(out, args.doc)
     print(f"stage {args.stage} done in {time.perf_counter() - start:.0f} s")
 
