@@ -18,8 +18,8 @@ from bayesgen.engine.generation import generate_events
 from bayesgen.engine.io import check_output_path
 from bayesgen.engine.likelihood import likelihood_summary
 from bayesgen.engine.model import TrainedModel, count_parameters
-from bayesgen.validation.report import (Evaluation, Report, Truth, draw_truth, generated_events, measure,
-                                        report_dir, write_report)
+from bayesgen.validation.report import (Evaluation, Report, Truth, check_independent_truths, draw_truth,
+                                        generated_events, measure, report_dir, write_report)
 from bayesgen.validation.reweighting import Reweighter, reweighter_path
 
 
@@ -31,6 +31,8 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig, progress
     ``progress``, bars on a terminal."""
     if reweighter is not None:
         reweighter.check_sampling(config.sample_steps, config.solver)
+    if config.coverage_truths:
+        check_independent_truths(model.process)   # before the generation, not after
     precision = resolved_precision(model.sampler.device, config.precision)
     n_events = generated_events(config, len(truth.events))
     generated, stats = generate_events(model, n_events, config.batch_size, derive_seed(config.seed, "generate"),
@@ -40,7 +42,7 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig, progress
         warnings.warn(f"{model.config.process}: {stats.describe_out_of_support(config.keep_unphysical)}; the "
                       "metrics describe the events written", UserWarning, stacklevel=2)
     evaluation = measure(model.process, truth, generated.events, generated.draw, config.draws, config.seed,
-                         f"the {model.config.sampler} model", progress, reweighter)
+                         f"the {model.config.sampler} model", progress, reweighter, config.coverage_truths)
     evaluation.summary = {
         "process": model.config.process, "sampler": model.config.sampler,
         "backbone": model.config.backbone, "bayesian": model.config.bayesian, "n_events": n_events,

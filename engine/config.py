@@ -180,6 +180,17 @@ class ValidateConfig(DeviceOptions, GenerationOptions, MeasureOptions):
 
     seed: int = option(2, "random seed")
     out: str | None = option(None, "report folder (default: RUN/report)")
+    coverage_truths: int = option(0, "with --draws > 1, also average each band's coverage over this many further "
+                                     "truth samples of the validated size (coverage from toys, to about "
+                                     "±0.1/√K instead of ±0.1 from one sample; 0: off, else at least 2; a "
+                                     "Monte-Carlo process only)")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.coverage_truths == 1 or self.coverage_truths < 0:
+            raise ConfigError(f"coverage_truths must be 0 (off) or at least 2, got {self.coverage_truths}")
+        if self.coverage_truths and self.draws < 2:
+            raise ConfigError("coverage_truths measures a band's coverage; it needs --draws of at least 2")
 
 
 @dataclass

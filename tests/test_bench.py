@@ -1,5 +1,6 @@
 """The benchmark scripts still run (tiny sizes on CPU) and print their tables."""
 import dataclasses
+import json
 import importlib.util
 import subprocess
 import sys
@@ -141,6 +142,36 @@ def test_precision_table_names_a_laplace_posterior_by_its_family_and_prior():
     assert table.other_run_line(result).startswith("The diagonal Laplace posterior (prior N(0, 0.25²) by the evidence), "
                                                    "another 20 members (draw seed 1) (")
     assert "prior N(0, 0.25²) by the evidence, fitted in 40 s on the 17,000-step run" in table.band_title(result, "inn")
+
+
+def test_precision_table_reads_a_band_s_coverage_averaged_over_truth_samples(tmp_path):
+    """Against one truth sample pt_mumu covers 0.52 (out of range) but 0.74 over ten: the verdict
+    reads the average; m_mumu's 0.90 over ten is out whatever one sample said."""
+    table = load_bench("precision_table")
+    band = {"w1_over_floor": 1.2, "max_rel_dev_bulk": 0.04, "sigma_pred_rel_median": 0.01,
+            "sigma_sampling_rel_median": 0.012, "coverage_bins": 21, "coverage_truths": 10,
+            "coverage_1sigma_truths_error": 0.03}
+    result = {"observables": {"m_mumu": {**band, "coverage_1sigma": 0.8, "coverage_1sigma_truths": 0.9},
+                              "pt_mumu": {**band, "coverage_1sigma": 0.52, "coverage_1sigma_truths": 0.74}},
+              "recipe": {"seed": 0, "bayes_options": {}}, "training_steps": 10_000, "training_cpu_seconds": 2100.0,
+              "classifier": {"auc": 0.505}, "draws": 20, "n_events": 200_000,
+              "laplace": {"posterior": "kronecker", "prior_from": "evidence", "prior_std": 0.25, "seconds": 160.0}}
+    (tmp_path / "laplace_inn.json").write_text(json.dumps(result))
+    lines = "\n".join(table.bayes_section(tmp_path, "inn", prefix="laplace"))
+    assert "| coverage over 10 truth samples | verdict |" in lines
+    assert "| 0.52 (21) | 84% | 0.740 ± 0.030 | met |" in lines
+    assert "| 0.80 (21) | 84% | 0.900 ± 0.030 | missed (0.90 outside 0.55–0.85) |" in lines
+    assert "averaged over 10 further truth samples of the same size" in lines and "in range on 1 of 2" in lines
+    assert "within 0.55–0.85 on 1 of 2 observables (pt_mumu 0.740), outside on m_mumu 0.900" in table.other_run_line(result)
+
+
+def test_precision_table_holds_each_row_to_the_training_budget():
+    table = load_bench("precision_table")
+    observable = {"w1_over_floor": 1.2, "max_rel_dev_bulk": 0.02, "max_rel_dev_bulk_floor": 0.03, "chi2_ndf": 1.1}
+    result = {"observables": {"m_mumu": observable}, "classifier": {"auc": 0.501}, "training_seconds": 1_300.0}
+    assert table.target_checks(result)["training ≤ 20 min (wall)"] == ("21.7 min", "missed by 1.08×")
+    result["training_seconds"] = 1_050.0
+    assert table.target_checks(result)["training ≤ 20 min (wall)"] == ("17.5 min", "met")
 
 
 def test_sharp_cuts_table(tmp_path):

@@ -26,8 +26,9 @@ W1 / floor · largest bulk deviation / floor:
 
 The inn column is its recipe with permutations in front of the couplings (``mixing``), measured
 alone with the same command (``bayesgen compare --samplers inn --events 50000 --sample-steps 100``;
-25.4 min on one thread); with the rotations it had before, that column read p_T1 1.5 · 1.3,
-η₁ 1.6 · 0.9, p_T2 1.5 · 0.7 and the AUC pull −1.7.
+25.4 min on one thread, at the 12,000 steps the recipe had until it moved to 10,000, the number
+that keeps its both-core run within 20 minutes: docs/precision_mixing.md); with the rotations it
+had before, that column read p_T1 1.5 · 1.3, η₁ 1.6 · 0.9, p_T2 1.5 · 0.7 and the AUC pull −1.7.
 
 CFM fails the W1 criterion on the leading muon's p_T (2.3 × its floor, its bulk deviation 1.5 ×):
 the same miss as in docs/precision.md (2.9 × on 200,000 events). The failure is real and the test

@@ -12,6 +12,7 @@ from bayesgen.validation.metrics import (
     ONE_SIGMA,
     band_metrics,
     calibrated_coverage_probability,
+    coverage_over_truths,
     chi2_ndf,
     max_rel_dev_bulk,
     observable_metrics,
@@ -160,6 +161,29 @@ def test_members_from_shifted_gaussians_give_their_known_spread_back():
     assert np.sum(v[used]) > 4 * error  # the raw spread misses by more than 4 errors
     peak = np.argmin(true_var)
     assert band.sigma_pred[peak] <= 3 * np.sqrt(2 / (len(means) - 1)) * band.sampling[peak]
+
+
+def test_coverage_over_truth_samples_averages_the_noise_of_one_truth_away():
+    """One band (10 members of 20,000 events) against 20 independent truths of 20,000 events: a
+    band of the truth's own shape covers as one truth sample says on average (≈ 0.73, see
+    above), and to within about 0.09/√20; the truths alone scatter it by ±0.09. A band shifted
+    by 0.15 σ misses most bins, far more than its error below that."""
+    edges = np.linspace(-3, 3, 31)
+    rng = np.random.default_rng(21)
+    truths = [Histogram.fill(rng.normal(size=20_000), edges) for _ in range(20)]
+    for shift, low, high in ((0.0, 0.66, 0.80), (0.15, 0.0, 0.35)):
+        band = BandHistogram.from_histograms([Histogram.fill(rng.normal(shift, 1.0, 20_000), edges)
+                                              for _ in range(10)])
+        single = np.array([band_metrics(truth, band)["coverage_1sigma"] for truth in truths])
+        result = coverage_over_truths(truths, band)
+        assert result["coverage_truths"] == 20
+        assert result["coverage_1sigma_truths"] == pytest.approx(single.mean())
+        assert result["coverage_1sigma_truths_error"] == pytest.approx(single.std(ddof=1) / np.sqrt(20))
+        assert low <= result["coverage_1sigma_truths"] <= high, (shift, result)
+        assert result["coverage_1sigma_truths_error"] < 0.03
+    assert result["coverage_1sigma_truths"] < ONE_SIGMA - 10 * result["coverage_1sigma_truths_error"]
+    with pytest.raises(ValueError, match="at least two"):
+        coverage_over_truths(truths[:1], band)
 
 
 def test_calibrated_coverage_probability_counts_the_bins_within_the_range():

@@ -91,6 +91,28 @@ def test_log_scale_where_the_truth_spans_decades():
     assert scales == {"dphi_mumu": "log", "m_mumu": "log", "mu1_eta": "linear"}
 
 
+def test_a_long_legend_goes_below_the_panels_without_covering_them():
+    values, _ = weighted_sample()
+    binning = Binning(0.0, 10.0, 20, r"$p_T$ [GeV]")
+    truth = Histogram.fill(values[:3_000], binning.edges)
+    few = {"inn": Histogram.fill(values, binning.edges)}
+    many = {f"a_long_row_name_of_a_study_{i}": Histogram.fill(values[i:], binning.edges) for i in range(8)}
+    inside = observable_figure(binning, truth, few, "z_mumu", logy=False)
+    assert inside.axes[0].get_legend() is not None and not inside.legends
+    below = observable_figure(binning, truth, many, "z_mumu", logy=False)
+    assert below.axes[0].get_legend() is None and len(below.legends) == 1
+    assert below.get_size_inches()[1] > inside.get_size_inches()[1]
+    below.canvas.draw()
+    renderer = below.canvas.get_renderer()
+    box = below.legends[0].get_window_extent(renderer)
+    figure_box = below.bbox
+    assert figure_box.x0 <= box.x0 and box.x1 <= figure_box.x1 and figure_box.y0 <= box.y0
+    for panel in below.axes:
+        assert box.y1 < panel.get_tightbbox(renderer).y0, "the legend covers a panel"
+    texts = [t.get_text() for t in below.legends[0].get_texts()]
+    assert len(texts) == 9 and texts[8] == f"a_long_row_name_of_a_study_7, {len(values) - 7:,} events"
+
+
 def test_title_and_legend_give_sqrt_s_and_the_event_counts():
     values, _ = weighted_sample()
     binning = Binning(0.0, 10.0, 20, r"$p_T$ [GeV]")

@@ -9,10 +9,13 @@ import uproot
 
 import bayesgen
 from bayesgen.app.cli import main
+from bayesgen.core.errors import ConfigError
+from bayesgen.core.registry import get_process
 from bayesgen.engine.config import ValidateConfig
 from bayesgen.engine.model import TrainedModel
 from bayesgen.engine.training import train
-from bayesgen.validation.report import GENERATED_PER_TRUTH, MAX_GENERATED, TRUTH_EVENTS, generated_events
+from bayesgen.validation.report import (GENERATED_PER_TRUTH, MAX_GENERATED, TRUTH_EVENTS, check_independent_truths,
+                                        generated_events)
 
 MAPPING = {"like": "z_mumu", "cut": "Type == 'GG'", "split_by": ["Run", "Event"],
            "collections": {"mu": {"px": ["px1", "px2"], "py": ["py1", "py2"], "pz": ["pz1", "pz2"],
@@ -93,3 +96,26 @@ def test_a_bayesian_validation_hands_over_its_band(tmp_path, tiny_config):
     # the band mean is a density: it integrates to the in-range fraction of the generated events
     in_range = samples["generated"].values().sum() / samples["generated"].sum(flow=True).value
     assert (samples["band_mean"].values() * samples["band_mean"].axes[0].widths).sum() == pytest.approx(in_range, rel=1e-6)
+
+
+def test_a_band_s_coverage_is_averaged_over_further_truth_samples_when_asked(tmp_path, tiny_config):
+    run = train(tiny_config(tmp_path / "run", sampler="cfm", bayesian=True, steps=3, sampler_options={}), progress=False)
+    sizes = {"draws": 2, "events": 600, "truth_events": 500, "sample_steps": 2, "progress": False}
+    report = bayesgen.validate(run, coverage_truths=3, **sizes)
+    band = report["observables"]["m_mumu"]
+    assert band["coverage_truths"] == 3 and 0 <= band["coverage_1sigma_truths"] <= 1
+    assert band["coverage_1sigma_truths_error"] >= 0
+    plain = bayesgen.validate(run, out=str(tmp_path / "plain"), **sizes)["observables"]["m_mumu"]
+    assert "coverage_truths" not in plain and plain["coverage_1sigma"] == band["coverage_1sigma"]
+    with pytest.raises(ConfigError, match="needs --draws of at least 2"):
+        bayesgen.validate(run, coverage_truths=3, **{**sizes, "draws": 1})
+    with pytest.raises(ConfigError, match="0 .off. or at least 2"):
+        bayesgen.validate(run, coverage_truths=1, **sizes)
+
+
+def test_a_coverage_over_truth_samples_refuses_a_file_s_held_out_part(file_run):
+    process = TrainedModel.load(file_run, "cpu").process
+    with pytest.raises(ConfigError, match="a coverage over truth samples needs independent ones, which only a "
+                                          "Monte-Carlo process draws"):
+        check_independent_truths(process)
+    check_independent_truths(get_process("z_mumu"))  # a Monte-Carlo process draws them

@@ -7,6 +7,7 @@ computed on several disjoint batches and reported as mean ± std.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import ot
@@ -15,7 +16,7 @@ from bayesgen.core.errors import DataError
 from bayesgen.validation.histogram import BandHistogram, Histogram
 
 __all__ = ["wasserstein_1d", "max_rel_dev_bulk", "chi2_ndf", "observable_metrics", "band_metrics",
-           "ONE_SIGMA", "calibrated_coverage_probability"]
+           "coverage_over_truths", "ONE_SIGMA", "calibrated_coverage_probability"]
 
 #: the probability that a Gaussian ±1σ interval holds the true value, erf(1/√2)
 ONE_SIGMA = math.erf(1 / math.sqrt(2))
@@ -186,6 +187,25 @@ def band_metrics(truth: Histogram, band: BandHistogram, min_fraction: float = 0.
             "sigma_sampling_rel_median": relative_median(band.sampling[bulk]),
             "coverage_1sigma": float(np.mean(np.abs(mean - truth.density[bulk]) <= sigma_total)),
             "coverage_bins": n}
+
+
+def coverage_over_truths(truths: Sequence[Histogram], band: BandHistogram,
+                         min_fraction: float = 0.01) -> dict[str, float]:
+    """The band's ``coverage_1sigma`` (:func:`band_metrics`) against each of K independent truth
+    samples of one size, averaged: the coverage probability measured with toys, where one truth
+    sample gives it only to within the binomial spread of its n bins (about ±0.1 for 20 bins).
+
+    * ``coverage_1sigma_truths`` — the mean over the K truth samples;
+    * ``coverage_1sigma_truths_error`` — its standard error, the spread over the samples / √K
+      (the truths' noise only: the band's own members are the same in every term);
+    * ``coverage_truths`` — K.
+    """
+    if len(truths) < 2:
+        raise ValueError(f"a coverage over truth samples needs at least two of them, got {len(truths)}")
+    coverages = np.array([band_metrics(truth, band, min_fraction)["coverage_1sigma"] for truth in truths])
+    return {"coverage_1sigma_truths": float(coverages.mean()),
+            "coverage_1sigma_truths_error": float(coverages.std(ddof=1) / math.sqrt(len(coverages))),
+            "coverage_truths": len(coverages)}
 
 
 def calibrated_coverage_probability(bins: int, low: float, high: float, p: float = ONE_SIGMA) -> float:

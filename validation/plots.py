@@ -32,6 +32,9 @@ __all__ = ["plot_observable", "observable_figure", "spans_decades", "energy_labe
 STYLE = {**mplhep.style.CMS, "figure.figsize": (10.0, 10.0), "font.size": 20}
 LOG_RANGE = 1e2  #: truth densities spanning more than this factor (largest / smallest non-zero bin): log y
 _COLORS = ["C0", "C3", "C2", "C1", "C4", "C5", "C6", "C8", "C9"]  # no grey/black: truth is black
+#: legends with more entries than this go below the panels (inside, they would cover the data)
+INSIDE_LEGEND_ENTRIES = 4
+_LEGEND_LINE_INCHES = 0.3  # the figure grows by this per entry of a legend below the panels
 _RATIO_DEFAULT = (0.8, 1.2)
 _RATIO_LIMIT = (0.0, 2.0)  # the ratio panel never zooms out further than this
 
@@ -114,7 +117,8 @@ def observable_figure(
     relative statistical error alone), each band's ±σ_pred / truth shaded, y-range [0.8, 1.2]
     widened as the ratios need, at most to [0, 2]; bins with an empty truth are left blank.
     Title: ``title`` on the left, √s (``sqrt_s`` in GeV) on the right; the legend gives every
-    sample's number of events.
+    sample's number of events: in the main panel's upper right for up to
+    :data:`INSIDE_LEGEND_ENTRIES` entries, below the ratio panel (the figure taller) for more.
     """
     edges = np.asarray(truth.edges, dtype=float)
     for name, h in generated.items():
@@ -168,17 +172,24 @@ def observable_figure(
         ax.set_xlim(edges[0], edges[-1])
         positive = np.concatenate(positive)
         top = float(positive.max()) if positive.size else 1.0
-        if logy:  # the lowest bins, and room above for the legend: 60 % of the axis for the data
+        legend_inside = len(handles) <= INSIDE_LEGEND_ENTRIES
+        if logy:  # the lowest bins, and room above for a legend inside: 60 % of the axis for the data
             bottom = float(positive.min()) / 2 if positive.size else top / 10
             ax.set_yscale("log")
-            ax.set_ylim(bottom, bottom * (top / bottom) ** (1 / 0.6))
+            ax.set_ylim(bottom, bottom * (top / bottom) ** (1 / (0.6 if legend_inside else 0.9)))
         else:
-            ax.set_ylim(0.0, 1.45 * top)
+            ax.set_ylim(0.0, (1.45 if legend_inside else 1.1) * top)
         ax.set_ylabel("normalised density")
         ax.set_title(title, loc="left", fontsize="medium")
         ax.set_title(energy_label(sqrt_s), loc="right", fontsize="medium")
-        ax.legend(handles, _labels(truth, generated, n_generated), handler_map={tuple: HandlerTuple(ndivide=1)},
-                  frameon=False, fontsize="x-small", loc="upper right")
+        legend = {"handles": handles, "labels": _labels(truth, generated, n_generated), "frameon": False,
+                  "fontsize": "x-small", "handler_map": {tuple: HandlerTuple(ndivide=1)}}
+        if legend_inside:
+            ax.legend(loc="upper right", **legend)
+        else:
+            width, height = fig.get_size_inches()
+            fig.set_size_inches(width, height + _LEGEND_LINE_INCHES * len(handles))
+            fig.legend(loc="outside lower center", **legend)
         rax.set_ylabel("gen. / truth")
         rax.set_xlabel(binning.label or title)
         ax.tick_params(labelbottom=False)

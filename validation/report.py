@@ -24,7 +24,7 @@ from typing import Any
 import hist
 import numpy as np
 
-from bayesgen.core.errors import DataError
+from bayesgen.core.errors import ConfigError, DataError
 from bayesgen.core.process import Process
 from bayesgen.core.seeding import derive_seed
 from bayesgen.engine.config import ValidateConfig
@@ -35,7 +35,7 @@ from bayesgen.validation.detector import plot_view_examples, view_metrics
 from bayesgen.validation.floors import Floors, measure_floors, with_floors
 from bayesgen.validation.histfile import root_entries, sample_histograms, write_root
 from bayesgen.validation.histogram import BandHistogram, Histogram
-from bayesgen.validation.metrics import band_metrics, observable_metrics
+from bayesgen.validation.metrics import band_metrics, coverage_over_truths, observable_metrics
 from bayesgen.validation.plots import plot_observable
 from bayesgen.validation.reweighting import Reweighter, weight_summary
 
@@ -170,7 +170,8 @@ def observable_table(process: Process, truth: Truth, observables: dict[str, np.n
 
 
 def measure(process: Process, truth: Truth, events: np.ndarray, draw: np.ndarray, draws: int, seed: int,
-            label: str = "the model", progress: bool = False, reweighter: Reweighter | None = None) -> Evaluation:
+            label: str = "the model", progress: bool = False, reweighter: Reweighter | None = None,
+            coverage_truths: int = 0) -> Evaluation:
     """Measure generated ``events (n, n_quantities)``, ``draws`` ensemble members marked by
     ``draw (n,)``, against ``truth``: metrics per observable (on all members' events pooled;
     with draws, the band's width and coverage too), each beside its truth-vs-truth floor for
@@ -180,7 +181,9 @@ def measure(process: Process, truth: Truth, events: np.ndarray, draw: np.ndarray
     :meth:`~bayesgen.core.process.Process.event_metrics`); with ``progress``, a bar on a
     terminal. More than half the events with non-finite observables is a :class:`DataError`
     naming ``label``. With a ``reweighter`` the summary's ``reweighted`` holds the same metrics
-    and AUC of the events weighted by it (beside the same floors), and the weights' spread."""
+    and AUC of the events weighted by it (beside the same floors), and the weights' spread. With
+    ``coverage_truths`` K ≥ 2 and draws, each band's coverage is also averaged over K further
+    truth samples of the same size (:func:`coverage_truths_metrics`)."""
     observables, finite = finite_observables(process, events)
     n_dropped = int((~finite).sum())
     if n_dropped > len(finite) // 2:
@@ -200,6 +203,12 @@ def measure(process: Process, truth: Truth, events: np.ndarray, draw: np.ndarray
             if "skipped" not in metrics:
                 edges = process.binnings[name].edges
                 metrics.update(band_metrics(truth.histogram(name, edges), evaluation.histogram(name, edges)))
+        if coverage_truths:
+            bar.set_postfix_str(f"coverage over {coverage_truths} truth samples")
+            compared = [name for name, metrics in per_observable.items() if "skipped" not in metrics]
+            for name, metrics in coverage_truths_metrics(process, truth, evaluation, compared, coverage_truths,
+                                                         seed).items():
+                per_observable[name].update(metrics)
     bar.set_postfix_str("classifier")
     truth_inputs = classifier_inputs(process, truth.events)
     classifier = classifier_two_sample_test(truth_inputs, classifier_inputs(process, events), seed=seed)
@@ -221,6 +230,30 @@ def measure(process: Process, truth: Truth, events: np.ndarray, draw: np.ndarray
     if event_metrics:
         evaluation.summary["event_metrics"] = event_metrics
     return evaluation
+
+
+def coverage_truths_metrics(process: Process, truth: Truth, evaluation: Evaluation, names: list[str],
+                            n_truths: int, seed: int) -> dict[str, dict[str, float]]:
+    """Per observable of ``names``, the band's coverage over ``n_truths`` truth samples of
+    ``truth``'s size, drawn afresh (:func:`~bayesgen.validation.metrics.coverage_over_truths`).
+    Only a Monte-Carlo process draws independent ones: a file's held-out part would give
+    overlapping subsets, and is refused (:func:`check_independent_truths`)."""
+    check_independent_truths(process)
+    histograms: dict[str, list[Histogram]] = {name: [] for name in names}
+    for k in range(n_truths):   # one truth sample in memory at a time
+        sample = Truth.draw(process, len(truth.events), derive_seed(seed, "coverage-truth", k))
+        for name in names:
+            histograms[name].append(sample.histogram(name, process.binnings[name].edges))
+    return {name: coverage_over_truths(histograms[name], evaluation.histogram(name, process.binnings[name].edges))
+            for name in names}
+
+
+def check_independent_truths(process: Process) -> None:
+    """Refuse a coverage over truth samples where the truth comes from a file's held-out part
+    (a process whose :meth:`~bayesgen.core.process.Process.holdout` is not itself)."""
+    if process.holdout() is not process:
+        raise ConfigError(f"{process.name}: a coverage over truth samples needs independent ones, which only a "
+                          "Monte-Carlo process draws; this one takes its truth from a file's held-out part")
 
 
 def whole_event_metrics(process: Process, truth_events: np.ndarray, generated_events: np.ndarray,

@@ -74,9 +74,10 @@ class CouplingINN(Sampler):
     ``network`` is the list of coupling blocks (each registered once, its conditioner inside it);
     sampling calls the blocks' conditioners, which are what ``--compile`` compiles."""
 
-    #: the recipe measured for ≤ 20 min on one CPU thread (docs/precision.md); permutations in
-    #: front of the couplings, measured against rotations in docs/precision_mixing.md
-    training_defaults = {"steps": 12_000, "batch_size": 1024, "lr": 1e-3, "warmup_steps": 500, "ema_decay": 0.9995,
+    #: the recipe of docs/precision_mixing.md: permutations in front of the couplings (measured
+    #: against rotations there), 10,000 steps, 17.5 min on both cores of a 2-core CPU, where 12,000
+    #: measured the same and took 21 (on one thread 12,000 took 19 min on a faster day, precision.md)
+    training_defaults = {"steps": 10_000, "batch_size": 1024, "lr": 1e-3, "warmup_steps": 500, "ema_decay": 0.9995,
                          "backbone_options": {"mlp": {"width": 128, "depth": 3}},
                          "sampler_options": {"blocks": 6, "bins": 16, "mixing": "permutation"}}
 
