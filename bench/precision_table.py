@@ -600,9 +600,14 @@ def pooled_coverage(observables: dict) -> str:
     return f"{pooled:.3f} ± {np.sqrt(pooled * (1 - pooled) / bins):.3f} over the {bins} bulk bins of the observables but the φ's"
 
 
+def coverage_truths_of(observables: dict) -> int:
+    """K, the further truth samples the bands' coverage was averaged over (0 where it was not)."""
+    return max((v.get("coverage_truths", 0) for v in observables.values()), default=0)
+
+
 def toys_words(observables: dict) -> str:
     """" averaged over K further truth samples" where the coverage was measured so, else ""."""
-    k = next(iter(observables.values())).get("coverage_truths")
+    k = coverage_truths_of(observables)
     return f" averaged over {k} further truth samples" if k else ""
 
 
@@ -655,11 +660,11 @@ def bayes_section(out: Path, best: str, prefix: str = "bayes") -> list[str]:
     b = load(out, f"{prefix}_{best}")
     if b is None:
         return ["", f"No {prefix} run of {best} yet (stage {prefix})."]
-    toys = "coverage_truths" in b["observables"]["m_mumu"]
+    toys = coverage_truths_of(b["observables"])
     lines = ["", band_title(b, best), "",
              "| observable | W1 / floor | bulk deviation | σ_pred/mean (median) | sampling part | "
              "coverage_1sigma (bins) | a calibrated band in range | "
-             + (f"coverage over {b['observables']['m_mumu']['coverage_truths']} truth samples | " if toys else "")
+             + (f"coverage over {toys} truth samples | " if toys else "")
              + "verdict |", "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if toys else "") + "---|"]
     low, high = TARGETS["coverage"]
     for name, m in b["observables"].items():

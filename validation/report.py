@@ -199,14 +199,13 @@ def measure(process: Process, truth: Truth, events: np.ndarray, draw: np.ndarray
     bar.update()
     per_observable = observable_table(process, truth, evaluation.observables, floors, bar=bar)
     if draws > 1:
-        for name, metrics in per_observable.items():
-            if "skipped" not in metrics:
-                edges = process.binnings[name].edges
-                metrics.update(band_metrics(truth.histogram(name, edges), evaluation.histogram(name, edges)))
+        bands = {name: evaluation.histogram(name, process.binnings[name].edges)
+                 for name, metrics in per_observable.items() if "skipped" not in metrics}
+        for name, band in bands.items():
+            per_observable[name].update(band_metrics(truth.histogram(name, band.edges), band))
         if coverage_truths:
             bar.set_postfix_str(f"coverage over {coverage_truths} truth samples")
-            compared = [name for name, metrics in per_observable.items() if "skipped" not in metrics]
-            for name, metrics in coverage_truths_metrics(process, truth, evaluation, compared, coverage_truths,
+            for name, metrics in coverage_truths_metrics(process, len(truth.events), bands, coverage_truths,
                                                          seed).items():
                 per_observable[name].update(metrics)
     bar.set_postfix_str("classifier")
@@ -232,20 +231,20 @@ def measure(process: Process, truth: Truth, events: np.ndarray, draw: np.ndarray
     return evaluation
 
 
-def coverage_truths_metrics(process: Process, truth: Truth, evaluation: Evaluation, names: list[str],
-                            n_truths: int, seed: int) -> dict[str, dict[str, float]]:
-    """Per observable of ``names``, the band's coverage over ``n_truths`` truth samples of
-    ``truth``'s size, drawn afresh (:func:`~bayesgen.validation.metrics.coverage_over_truths`).
-    Only a Monte-Carlo process draws independent ones: a file's held-out part would give
-    overlapping subsets, and is refused (:func:`check_independent_truths`)."""
+def coverage_truths_metrics(process: Process, n_events: int, bands: dict[str, BandHistogram], n_truths: int,
+                            seed: int) -> dict[str, dict[str, float]]:
+    """Per observable of ``bands`` (name → its ensemble band), the band's coverage over
+    ``n_truths`` truth samples of ``n_events`` events, drawn afresh
+    (:func:`~bayesgen.validation.metrics.coverage_over_truths`). Only a Monte-Carlo process
+    draws independent ones: a file's held-out part would give overlapping subsets, and is
+    refused (:func:`check_independent_truths`)."""
     check_independent_truths(process)
-    histograms: dict[str, list[Histogram]] = {name: [] for name in names}
+    histograms: dict[str, list[Histogram]] = {name: [] for name in bands}
     for k in range(n_truths):   # one truth sample in memory at a time
-        sample = Truth.draw(process, len(truth.events), derive_seed(seed, "coverage-truth", k))
-        for name in names:
-            histograms[name].append(sample.histogram(name, process.binnings[name].edges))
-    return {name: coverage_over_truths(histograms[name], evaluation.histogram(name, process.binnings[name].edges))
-            for name in names}
+        sample = Truth.draw(process, n_events, derive_seed(seed, "coverage-truth", k))
+        for name, band in bands.items():
+            histograms[name].append(sample.histogram(name, band.edges))
+    return {name: coverage_over_truths(histograms[name], band) for name, band in bands.items()}
 
 
 def check_independent_truths(process: Process) -> None:
