@@ -137,11 +137,11 @@ def dispatch(args: argparse.Namespace) -> int:
         print(reweighter.describe())
         print(f"wrote the classifier weights to {path}")
     elif args.command == "laplace":
-        from bayesgen.engine.laplace import laplace
+        from bayesgen.engine.laplace import laplace, prior_words
 
         out, record = laplace(args.run, _config(args, LaplaceConfig, "laplace"))
-        print(f"wrote the Laplace posterior of {len(record['layers'])} layers (prior width {record['prior_std']:.3g}, "
-              f"{record['prior_from']}; {record['events']:,} training events) to {out}; draw its ensemble with "
+        print(f"wrote the Laplace posterior of {len(record['layers'])} layers ({prior_words(record)}; "
+              f"{record['events']:,} training events) to {out}; draw its ensemble with "
               f"`bayesgen validate {out} --draws 20`")
     elif args.command == "compare":
         from bayesgen.app.compare import compare

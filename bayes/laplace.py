@@ -16,7 +16,9 @@ maximises the Laplace evidence
 
     log p(D | σ_p) ≈ −NLL(θ*) − Σ_i [θ_i² / (2σ_p²) + ½ log(1 + σ_p² F_i)],   F_i = Λ_i − 1/σ_p²,
 
-over a logarithmic grid (:func:`best_prior_std`). Layers must see one row per event (a leading
+over a logarithmic grid (:func:`best_prior_std`): one width for every layer, or one per layer
+(``per_layer``; the evidence is a sum of one term per layer, each maximised on its own, as the
+layer-wise prior precision of Laplace Redux). Layers must see one row per event (a leading
 event dimension; any dimensions between, e.g. points, are summed per event), so that each
 event's gradient is read off the layer's inputs and output gradients in one backward pass.
 
@@ -32,7 +34,7 @@ width where the likelihood is flattest (docs/precision.md measures both).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -45,6 +47,9 @@ from bayesgen.bayes.model import variational_layers
 
 #: the prior widths :func:`best_prior_std` chooses from: 10⁻³ … 10, 20 per decade
 PRIOR_GRID = np.logspace(-3, 1, 81)
+#: a prior width: one for every variational layer, or one per layer (in the order of
+#: :func:`~bayesgen.bayes.model.variational_layers`)
+PriorStd = float | Sequence[float]
 _EVENT_CHUNK = 256   #: events whose per-event weight gradients are held at once (layers with extra dimensions)
 
 
@@ -74,6 +79,15 @@ def _layers(module: nn.Module) -> list:
     if not layers:
         raise ValueError("the module has no variational layers; call bayesianize first")
     return layers
+
+
+def per_layer_prior(prior_std: PriorStd, layers: int) -> list[float]:
+    """``prior_std`` as one width per layer of ``layers`` layers."""
+    if isinstance(prior_std, Sequence):
+        if len(prior_std) != layers:
+            raise ValueError(f"{len(prior_std)} prior widths for {layers} variational layers")
+        return [float(s) for s in prior_std]
+    return [float(prior_std)] * layers
 
 
 def _per_event(tensors: list[torch.Tensor], events: int, name: str) -> torch.Tensor:
@@ -121,7 +135,7 @@ def center_inputs(module: nn.Module, forward_batches: Iterable[Callable[[], obje
 Batches = Iterable[tuple[Callable[[], torch.Tensor], "torch.Tensor | None"]]
 
 
-def _event_rows(layers: list, batches: Batches) -> Iterator[tuple[int, list[tuple]]]:
+def event_rows(layers: list, batches: Batches) -> Iterator[tuple[int, list[tuple]]]:
     """For each batch: its number of events ``n`` and, for each variational layer called on it,
     ``(layer index, output gradients (n, rows, out), centred inputs (n, rows, in), event weights
     (n,))``. Each batch is a callable returning the summed, unweighted NLL of its events (nats)
@@ -161,37 +175,45 @@ class Curvature:
     bias: list[torch.Tensor | None]
     events: int
 
-    def log_evidence(self, module: nn.Module, prior_std: float) -> float:
-        """The Laplace log evidence of ``prior_std`` up to terms that do not depend on it (nats):
-        ``−Σ_i [θ_i²/(2σ_p²) + ½ log(1 + σ_p² F_i)]`` over every posterior mean θ_i."""
-        total = 0.0
-        for layer, fisher_w, fisher_b in zip(_layers(module), self.weight, self.bias):
+    def layer_log_evidence(self, module: nn.Module, prior_std: PriorStd) -> list[float]:
+        """Each layer's term of the Laplace log evidence of ``prior_std``, up to terms that do not
+        depend on it (nats): ``−Σ_i [θ_i²/(2σ_p²) + ½ log(1 + σ_p² F_i)]`` over the layer's
+        posterior means θ_i."""
+        layers = _layers(module)
+        terms = []
+        for layer, fisher_w, fisher_b, std in zip(layers, self.weight, self.bias,
+                                                  per_layer_prior(prior_std, len(layers))):
             pairs = [(layer.weight_mean, fisher_w)] + ([] if fisher_b is None else [(layer.bias_mean, fisher_b)])
-            for mean, fisher in pairs:
-                total -= float((mean.detach().double().square() / (2 * prior_std**2)
-                                + 0.5 * torch.log1p(prior_std**2 * fisher.double())).sum())
-        return total
+            terms.append(-sum(float((mean.detach().double().square() / (2 * std**2)
+                                     + 0.5 * torch.log1p(std**2 * fisher.double())).sum()) for mean, fisher in pairs))
+        return terms
 
-    def set_posterior(self, module: nn.Module, prior_std: float) -> None:
-        """Give every variational layer the prior ``N(0, prior_std²)`` and the widths
-        ``σ = (F + 1/σ_p²)^(−1/2)`` about its current means."""
+    def log_evidence(self, module: nn.Module, prior_std: PriorStd) -> float:
+        """The Laplace log evidence of ``prior_std``, the sum of :meth:`layer_log_evidence`."""
+        return sum(self.layer_log_evidence(module, prior_std))
+
+    def set_posterior(self, module: nn.Module, prior_std: PriorStd) -> None:
+        """Give every variational layer the prior ``N(0, σ_p²)`` (its own with one width per layer)
+        and the widths ``σ = (F + 1/σ_p²)^(−1/2)`` about its current means."""
+        layers = _layers(module)
         with torch.no_grad():
-            for layer, fisher_w, fisher_b in zip(_layers(module), self.weight, self.bias):
-                layer.prior_std = prior_std
-                layer.weight_log_sigma.copy_(-0.5 * torch.log(fisher_w + prior_std**-2))
+            for layer, fisher_w, fisher_b, std in zip(layers, self.weight, self.bias,
+                                                      per_layer_prior(prior_std, len(layers))):
+                layer.prior_std = std
+                layer.weight_log_sigma.copy_(-0.5 * torch.log(fisher_w + std**-2))
                 if fisher_b is not None:
-                    layer.bias_log_sigma.copy_(-0.5 * torch.log(fisher_b + prior_std**-2))
+                    layer.bias_log_sigma.copy_(-0.5 * torch.log(fisher_b + std**-2))
 
 
 def empirical_fisher(module: nn.Module, batches: Batches) -> Curvature:
     """``Σ_n w_n g_n²`` over events, ``g_n`` the gradient of event ``n``'s negative
     log-likelihood with respect to each variational layer's posterior means (batches as
-    :func:`_event_rows`)."""
+    :func:`event_rows`)."""
     layers = _layers(module)
     weight = [torch.zeros_like(layer.weight_mean) for layer in layers]
     bias = [None if layer.bias_mean is None else torch.zeros_like(layer.bias_mean) for layer in layers]
     events = 0
-    for n, rows in _event_rows(layers, batches):
+    for n, rows in event_rows(layers, batches):
         events += n
         for i, delta, inputs, w in rows:
             if delta.shape[1] == 1:
@@ -228,26 +250,30 @@ class KroneckerFactors:
             pairs.append((la.clamp(min=0), qa, lg.clamp(min=0), qg))
         return pairs
 
-    def log_evidence(self, module: nn.Module, prior_std: float) -> float:
-        """As :meth:`Curvature.log_evidence`, with ``F``'s eigenvalues ``λ_G,i λ_A,j``."""
-        total = 0.0
-        for layer, (la, _, lg, _) in zip(_layers(module), self._eigen):
-            total -= float(_augmented(layer).double().square().sum() / (2 * prior_std**2)
-                           + 0.5 * torch.log1p(prior_std**2 * lg.double()[:, None] * la.double()[None, :]).sum())
-        return total
+    def layer_log_evidence(self, module: nn.Module, prior_std: PriorStd) -> list[float]:
+        """As :meth:`Curvature.layer_log_evidence`, with ``F``'s eigenvalues ``λ_G,i λ_A,j``."""
+        layers = _layers(module)
+        return [-float(_augmented(layer).double().square().sum() / (2 * std**2)
+                       + 0.5 * torch.log1p(std**2 * lg.double()[:, None] * la.double()[None, :]).sum())
+                for layer, (la, _, lg, _), std in zip(layers, self._eigen, per_layer_prior(prior_std, len(layers)))]
 
-    def set_posterior(self, module: nn.Module, prior_std: float) -> None:
+    def log_evidence(self, module: nn.Module, prior_std: PriorStd) -> float:
+        """The Laplace log evidence of ``prior_std``, the sum of :meth:`layer_log_evidence`."""
+        return sum(self.layer_log_evidence(module, prior_std))
+
+    def set_posterior(self, module: nn.Module, prior_std: PriorStd) -> None:
         """Give every (:class:`~bayesgen.bayes.layers.KroneckerLinear`) layer the prior
-        ``N(0, prior_std²)`` and the matrix-normal posterior about its current means; its
-        ``log_sigma`` become the marginal widths."""
+        ``N(0, σ_p²)`` (its own with one width per layer) and the matrix-normal posterior about
+        its current means; its ``log_sigma`` become the marginal widths."""
+        layers = _layers(module)
         with torch.no_grad():
-            for layer, (la, qa, lg, qg) in zip(_layers(module), self._eigen):
+            for layer, (la, qa, lg, qg), std in zip(layers, self._eigen, per_layer_prior(prior_std, len(layers))):
                 if not isinstance(layer, KroneckerLinear):
                     raise ValueError("a Kronecker-factored posterior needs KroneckerLinear layers "
                                      "(bayesianize(..., posterior='kronecker'))")
-                scale = (lg[:, None] * la[None, :] + prior_std**-2).rsqrt()
+                scale = (lg[:, None] * la[None, :] + std**-2).rsqrt()
                 variance = qg.square() @ scale.square() @ qa.square().T
-                layer.prior_std = prior_std
+                layer.prior_std = std
                 layer.basis_in.copy_(qa)
                 layer.basis_out.copy_(qg)
                 layer.scale.copy_(scale)
@@ -262,7 +288,7 @@ def _augmented(layer) -> torch.Tensor:
 
 def kronecker_factors(module: nn.Module, batches: Batches) -> KroneckerFactors:
     """The Kronecker factors ``A`` and ``G`` of every variational layer (batches as
-    :func:`_event_rows`; several rows of one event count as several rows, K-FAC's "expand")."""
+    :func:`event_rows`; several rows of one event count as several rows, K-FAC's "expand")."""
     layers = _layers(module)
     inputs = [torch.zeros(layer.in_features + 1, layer.in_features + 1, dtype=torch.float64,
                           device=layer.weight_mean.device) for layer in layers]
@@ -270,7 +296,7 @@ def kronecker_factors(module: nn.Module, batches: Batches) -> KroneckerFactors:
                              device=layer.weight_mean.device) for layer in layers]
     weight_sums = [0.0] * len(layers)
     events = 0
-    for n, rows in _event_rows(layers, batches):
+    for n, rows in event_rows(layers, batches):
         events += n
         for i, delta, centred, w in rows:
             augmented = torch.cat([centred, torch.ones_like(centred[..., :1])], dim=-1).double()
@@ -286,6 +312,11 @@ def kronecker_factors(module: nn.Module, batches: Batches) -> KroneckerFactors:
 
 
 def best_prior_std(module: nn.Module, curvature: Curvature | KroneckerFactors,
-                   grid: Iterable[float] = PRIOR_GRID) -> float:
-    """The prior width of ``grid`` with the largest Laplace log evidence."""
-    return max((float(s) for s in grid), key=lambda s: curvature.log_evidence(module, s))
+                   grid: Iterable[float] = PRIOR_GRID, per_layer: bool = False) -> PriorStd:
+    """The prior width of ``grid`` with the largest Laplace log evidence, or with ``per_layer``
+    each layer's width of ``grid`` with the largest term of it (a list, one per layer)."""
+    widths = [float(s) for s in grid]
+    terms = np.array([curvature.layer_log_evidence(module, s) for s in widths])   # (widths, layers)
+    if per_layer:
+        return [widths[i] for i in terms.argmax(0)]
+    return widths[int(terms.sum(1).argmax())]

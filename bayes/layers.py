@@ -109,6 +109,14 @@ class VariationalLinear(nn.Module):
         self._weights = self._biases = None
         self.mode = "mean"
 
+    def drawn_offsets(self) -> torch.Tensor:
+        """The fixed draws' offsets from the posterior means, ``[ΔW | Δb]`` ``(M, out, in + 1)``
+        (Δb 0 without a bias)."""
+        if self._weights is None:
+            raise ValueError("no weights drawn: call draw first")
+        biases = torch.zeros_like(self._weights[..., 0]) if self._biases is None else self._biases - self.bias_mean.detach()
+        return torch.cat([self._weights - self.weight_mean.detach(), biases[..., None]], dim=-1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._centered(x)
         if self.training:

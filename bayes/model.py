@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 from bayesgen.bayes.layers import KroneckerLinear, VariationalLinear
+from bayesgen.core.errors import ConfigError
 from bayesgen.core.seeding import derive_seed, torch_generator
 
 
@@ -16,25 +17,29 @@ from bayesgen.core.seeding import derive_seed, torch_generator
 POSTERIORS = {"mean_field": VariationalLinear, "kronecker": KroneckerLinear}
 
 
-def bayesianize(module: nn.Module, prior_std: float = 1.0, init_log_sigma: float = -9.0,
+def bayesianize(module: nn.Module, prior_std: float | Mapping[str, float] = 1.0, init_log_sigma: float = -9.0,
                 keep: Callable[[str, nn.Linear], bool] | None = None, inplace: bool = True,
                 center_inputs: bool = False, posterior: str = "mean_field") -> nn.Module:
     """Replace every :class:`nn.Linear` in ``module`` (recursively) by a :class:`VariationalLinear`
-    whose posterior means start at the layer's weights; ``keep(name, layer)`` → True leaves a layer
-    deterministic; ``center_inputs`` centres each layer with a bias on its running mean input (see
-    :mod:`bayesgen.bayes.layers`); ``posterior = "kronecker"`` makes :class:`KroneckerLinear`
+    whose posterior means start at the layer's weights, under the prior ``N(0, prior_std²)`` (a
+    mapping gives each layer, by its name in ``module``, a width of its own); ``keep(name,
+    layer)`` → True leaves a layer deterministic; ``center_inputs`` centres each layer with a
+    bias on its running mean input (see :mod:`bayesgen.bayes.layers`); ``posterior = "kronecker"`` makes :class:`KroneckerLinear`
     layers instead, to hold a Laplace fit (:mod:`bayesgen.bayes.laplace`). Returns the module
     (a copy unless ``inplace``)."""
     if posterior not in POSTERIORS:
         raise ValueError(f"unknown posterior {posterior!r}; known: {', '.join(POSTERIORS)}")
     module = module if inplace else copy.deepcopy(module)
     linears = [(name, layer) for name, layer in module.named_modules() if type(layer) is nn.Linear]
+    linears = [(name, layer) for name, layer in linears if keep is None or not keep(name, layer)]
+    if isinstance(prior_std, Mapping) and (missing := [name for name, _ in linears if name not in prior_std]):
+        raise ConfigError(f"prior_std gives no width to the layers {', '.join(missing)}; it names "
+                          f"{', '.join(prior_std) or 'none'}")
     for name, layer in linears:
-        if keep is not None and keep(name, layer):
-            continue
+        width = prior_std[name] if isinstance(prior_std, Mapping) else prior_std
         parent_name, _, child = name.rpartition(".")
         parent = module.get_submodule(parent_name) if parent_name else module
-        setattr(parent, child, POSTERIORS[posterior].from_linear(layer, prior_std, init_log_sigma, center_inputs))
+        setattr(parent, child, POSTERIORS[posterior].from_linear(layer, width, init_log_sigma, center_inputs))
     return module
 
 

@@ -224,6 +224,8 @@ class LaplaceConfig(DeviceOptions):
     out: str | None = option(None, "the Bayesian run directory to write (default: RUN_laplace)")
     prior_std: float | None = option(None, "width of the weights' prior N(0, prior_std²) (default: the width of "
                                            "largest Laplace evidence)", positive=True)
+    prior_per_layer: bool = option(False, "give each layer the prior width of largest evidence for it, rather "
+                                          "than one width for all")
     deterministic_layers: str = option("*.input,*.blocks.*,*.time_embedding.*",
                                        "comma-separated name patterns of the layers left deterministic (these "
                                        "leave the backbones' output layers to the posterior)")
@@ -235,6 +237,9 @@ class LaplaceConfig(DeviceOptions):
         super().__post_init__()
         if self.posterior not in LAPLACE_POSTERIORS:
             raise ConfigError(f"unknown --posterior {self.posterior!r}; known: {', '.join(LAPLACE_POSTERIORS)}")
+        if self.prior_std is not None and self.prior_per_layer:
+            raise ConfigError("--prior-std gives every layer one width; --prior-per-layer has the evidence choose "
+                              "one for each: give one of them")
 
 
 @dataclass

@@ -27,6 +27,16 @@ from bayesgen.engine.model import build_model
 from bayesgen.engine.training import TrainingData, prepare_data
 
 
+def prior_words(record: dict[str, Any]) -> str:
+    """A fit's prior in words, e.g. "prior N(0, 0.251²) by the evidence"; one width per layer as
+    "prior N(0, σ²) by the evidence per layer, σ 0.112–0.355"."""
+    chosen = "given" if record["prior_from"] == "given" else f"by the {record['prior_from']}"
+    widths = record["prior_std"]
+    if isinstance(widths, list):
+        return f"prior N(0, σ²) {chosen}, σ {min(widths):.3g}–{max(widths):.3g}"
+    return f"prior N(0, {widths:.3g}²) {chosen}"
+
+
 def _source_state(run_dir: str | Path) -> tuple[dict, TrainConfig]:
     """The checkpoint of a finished deterministic run, or a :class:`RunError` saying why not."""
     state = load_checkpoint(run_dir)
@@ -113,12 +123,14 @@ def _fit(run_dir: str | Path, state: dict, source: TrainConfig,
     fit = kronecker_factors if config.posterior == "kronecker" else empirical_fisher
     curvature = fit(sampler, [(nll(i, rows), None if data.weights is None else data.weights[rows])
                               for i, rows in enumerate(batches)])
-    prior_std = config.prior_std or best_prior_std(sampler, curvature)
+    prior_std = config.prior_std or best_prior_std(sampler, curvature, per_layer=config.prior_per_layer)
     curvature.set_posterior(sampler, prior_std)
     record = {"source": str(run_dir), "posterior": config.posterior, "prior_std": prior_std,
-              "prior_from": "given" if config.prior_std else "evidence",
+              "prior_from": "given" if config.prior_std else "evidence per layer" if config.prior_per_layer else "evidence",
               "log_evidence": curvature.log_evidence(sampler, prior_std), "events": curvature.events,
               "layers": list(named_variational_layers(sampler)),
               "seconds": time.perf_counter() - started}
+    if config.prior_per_layer:   # bayesianize names the layers within the network
+        prior_std = dict(zip(named_variational_layers(sampler.network), prior_std))
     run = dataclasses.replace(run, bayes_options={**bayes_options, "prior_std": prior_std})
     return run, {k: v.detach().cpu() for k, v in sampler.state_dict().items()}, record

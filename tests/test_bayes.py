@@ -11,7 +11,7 @@ from torch import nn
 from bayesgen.app.cli import main
 from bayesgen.bayes import (VariationalLinear, bayesianize, ensemble, is_bayesian, kl_divergence,
                             variational_layers, weight_draws)
-from bayesgen.core.errors import RunError
+from bayesgen.core.errors import ConfigError, RunError
 from bayesgen.engine.checkpoint import load_checkpoint, save_checkpoint
 from bayesgen.engine.config import TrainConfig
 from bayesgen.engine.model import TrainedModel, build_sampler
@@ -80,6 +80,13 @@ def test_keep_filter_leaves_chosen_layers_deterministic():
     config = TrainConfig(bayesian=True, bayes_options={"deterministic_layers": ["output.*"]},
                          backbone_options={"width": 8, "depth": 1}, sampler_options={"timesteps": 10})
     assert type(build_sampler(config, 4).network.output[-1]) is nn.Linear
+
+
+def test_a_mapping_gives_each_layer_its_own_prior_width_and_must_name_every_layer():
+    net = bayesianize(nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1)), prior_std={"0": 0.5, "1": 2.0})
+    assert [layer.prior_std for layer in net] == [0.5, 2.0]
+    with pytest.raises(ConfigError, match="no width to the layers 1; it names 0"):
+        bayesianize(nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1)), prior_std={"0": 0.5})
 
 
 def test_kl_is_zero_at_the_prior_and_matches_the_closed_form_sum():

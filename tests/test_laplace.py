@@ -8,6 +8,7 @@ from bayesgen.app.cli import main
 from bayesgen.bayes import bayesianize, variational_layers, weight_draws
 from bayesgen.bayes.laplace import Curvature, best_prior_std, center_inputs, empirical_fisher, kronecker_factors
 from bayesgen.core.errors import ConfigError, RunError
+from bayesgen.engine.checkpoint import load_checkpoint
 from bayesgen.engine.config import LaplaceConfig
 from bayesgen.engine.laplace import laplace
 from bayesgen.engine.model import TrainedModel
@@ -128,6 +129,30 @@ def test_the_evidence_chooses_the_prior_width_of_well_measured_weights():
     assert curvature.log_evidence(net, rms) > curvature.log_evidence(net, rms / 3)
 
 
+def test_the_evidence_per_layer_gives_each_layer_the_width_of_its_own_weights():
+    """Two well-measured layers whose weights differ tenfold in size: one width for both falls
+    between them; per layer, each gets the rms of its own weights, at a larger evidence."""
+    net = bayesianize(nn.Sequential(nn.Linear(50, 40), nn.Linear(40, 30)))
+    rms = []
+    for layer, size, seed in zip(variational_layers(net), (0.03, 0.3), (5, 6)):
+        with torch.no_grad():
+            generator = torch.Generator().manual_seed(seed)
+            layer.weight_mean.copy_(torch.randn(layer.weight_mean.shape, generator=generator) * size)
+            layer.bias_mean.copy_(torch.randn(layer.bias_mean.shape, generator=generator) * size)
+        rms.append(float(torch.cat([layer.weight_mean.flatten(), layer.bias_mean]).detach().square().mean().sqrt()))
+    curvature = Curvature([torch.full((40, 50), 1e8), torch.full((30, 40), 1e8)],
+                          [torch.full((40,), 1e8), torch.full((30,), 1e8)], events=1000)
+    each = best_prior_std(net, curvature, per_layer=True)
+    assert each == [pytest.approx(r, rel=0.07) for r in rms]
+    one = best_prior_std(net, curvature)
+    assert rms[0] < one < rms[1]
+    assert curvature.log_evidence(net, each) > curvature.log_evidence(net, one)
+    curvature.set_posterior(net, each)
+    assert [layer.prior_std for layer in variational_layers(net)] == each
+    with pytest.raises(ValueError, match="1 prior widths for 2 variational layers"):
+        curvature.log_evidence(net, [0.1])
+
+
 def test_a_layer_that_does_not_see_one_row_per_event_is_named():
     net = bayesianize(nn.Sequential(nn.Linear(2, 1)))
     net.eval()
@@ -176,11 +201,24 @@ def test_laplace_refuses_what_it_cannot_make(trained_run, laplace_run, tmp_path,
         train(tiny_config(tmp_path / "kron", bayesian=True, bayes_options={"posterior": "kronecker"}), progress=False)
 
 
+def test_a_prior_per_layer_is_recorded_and_rebuilt_with_the_run(trained_run, tmp_path, capsys):
+    out = tmp_path / "per_layer"
+    assert main(["laplace", str(trained_run), "--out", str(out), "--prior-per-layer", "--threads", "1"]) == 0
+    assert "by the evidence per layer, σ " in capsys.readouterr().out
+    model = TrainedModel.load(out, "cpu")
+    record = load_checkpoint(out)["laplace"]
+    layers = variational_layers(model.sampler)
+    assert record["prior_from"] == "evidence per layer" and len(record["prior_std"]) == len(layers) > 1
+    assert [layer.prior_std for layer in layers] == record["prior_std"]
+    with pytest.raises(ConfigError, match="give one of them"):
+        LaplaceConfig(prior_std=0.1, prior_per_layer=True)
+
+
 def test_the_cli_writes_a_run_that_validates_with_draws(trained_run, tmp_path, capsys):
     out = tmp_path / "bayes"
     assert main(["laplace", str(trained_run), "--out", str(out), "--prior-std", "0.05", "--posterior", "diagonal",
                  "--threads", "1"]) == 0
-    assert "prior width 0.05, given" in capsys.readouterr().out
+    assert "prior N(0, 0.05²) given" in capsys.readouterr().out
     assert TrainedModel.load(out, "cpu").config.bayes_options["posterior"] == "mean_field"
     assert main(["validate", str(out), "--draws", "3", "--events", "2000", "--threads", "1",
                  "--out", str(tmp_path / "report")]) == 0

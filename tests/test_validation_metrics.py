@@ -186,6 +186,28 @@ def test_coverage_over_truth_samples_averages_the_noise_of_one_truth_away():
         coverage_over_truths(truths[:1], band)
 
 
+def test_the_coverage_without_the_band_says_whether_the_truth_resolves_the_error():
+    """Members of a generator 0.05 σ off, spread by 0.05 σ between them: against 2,000 truth
+    events the statistical errors alone already cover about as a calibrated band would (the
+    coverage cannot see the band), against 1,000,000 they cover few bins and the band covers
+    many more; the band never covers fewer bins than the statistical errors alone."""
+    edges = np.linspace(-3, 3, 31)
+    rng = np.random.default_rng(8)
+    band = BandHistogram.from_histograms([Histogram.fill(rng.normal(0.05 + 0.05 * rng.normal(), 1.0, 200_000), edges)
+                                          for _ in range(20)])
+    small = coverage_over_truths([Histogram.fill(rng.normal(size=2_000), edges) for _ in range(10)], band)
+    truths = [Histogram.fill(rng.normal(size=1_000_000), edges) for _ in range(3)]
+    large = coverage_over_truths(truths, band)
+    assert small["coverage_1sigma_stat_truths"] > 0.6
+    assert large["coverage_1sigma_stat_truths"] < 0.3
+    assert large["coverage_1sigma_truths"] > large["coverage_1sigma_stat_truths"] + 0.3
+    for truth in truths:
+        metrics = band_metrics(truth, band)
+        assert metrics["coverage_1sigma"] >= metrics["coverage_1sigma_stat"]
+    assert large["coverage_1sigma_stat_truths"] == pytest.approx(
+        np.mean([band_metrics(truth, band)["coverage_1sigma_stat"] for truth in truths]))
+
+
 def test_calibrated_coverage_probability_counts_the_bins_within_the_range():
     """Simulated calibrated bands (each bin covered with probability erf(1/√2)) land within
     0.55–0.85 as often as the formula says; 14 bins allow 8 to 11 covered, 1 bin never."""

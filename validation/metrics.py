@@ -167,6 +167,9 @@ def band_metrics(truth: Histogram, band: BandHistogram, min_fraction: float = 0.
     * ``coverage_1sigma`` — fraction of the bins with
       |ρ̄ − ρ_truth| ≤ √(σ²_pred + σ²_truth + σ²_stat), σ_truth the truth's Poisson error and
       σ_stat the statistical error of the ensemble mean (≈ 0.68 for a calibrated band);
+    * ``coverage_1sigma_stat`` — the same fraction with σ_pred = 0, the statistical errors alone:
+      the reference that says whether the truth sample resolves the model's errors at all (near
+      0.68 as well, the coverage cannot tell a calibrated band from none);
     * ``coverage_bins`` — n, the number of bins those figures use.
     """
     _check_same_edges(truth, band)
@@ -174,9 +177,10 @@ def band_metrics(truth: Histogram, band: BandHistogram, min_fraction: float = 0.
     n = int(bulk.sum())
     if n == 0:
         return {"sigma_pred_rel_median": float("nan"), "sigma_sampling_rel_median": float("nan"),
-                "coverage_1sigma": float("nan"), "coverage_bins": 0}
+                "coverage_1sigma": float("nan"), "coverage_1sigma_stat": float("nan"), "coverage_bins": 0}
     mean, sigma_pred = band.mean[bulk], band.sigma_pred[bulk]
-    sigma_total = np.sqrt(sigma_pred**2 + truth.density_error[bulk] ** 2 + band.stat_error[bulk] ** 2)
+    sigma_stat = np.hypot(truth.density_error[bulk], band.stat_error[bulk])
+    deviation = np.abs(mean - truth.density[bulk])
 
     def relative_median(sigma: np.ndarray) -> float:
         """Median of σ/ρ̄ over the bins where the ensemble puts any density (NaN if none)."""
@@ -185,8 +189,8 @@ def band_metrics(truth: Histogram, band: BandHistogram, min_fraction: float = 0.
 
     return {"sigma_pred_rel_median": relative_median(sigma_pred),
             "sigma_sampling_rel_median": relative_median(band.sampling[bulk]),
-            "coverage_1sigma": float(np.mean(np.abs(mean - truth.density[bulk]) <= sigma_total)),
-            "coverage_bins": n}
+            "coverage_1sigma": float(np.mean(deviation <= np.hypot(sigma_pred, sigma_stat))),
+            "coverage_1sigma_stat": float(np.mean(deviation <= sigma_stat)), "coverage_bins": n}
 
 
 def coverage_over_truths(truths: Sequence[Histogram], band: BandHistogram,
@@ -198,13 +202,17 @@ def coverage_over_truths(truths: Sequence[Histogram], band: BandHistogram,
     * ``coverage_1sigma_truths`` — the mean over the K truth samples;
     * ``coverage_1sigma_truths_error`` — its standard error, the spread over the samples / √K
       (the truths' noise only: the band's own members are the same in every term);
+    * ``coverage_1sigma_stat_truths`` — the mean of ``coverage_1sigma_stat``, the reference
+      without the band;
     * ``coverage_truths`` — K.
     """
     if len(truths) < 2:
         raise ValueError(f"a coverage over truth samples needs at least two of them, got {len(truths)}")
-    coverages = np.array([band_metrics(truth, band, min_fraction)["coverage_1sigma"] for truth in truths])
+    metrics = [band_metrics(truth, band, min_fraction) for truth in truths]
+    coverages = np.array([m["coverage_1sigma"] for m in metrics])
     return {"coverage_1sigma_truths": float(coverages.mean()),
             "coverage_1sigma_truths_error": float(coverages.std(ddof=1) / math.sqrt(len(coverages))),
+            "coverage_1sigma_stat_truths": float(np.mean([m["coverage_1sigma_stat"] for m in metrics])),
             "coverage_truths": len(coverages)}
 
 
