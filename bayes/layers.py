@@ -114,7 +114,8 @@ class VariationalLinear(nn.Module):
         (Δb 0 without a bias)."""
         if self._weights is None:
             raise ValueError("no weights drawn: call draw first")
-        biases = torch.zeros_like(self._weights[..., 0]) if self._biases is None else self._biases - self.bias_mean.detach()
+        biases = (torch.zeros_like(self._weights[..., 0]) if self._biases is None
+                  else self._biases - self.bias_mean.detach())
         return torch.cat([self._weights - self.weight_mean.detach(), biases[..., None]], dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -24,9 +24,9 @@ def bayesianize(module: nn.Module, prior_std: float | Mapping[str, float] = 1.0,
     whose posterior means start at the layer's weights, under the prior ``N(0, prior_std²)`` (a
     mapping gives each layer, by its name in ``module``, a width of its own); ``keep(name,
     layer)`` → True leaves a layer deterministic; ``center_inputs`` centres each layer with a
-    bias on its running mean input (see :mod:`bayesgen.bayes.layers`); ``posterior = "kronecker"`` makes :class:`KroneckerLinear`
-    layers instead, to hold a Laplace fit (:mod:`bayesgen.bayes.laplace`). Returns the module
-    (a copy unless ``inplace``)."""
+    bias on its running mean input (see :mod:`bayesgen.bayes.layers`); ``posterior =
+    "kronecker"`` makes :class:`KroneckerLinear` layers instead, to hold a Laplace fit
+    (:mod:`bayesgen.bayes.laplace`). Returns the module (a copy unless ``inplace``)."""
     if posterior not in POSTERIORS:
         raise ValueError(f"unknown posterior {posterior!r}; known: {', '.join(POSTERIORS)}")
     module = module if inplace else copy.deepcopy(module)

@@ -54,7 +54,8 @@ def linearised_weights(sampler: torch.nn.Module, features: torch.Tensor, offsets
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="a Laplace run directory (bayesgen laplace)")
-    parser.add_argument("--events", type=int, default=1_000_000, help="events of the mean network, shared by the members")
+    parser.add_argument("--events", type=int, default=1_000_000,
+                        help="events of the mean network, shared by the members")
     parser.add_argument("--draws", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0, help="seed of the members and the events")
     parser.add_argument("--truths", type=int, default=10, help="truth samples the coverage is averaged over")
@@ -74,8 +75,8 @@ def main() -> None:
         rows = min(CHUNK, args.events - start_row)
         with torch.no_grad():
             features = sampler.sample(rows, generator=torch_generator(derive_seed(args.seed, "events", index), "cpu"))
-        events = model.preprocessor.inverse(features.numpy(), np.random.default_rng(derive_seed(args.seed, "inverse", index)),
-                                            None)
+        rng = np.random.default_rng(derive_seed(args.seed, "inverse", index))
+        events = model.preprocessor.inverse(features.numpy(), rng, None)
         inside = process.support(events)
         weights.append(linearised_weights(sampler, features[torch.from_numpy(inside)], offsets).numpy())
         observables.append(process.observables(events[inside]))

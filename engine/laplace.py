@@ -125,8 +125,8 @@ def _fit(run_dir: str | Path, state: dict, source: TrainConfig,
                               for i, rows in enumerate(batches)])
     prior_std = config.prior_std or best_prior_std(sampler, curvature, per_layer=config.prior_per_layer)
     curvature.set_posterior(sampler, prior_std)
-    record = {"source": str(run_dir), "posterior": config.posterior, "prior_std": prior_std,
-              "prior_from": "given" if config.prior_std else "evidence per layer" if config.prior_per_layer else "evidence",
+    chosen = "given" if config.prior_std else "evidence per layer" if config.prior_per_layer else "evidence"
+    record = {"source": str(run_dir), "posterior": config.posterior, "prior_std": prior_std, "prior_from": chosen,
               "log_evidence": curvature.log_evidence(sampler, prior_std), "events": curvature.events,
               "layers": list(named_variational_layers(sampler)),
               "seconds": time.perf_counter() - started}
