@@ -26,7 +26,8 @@ from bayesgen.bayes import ensemble, variational_layers
 from bayesgen.bayes.laplace import event_rows
 from bayesgen.core.seeding import derive_seed, torch_generator
 from bayesgen.engine.model import TrainedModel
-from bayesgen.validation.histogram import Histogram
+from bayesgen.validation.histogram import BandHistogram, Histogram
+from bayesgen.validation.metrics import band_metrics, coverage_over_truths
 from bayesgen.validation.report import Truth
 
 CHUNK = 20_000   #: events per gradient pass
@@ -49,6 +50,16 @@ def linearised_weights(sampler: torch.nn.Module, features: torch.Tensor, offsets
             inputs = torch.cat([centred[:, 0], torch.ones_like(centred[:, 0, :1])], dim=1)
             weights -= torch.einsum("no,mop,np->mn", gradients[:, 0], offsets[index], inputs).detach()
     return weights
+
+
+def shared_events_band(members: np.ndarray, shared: Histogram) -> BandHistogram:
+    """The band of members ``(M, bins)`` whose densities all come from the events of ``shared``:
+    σ_pred is their spread itself and σ_stat the shared events' error. (A :class:`BandHistogram`
+    holds s_between and s_sampling, with σ²_pred = s²_between − s²_sampling and σ_stat =
+    s_sampling/√M; both are set so.)"""
+    sampling = shared.density_error * np.sqrt(len(members))
+    spread = np.sqrt(members.std(axis=0, ddof=1) ** 2 + sampling**2)
+    return BandHistogram(shared.edges, members.mean(axis=0), spread, sampling, len(members))
 
 
 def main() -> None:
@@ -89,21 +100,13 @@ def main() -> None:
     print(f"\n| observable | σ_pred/mean | coverage over {args.truths} truth samples of {args.truth_events:,} | "
           "without the band |\n|---|---:|---:|---:|")
     for name, binning in process.binnings.items():
-        members = np.stack([Histogram.fill(values[name], binning.edges, w).density for w in weights])
-        shared = Histogram.fill(values[name], binning.edges)
-        mean, sigma_pred = members.mean(0), members.std(0, ddof=1)
-        filled = mean > 0
-        band, alone = [], []
-        for truth in truths:
-            histogram = truth.histogram(name, binning.edges)
-            bulk = histogram.fraction >= 0.01
-            stat = np.hypot(histogram.density_error[bulk], shared.density_error[bulk])
-            band.append(np.mean(np.abs(mean[bulk] - histogram.density[bulk]) <= np.hypot(sigma_pred[bulk], stat)))
-            alone.append(np.mean(np.abs(mean[bulk] - histogram.density[bulk]) <= stat))
-        bulk = shared.fraction >= 0.01
-        print(f"| {name} | {np.median(sigma_pred[bulk & filled] / mean[bulk & filled]):.2%} | {np.mean(band):.3f} ± "
-              f"{np.std(band, ddof=1) / np.sqrt(len(band)):.3f} | {np.mean(alone):.3f} |")
-
+        band = shared_events_band(np.stack([Histogram.fill(values[name], binning.edges, w).density for w in weights]),
+                                  Histogram.fill(values[name], binning.edges))
+        histograms = [truth.histogram(name, binning.edges) for truth in truths]
+        coverage = coverage_over_truths(histograms, band)
+        print(f"| {name} | {band_metrics(histograms[0], band)['sigma_pred_rel_median']:.2%} | "
+              f"{coverage['coverage_1sigma_truths']:.3f} ± {coverage['coverage_1sigma_truths_error']:.3f} | "
+              f"{coverage['coverage_1sigma_stat_truths']:.3f} |")
 
 if __name__ == "__main__":
     main()
