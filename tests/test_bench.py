@@ -6,11 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from bayesgen.bayes import variational_layers
 from bayesgen.engine.config import TrainConfig
 from bayesgen.engine.model import build_sampler
+from bayesgen.validation.histogram import Histogram
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
@@ -258,3 +260,33 @@ def test_the_linearised_band_weights_an_event_by_its_member_s_density_ratio_to_f
     assert change > 3e-3
     assert float((weights[1] - ratio).abs().max()) < 0.05 * change
     torch.testing.assert_close(weights[0], torch.ones(64))
+
+
+def test_the_training_spread_tells_the_recipe_s_shared_error_from_the_run_to_run_one():
+    """Two runs that share a ±4 % tilt and each add their own ±1 % pattern (10⁸ events each,
+    statistical errors ~10⁻⁴): the run-to-run σ is 1 %, the shared part the tilt's (with half the
+    patterns' sum), the deviations correlate; a run that is the truth shows no error."""
+    bench = load_bench("training_spread")
+    edges = np.linspace(0, 1, 11)
+    truth_counts = np.full(10, 1e7)
+    tilt = np.linspace(-0.04, 0.04, 10)
+    own_a, own_b = 0.01 * (-1.0) ** np.arange(10), 0.01 * (-1.0) ** (np.arange(10) // 2)
+
+    def histogram(counts):
+        return Histogram(edges=edges, counts=counts, sumw2=counts.copy(), total=float(counts.sum()))
+
+    truth = histogram(truth_counts)
+    row = bench.spread_row(truth, histogram(truth_counts * (1 + tilt + own_a)),
+                           histogram(truth_counts * (1 + tilt + own_b)))
+    assert row["bins"] == 10
+    assert abs(row["run_to_run"] - 0.01) < 5e-4
+    assert abs(row["shared"] - np.sqrt(np.mean((tilt + (own_a + own_b) / 2) ** 2))) < 5e-4
+    assert row["shared"] > 2 * row["run_to_run"] and row["corr"] > 0.8
+    assert bench.spread_row(truth, truth, truth)["a"] == 0.0
+
+
+def test_training_spread_table(trained_run):
+    lines = run("training_spread.py", str(trained_run), str(trained_run), "--events", "2000")
+    rows = [line for line in lines if line.startswith("| m_mumu |")]
+    assert lines[0].startswith("2,000 events of each run") and len(rows) == 1
+    assert float(rows[0].split("|")[3].strip().rstrip("%")) >= 0
