@@ -17,6 +17,7 @@ from bayesgen.engine.config import ValidateConfig
 from bayesgen.engine.generation import generate_events
 from bayesgen.engine.io import check_output_path
 from bayesgen.engine.likelihood import likelihood_summary
+from bayesgen.engine.linearised import check_linearisable, linearised_member_weights
 from bayesgen.engine.model import TrainedModel, count_parameters
 from bayesgen.validation.report import (Evaluation, Report, Truth, check_independent_truths, draw_truth,
                                         generated_events, measure, report_dir, write_report)
@@ -26,26 +27,37 @@ from bayesgen.validation.reweighting import Reweighter, reweighter_path
 def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig, progress: bool = False,
              reweighter: Reweighter | None = None) -> Evaluation:
     """Generate :func:`~bayesgen.validation.report.generated_events` events per ensemble member
-    and measure them against ``truth`` (with ``reweighter``, weighted too); the summary adds the
+    (with ``config.band`` linearised, as many in all from the posterior-mean network, shared by the
+    members under their linearised weights) and measure them against ``truth`` (with
+    ``reweighter``, weighted too); the summary adds the
     run's facts, generation speed, the model's size and its likelihood on the truth. With
     ``progress``, bars on a terminal."""
     if reweighter is not None:
         reweighter.check_sampling(config.sample_steps, config.solver)
     if config.coverage_truths:
         check_independent_truths(model.process)   # before the generation, not after
+    linearised = config.band == "linearised" and config.draws > 1
+    if linearised:
+        check_linearisable(model)   # before the generation, not after
     precision = resolved_precision(model.sampler.device, config.precision)
     n_events = generated_events(config, len(truth.events))
-    generated, stats = generate_events(model, n_events, config.batch_size, derive_seed(config.seed, "generate"),
-                                       config.sample_steps, config.solver, config.draws, precision,
-                                       config.keep_unphysical, progress=progress)
+    seed = derive_seed(config.seed, "generate")
+    generated, stats = generate_events(model, n_events * config.draws if linearised else n_events,
+                                       config.batch_size, seed, config.sample_steps, config.solver,
+                                       1 if linearised else config.draws, precision, config.keep_unphysical,
+                                       progress=progress)
+    member_weights = (linearised_member_weights(model, generated.events, config.draws, derive_seed(seed, "ensemble"))
+                      if linearised else None)
     if stats.n_out_of_support:
         warnings.warn(f"{model.config.process}: {stats.describe_out_of_support(config.keep_unphysical)}; the "
                       "metrics describe the events written", UserWarning, stacklevel=2)
     evaluation = measure(model.process, truth, generated.events, generated.draw, config.draws, config.seed,
-                         f"the {model.config.sampler} model", progress, reweighter, config.coverage_truths)
+                         f"the {model.config.sampler} model", progress, reweighter, config.coverage_truths,
+                         member_weights)
     evaluation.summary = {
         "process": model.config.process, "sampler": model.config.sampler,
         "backbone": model.config.backbone, "bayesian": model.config.bayesian, "n_events": n_events,
+        **({"band": config.band} if config.draws > 1 else {}),
         "training_steps": model.step, "training_seconds": model.train_seconds,
         "training_cpu_seconds": model.train_cpu_seconds,
         "parameters": count_parameters(model.sampler),

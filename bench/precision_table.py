@@ -55,7 +55,7 @@ from bayesgen.app.validate import evaluate
 from bayesgen.core.registry import get_sampler
 from bayesgen.core.seeding import derive_seed
 from bayesgen.engine.checkpoint import load_checkpoint
-from bayesgen.engine.config import LAPLACE_POSTERIORS, ReweightConfig, TrainConfig, ValidateConfig
+from bayesgen.engine.config import BANDS, LAPLACE_POSTERIORS, ReweightConfig, TrainConfig, ValidateConfig
 from bayesgen.engine.io import write_json, write_text
 from bayesgen.engine.laplace import prior_words
 from bayesgen.engine.model import TrainedModel
@@ -246,23 +246,25 @@ def bayes(out: Path, sampler: str, events: int, draws: int, train_events: int | 
 
 
 def laplace_label(row: str, posterior: str = "kronecker", name: str = "laplace", prior_std: float | None = None,
-                  draw_seed: int = 0, per_layer: bool = False) -> str:
+                  draw_seed: int = 0, per_layer: bool = False, band: str = "sampled") -> str:
     """The result name of a Laplace posterior of ``row`` (``name`` e.g. a calibration's); its run's
-    name is the same without ``draw_seed``."""
+    name is the same without ``draw_seed`` and ``band``."""
     return "_".join([name, *([posterior] if posterior != "kronecker" else []), *(["perlayer"] if per_layer else []),
+                     *([band] if band != "sampled" else []),
                      *([f"prior{prior_std:g}"] if prior_std else []), *([f"draws{draw_seed}"] if draw_seed else []),
                      row])
 
 
 def laplace(out: Path, row: str, events: int, draws: int, posterior: str = "kronecker",
             source: str | None = None, name: str = "laplace", prior_std: float | None = None,
-            draw_seed: int = 0, per_layer: bool = False) -> None:
+            draw_seed: int = 0, per_layer: bool = False, band: str = "sampled") -> None:
     """Make the Laplace posterior of the output layers of ``row``'s trained run (or of the run
     ``source``; `bayesgen laplace`, the prior's width by the evidence, one for all layers or with
     ``per_layer`` one each, unless ``prior_std``) and validate ``draws`` members of ``events``
     events each on the bayes stage's truth, the coverage also over COVERAGE_TRUTHS further truth
     samples and over LARGE_COVERAGE_TRUTHS of LARGE_COVERAGE_EVENTS events (``coverage_large``); a
-    ``draw_seed`` other than 0 draws other members (and their events) of the same posterior."""
+    ``draw_seed`` other than 0 draws other members (and their events) of the same posterior; ``band``
+    as ``bayesgen validate --band``."""
     directory = run_dir(out, laplace_label(row, posterior, name, prior_std, per_layer=per_layer))
     if not (directory / "checkpoint.pt").exists():
         bayesgen.laplace(run_dir(out, source or SHARED_RUNS.get(row, row)), out=str(directory), posterior=posterior,
@@ -270,13 +272,13 @@ def laplace(out: Path, row: str, events: int, draws: int, posterior: str = "kron
     model = TrainedModel.load(directory, "cpu")
     truth = Truth.draw(model.process, events, truth_seed(0))
     config = ValidateConfig(events=events, draws=draws, seed=truth_seed(0) + draw_seed, threads=1,
-                            coverage_truths=COVERAGE_TRUTHS, **sampling_of(row))
+                            coverage_truths=COVERAGE_TRUTHS, band=band, **sampling_of(row))
     evaluation = evaluate(model, truth, config)
     bands = {name: evaluation.histogram(name, binning.edges) for name, binning in model.process.binnings.items()
              if "skipped" not in evaluation.summary["observables"][name]}
     large = coverage_truths_metrics(model.process, LARGE_COVERAGE_EVENTS, bands, LARGE_COVERAGE_TRUTHS,
                                     derive_seed(truth_seed(0), "large-coverage"))
-    save_evaluation(out / laplace_label(row, posterior, name, prior_std, draw_seed, per_layer), model, evaluation,
+    save_evaluation(out / laplace_label(row, posterior, name, prior_std, draw_seed, per_layer, band), model, evaluation,
                     laplace=load_checkpoint(directory)["laplace"], draw_seed=draw_seed,
                     coverage_large={"events": LARGE_COVERAGE_EVENTS, "observables": large})
 
@@ -584,6 +586,9 @@ def other_run_line(result: dict) -> str:
 
     if "laplace" in result:
         what = f"the {result['laplace']['posterior']} Laplace posterior ({prior_words(result['laplace'])})"
+        if result.get("band") == "linearised":
+            what = (f"{what}, its {result['draws']} members to first order in the weights (`--band linearised`, "
+                    f"sharing {result['n_generated']:,} events of the trained network)")
         if result.get("draw_seed"):
             what = f"{what}, another {result['draws']} members (draw seed {result['draw_seed']})"
     else:
@@ -741,7 +746,8 @@ def bayes_section(out: Path, best: str, prefix: str = "bayes") -> list[str]:
     if large:
         lines.append("\n" + resolution_line(b["observables"], large))
     others = ([f"{laplace_label(best, p)}.json" for p in LAPLACE_POSTERIORS if p != "kronecker"]
-              + [f"laplace_{part}*_{best}.json" for part in ("perlayer", "prior", "draws")] if prefix == "laplace"
+              + [f"laplace_{part}*_{best}.json" for part in ("perlayer", "linearised", "prior", "draws")]
+              if prefix == "laplace"
               else [f"bayes_seed*_{best}.json", f"bayes_prior*_{best}.json"])
     for path in sorted(path for pattern in others for path in out.glob(pattern)):
         lines.append("\n" + other_run_line(json.loads(path.read_text())))
@@ -875,6 +881,8 @@ def main() -> None:
     parser.add_argument("--draw-seed", type=int, default=0,
                         help="the laplace stage's seed of the members and their events, added to the validation "
                              "seed (not 0: other members of the same posterior, Kronecker only, a line of its own)")
+    parser.add_argument("--band", choices=BANDS, default="sampled",
+                        help="the laplace stage's band, as bayesgen validate --band (not sampled: a line of its own)")
     parser.add_argument("--bayes-steps", type=int,
                         help="training steps of the Bayesian run (default: fewer than its row's, BAYES_STEP_FRACTION)")
     parser.add_argument("--calibration-events", type=int, default=12_500, help="N, the smallest training set")
@@ -913,10 +921,10 @@ def main() -> None:
             bayes(out, best, args.calibration_member_events, args.calibration_draws, args.calibration_events * factor,
                   name=f"calibration_n{args.calibration_events * factor}", steps=args.calibration_steps)
     if args.stage in ("all", "laplace"):
-        one_row = args.prior_std is not None or args.draw_seed or args.prior_per_layer
+        one_row = args.prior_std is not None or args.draw_seed or args.prior_per_layer or args.band != "sampled"
         for posterior in ("kronecker",) if one_row else LAPLACE_POSTERIORS:
             laplace(out, best, args.bayes_events, args.draws, posterior, prior_std=args.prior_std,
-                    draw_seed=args.draw_seed, per_layer=args.prior_per_layer)
+                    draw_seed=args.draw_seed, per_layer=args.prior_per_layer, band=args.band)
     if args.stage in ("all", "laplace-calibration"):
         laplace_calibration(out, best, args.calibration_member_events, args.calibration_draws, args.calibration_events,
                             args.calibration_steps)

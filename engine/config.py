@@ -174,6 +174,10 @@ class GenerateConfig(DeviceOptions, GenerationOptions):
     out: str = option("events.root", "event file, .root or .npz")
 
 
+#: how validate draws an ensemble band (ValidateConfig.band)
+BANDS = ("sampled", "linearised")
+
+
 @dataclass
 class ValidateConfig(DeviceOptions, GenerationOptions, MeasureOptions):
     """How to validate a trained run against fresh truth events."""
@@ -184,9 +188,15 @@ class ValidateConfig(DeviceOptions, GenerationOptions, MeasureOptions):
                                      "truth samples of the validated size (coverage from toys, to about "
                                      "±0.1/√K instead of ±0.1 from one sample; 0: off, else at least 2; a "
                                      "Monte-Carlo process only)")
+    band: str = option("sampled", "with --draws > 1, how the members are drawn: sampled (each a network with its "
+                                  "own weights and events) or linearised (the posterior-mean network's events, "
+                                  "weighted per member by its density ratio to first order in the weights; as many "
+                                  "events as the sampled members together; needs an exact log-likelihood: inn, ar)")
 
     def __post_init__(self):
         super().__post_init__()
+        if self.band not in BANDS:
+            raise ConfigError(f"unknown band {self.band!r}; known: {', '.join(BANDS)}")
         if self.coverage_truths == 1 or self.coverage_truths < 0:
             raise ConfigError(f"coverage_truths must be 0 (off) or at least 2, got {self.coverage_truths}")
         if self.coverage_truths and self.draws < 2:

@@ -221,6 +221,20 @@ class BandHistogram(_Binned):
         return cls(edges=np.asarray(edges, dtype=float), mean=densities.mean(axis=0), spread=spread,
                    sampling=np.sqrt(variances.mean(axis=0)), n_draws=n, total=float(sum(h.total for h in histograms)))
 
+    @classmethod
+    def from_shared_events(cls, values, edges, member_weights: np.ndarray) -> "BandHistogram":
+        """The band of ``M`` members that share the events ``values`` (n,), member ``m`` weighing
+        them by ``member_weights[m]`` ``(M, n)`` (e.g. the linearised members of
+        :mod:`bayesgen.bayes.linearised`): σ_pred is the spread of the members' densities itself
+        and σ_stat the shared events' Poisson error, so ``s_sampling`` is set to σ_stat·√M and
+        ``s²_between`` to the members' variance plus ``s²_sampling``."""
+        shared = Histogram.fill(values, edges)
+        members = np.stack([Histogram.fill(values, edges, weights).density for weights in member_weights])
+        sampling = shared.density_error * np.sqrt(len(members))
+        spread = np.sqrt(members.std(axis=0, ddof=1) ** 2 + sampling**2)
+        return cls(edges=shared.edges, mean=members.mean(axis=0), spread=spread, sampling=sampling,
+                   n_draws=len(members), total=shared.total)
+
     @property
     def sigma_pred(self) -> np.ndarray:
         """``√max(0, s²_between − s²_sampling)``: the members' density spread, sampling noise removed."""

@@ -114,19 +114,25 @@ class Truth:
 class Evaluation:
     """One trained model measured against truth: its finite generated observables, the ensemble
     member of each event, the summary written to ``metrics.json``, the first member's events
-    (for whole-event metrics and example pictures) and, when reweighted, the events' classifier
-    weights (aligned with the observables)."""
+    (for whole-event metrics and example pictures), when reweighted, the events' classifier
+    weights (aligned with the observables), and for a linearised band the weights of the shared
+    events per ensemble member ``(draws, n)`` (aligned alike)."""
 
     observables: dict[str, np.ndarray]
     draw: np.ndarray
     summary: dict[str, Any]
     events: np.ndarray
     weights: np.ndarray | None = None
+    member_weights: np.ndarray | None = None
 
     def histogram(self, name: str, edges: np.ndarray) -> Histogram | BandHistogram:
-        """All events in one histogram, or the ensemble band when there are several draws."""
-        draws = int(self.draw.max()) + 1
+        """All events in one histogram, or the ensemble band when there are several draws (members
+        drawing their own events, or sharing them under ``member_weights``)."""
         values = self.observables[name]
+        if self.member_weights is not None:
+            where = ~np.isnan(values)
+            return BandHistogram.from_shared_events(values[where], edges, self.member_weights[:, where])
+        draws = int(self.draw.max()) + 1
         if draws == 1:
             return Histogram.fill(defined(values), edges)
         return BandHistogram.from_histograms(
@@ -171,7 +177,7 @@ def observable_table(process: Process, truth: Truth, observables: dict[str, np.n
 
 def measure(process: Process, truth: Truth, events: np.ndarray, draw: np.ndarray, draws: int, seed: int,
             label: str = "the model", progress: bool = False, reweighter: Reweighter | None = None,
-            coverage_truths: int = 0) -> Evaluation:
+            coverage_truths: int = 0, member_weights: np.ndarray | None = None) -> Evaluation:
     """Measure generated ``events (n, n_quantities)``, ``draws`` ensemble members marked by
     ``draw (n,)``, against ``truth``: metrics per observable (on all members' events pooled;
     with draws, the band's width and coverage too), each beside its truth-vs-truth floor for
@@ -183,7 +189,10 @@ def measure(process: Process, truth: Truth, events: np.ndarray, draw: np.ndarray
     naming ``label``. With a ``reweighter`` the summary's ``reweighted`` holds the same metrics
     and AUC of the events weighted by it (beside the same floors), and the weights' spread. With
     ``coverage_truths`` K ≥ 2 and draws, each band's coverage is also averaged over K further
-    truth samples of the same size (:func:`coverage_truths_metrics`)."""
+    truth samples of the same size (:func:`coverage_truths_metrics`). With ``member_weights``
+    ``(draws, n)`` the ``draws`` members share the events (all marked member 0), member ``m``
+    weighing them by its row (a linearised band, :mod:`bayesgen.bayes.linearised`); the summary
+    then adds the weights' spread and the fraction below 0."""
     observables, finite = finite_observables(process, events)
     n_dropped = int((~finite).sum())
     if n_dropped > len(finite) // 2:
@@ -193,6 +202,8 @@ def measure(process: Process, truth: Truth, events: np.ndarray, draw: np.ndarray
     first_member = events[finite & (draw == 0)]
     evaluation = Evaluation({name: values[order] for name, values in observables.items()}, draw[finite][order], {},
                             first_member)
+    if member_weights is not None:
+        evaluation.member_weights = member_weights[:, finite][:, order]
     bar = progress_bar(progress, total=len(process.binnings) + 2, desc="measuring", unit="step")
     bar.set_postfix_str("truth-vs-truth floors")
     floors = truth.floors(len(events))
@@ -216,6 +227,9 @@ def measure(process: Process, truth: Truth, events: np.ndarray, draw: np.ndarray
     evaluation.summary.update({
         "draws": draws, "n_truth": len(truth.events), "n_generated": int(finite.sum()), "floor": floors.summary(),
         "n_nonfinite_dropped": n_dropped, "classifier": classifier, "observables": per_observable})
+    if member_weights is not None:
+        evaluation.summary["linearised_weights"] = {"std": float(evaluation.member_weights.std()),
+                                                    "negative_fraction": float((evaluation.member_weights < 0).mean())}
     if reweighter is not None:
         inputs = classifier_inputs(process, events[finite])
         calibrated = reweighter.calibrated(inputs)
