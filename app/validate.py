@@ -29,9 +29,8 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig, progress
     """Generate :func:`~bayesgen.validation.report.generated_events` events per ensemble member
     (with ``config.band`` linearised, as many in all from the posterior-mean network, shared by the
     members under their linearised weights) and measure them against ``truth`` (with
-    ``reweighter``, weighted too); the summary adds the
-    run's facts, generation speed, the model's size and its likelihood on the truth. With
-    ``progress``, bars on a terminal."""
+    ``reweighter``, weighted too); the summary adds the run's facts, generation speed, the model's
+    size and its likelihood on the truth. With ``progress``, bars on a terminal."""
     if reweighter is not None:
         reweighter.check_sampling(config.sample_steps, config.solver)
     if config.coverage_truths:
@@ -46,8 +45,8 @@ def evaluate(model: TrainedModel, truth: Truth, config: ValidateConfig, progress
                                        config.batch_size, seed, config.sample_steps, config.solver,
                                        1 if linearised else config.draws, precision, config.keep_unphysical,
                                        progress=progress)
-    member_weights = (linearised_member_weights(model, generated.events, config.draws, derive_seed(seed, "ensemble"))
-                      if linearised else None)
+    member_weights = (linearised_member_weights(model, generated.events, config.draws, derive_seed(seed, "ensemble"),
+                                                progress) if linearised else None)
     if stats.n_out_of_support:
         warnings.warn(f"{model.config.process}: {stats.describe_out_of_support(config.keep_unphysical)}; the "
                       "metrics describe the events written", UserWarning, stacklevel=2)

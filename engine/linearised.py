@@ -12,6 +12,7 @@ from bayesgen.core.errors import ConfigError
 from bayesgen.core.sampler import Sampler
 from bayesgen.core.seeding import derive_seed
 from bayesgen.engine.model import TrainedModel
+from bayesgen.engine.progress import progress_bar
 
 LINEARISED_CHUNK = 20_000   #: events per gradient pass
 
@@ -29,10 +30,12 @@ def check_linearisable(model: TrainedModel) -> None:
                           f"{model.config.sampler} sampler has none (inn and ar have one): use --band sampled")
 
 
-def linearised_member_weights(model: TrainedModel, events: np.ndarray, draws: int, seed: int) -> np.ndarray:
+def linearised_member_weights(model: TrainedModel, events: np.ndarray, draws: int, seed: int,
+                              progress: bool = False) -> np.ndarray:
     """``(draws, n)``: each of the ``draws`` members that
     :func:`~bayesgen.bayes.model.weight_draws` draws with ``seed``, as the weights
-    ``1 − ∇_θ NLL · Δθ_m`` of the posterior-mean network's ``events`` ``(n, n_quantities)``."""
+    ``1 − ∇_θ NLL · Δθ_m`` of the posterior-mean network's ``events`` ``(n, n_quantities)``; with
+    ``progress``, a bar on a terminal."""
     check_linearisable(model)
     sampler, process = model.sampler, model.process
     sampler.eval()
@@ -40,6 +43,7 @@ def linearised_member_weights(model: TrainedModel, events: np.ndarray, draws: in
     features = model.preprocessor.forward(events, np.random.default_rng(derive_seed(seed, "linearised-absent")))
     conditions = process.conditions(events) if process.n_conditions else None
     chunks = []
+    bar = progress_bar(progress, total=len(events), desc="linearising", unit="event", unit_scale=True)
     for start in range(0, len(events), LINEARISED_CHUNK):
         rows = slice(start, start + LINEARISED_CHUNK)
         x = torch.from_numpy(features[rows]).float().to(sampler.device)
@@ -47,4 +51,6 @@ def linearised_member_weights(model: TrainedModel, events: np.ndarray, draws: in
         with torch.enable_grad():
             weights = linearised_weights(sampler, lambda: -sampler.log_prob(x, cond).sum(), offsets)
         chunks.append(weights.cpu().numpy())
+        bar.update(len(x))
+    bar.close()
     return np.concatenate(chunks, axis=1)
