@@ -42,6 +42,11 @@ def excess_rms(deviation: np.ndarray, variance: np.ndarray) -> float:
     return float(np.sqrt(max(np.mean(deviation**2) - np.mean(variance), 0.0)))
 
 
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson's correlation of ``a`` and ``b``; NaN where either does not vary."""
+    return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan")
+
+
 def spread_row(truth: Histogram, a: Histogram, b: Histogram, min_fraction: float = 0.01) -> dict[str, float]:
     """The figures of the module docstring for one observable's three histograms."""
     bulk = truth.fraction >= min_fraction
@@ -52,7 +57,7 @@ def spread_row(truth: Histogram, a: Histogram, b: Histogram, min_fraction: float
             "run_to_run": excess_rms(d_a - d_b, e_a**2 + e_b**2) / np.sqrt(2),
             "a": excess_rms(d_a, e_a**2 + e_t**2), "b": excess_rms(d_b, e_b**2 + e_t**2),
             "shared": excess_rms((d_a + d_b) / 2, (e_a**2 + e_b**2) / 4 + e_t**2),
-            "corr": float(np.corrcoef(d_a, d_b)[0, 1]), "stat": float(np.sqrt(np.mean(e_a**2 + e_t**2)))}
+            "corr": correlation(d_a, d_b), "stat": float(np.sqrt(np.mean(e_a**2 + e_t**2)))}
 
 
 def main() -> None:
