@@ -203,7 +203,7 @@ def measure(process: Process, truth: Truth, events: np.ndarray, draw: np.ndarray
     evaluation = Evaluation({name: values[order] for name, values in observables.items()}, draw[finite][order], {},
                             first_member)
     if member_weights is not None:
-        evaluation.member_weights = member_weights[:, finite][:, order]
+        evaluation.member_weights = member_weights[:, np.flatnonzero(finite)[order]]   # one copy, not two
     bar = progress_bar(progress, total=len(process.binnings) + 2, desc="measuring", unit="step")
     bar.set_postfix_str("truth-vs-truth floors")
     floors = truth.floors(len(events))
